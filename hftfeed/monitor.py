@@ -1,0 +1,934 @@
+"""UDP receiver for the hftfeed wire format: sequence gaps, restarts, latency and a book view.
+
+``python3 hftfeed.py monitor --listen ADDR:PORT`` (or ``python3 -m hftfeed.monitor ...``) binds a
+unicast address or joins a multicast group, accounts every datagram and prints one report per
+interval (human text, or one JSON object per line with ``--json``), then a summary on exit.
+:class:`FeedMonitor` is the same receiver for in-process use (benchmark, tests).
+
+Why the receive path looks the way it does (it must keep up with >= 100k messages/s on PyPy):
+
+* one non-blocking socket drained with ``recv_into`` a preallocated 64 KiB buffer; a selector
+  only sleeps when the socket is empty;
+* each datagram is checked against every structural rule of PROTOCOL.md (the same rules as
+  ``wire.decode_packet``, so a datagram the monitor accepts is one the reference decoder
+  accepts), reading only length/type bytes; then message headers are read with one precompiled
+  ``Struct``. No message object is built on the hot path: the latest ``B`` message of each
+  instrument is kept as raw bytes and decoded with ``wire.decode_packet`` only when the view
+  asks for it (once per instrument per report).
+
+Sequencing follows PROTOCOL.md "Packet": ``seq`` counts messages; a jump forward inside one
+session is a gap of ``seq - expected`` missing messages; a packet that fills an earlier gap is
+out of order (its messages are counted as recovered); one whose messages were all seen already is
+a duplicate; a new, larger ``session`` on a channel is a publisher restart (a restart at seq 1 is
+not a gap); a smaller ``session`` is a stale or second publisher and is only counted.
+"""
+
+import argparse
+import ipaddress
+import json
+import logging
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+
+from hftfeed import wire
+from hftfeed.errors import ConfigError, WireError
+from hftfeed.stats import LatencyHistogram, RateMeter, format_ns
+
+log = logging.getLogger("hftfeed.monitor")
+
+try:  # exact fixed-point formatting lives in fixed.py when the core provides it
+    from hftfeed.fixed import format_fixed as _format_fixed
+except ImportError as _exc:  # pragma: no cover - depends on the checkout's state
+    log.debug("hftfeed.fixed unavailable (%s): using the monitor's own formatter", _exc)
+    _format_fixed = None
+
+RECV_BUFFER_BYTES = 65536           # > the largest UDP payload (65507): recv_into never truncates
+DEFAULT_RCVBUF_BYTES = 4 * 2 ** 20  # DESIGN.md: 4 MiB socket buffers
+MAX_DATAGRAMS_PER_POLL = 4096       # bound one poll() so reports stay on time under a flood
+LATENCY_PERCENTILES = (50, 99, 99.9)
+MAX_HOLES_PER_CHANNEL = 64          # remembered gaps, to tell late (reordered) from duplicate
+MAX_DECODE_ERROR_LOGS = 10          # then decode errors are only counted
+
+_PACKET_HEADER = struct.Struct("<2sBBHHIIQQ")  # PROTOCOL.md "Packet" table, 32 bytes
+# PROTOCOL.md message header, only what the monitor needs: length, type, venue, instrument,
+# (flags, exch_ns skipped), recv_ns -- one unpack per message, no tuple of unused fields.
+_MSG_PEEK = struct.Struct("<HBBH10xQ")
+_LEVEL = struct.Struct("<qq")
+
+_TYPE_B = wire.TYPE_BOOK
+_TYPE_T = wire.TYPE_TRADE
+_TYPE_Q = wire.TYPE_QUOTE
+_TYPE_S = wire.TYPE_STATUS
+_TYPE_I = wire.TYPE_INSTRUMENT
+_EOS = wire.PACKET_FLAG_END_OF_SESSION
+
+# Exact length of every fixed-size type (PROTOCOL.md "Message bodies"); 0 = variable or unknown.
+_FIXED_LENGTH = [0] * 256
+_FIXED_LENGTH[_TYPE_T] = wire.TRADE_LEN
+_FIXED_LENGTH[_TYPE_Q] = wire.QUOTE_LEN
+_FIXED_LENGTH[_TYPE_S] = wire.STATUS_LEN
+_FIXED_LENGTH[_TYPE_I] = wire.INSTRUMENT_LEN
+
+VENUE_NAMES = {
+    wire.VENUE_BINANCE: "binance",
+    wire.VENUE_BINANCE_USDM: "binance-usdm",
+    wire.VENUE_BYBIT: "bybit",
+    wire.VENUE_OKX: "okx",
+    wire.VENUE_COINBASE: "coinbase",
+    wire.VENUE_SIM: "sim",
+}
+STATE_NAMES = {wire.STATE_LIVE: "live", wire.STATE_RESYNC: "resync",
+               wire.STATE_DISCONNECTED: "disconnected"}
+
+# What the sequencer lets the message loop do with a packet.
+_APPLY = 0        # in order (or after a gap): count messages, update the views
+_COUNT_ONLY = 1   # late, fills a gap: count messages, keep the (newer) views
+_SKIP = 2         # duplicate or stale session: messages already seen or not ours
+
+# Interval counters: reset by interval_report(), accumulated into the totals.
+_COUNTERS = ("packets", "bytes", "messages", "heartbeats", "end_of_session", "gaps",
+             "missing_messages", "duplicates", "out_of_order", "recovered_messages", "restarts",
+             "stale_session_packets", "decode_errors", "filtered_packets", "recv_errors")
+
+# A packet header with count 1, to decode one stored message with the reference decoder.
+_SINGLE_MESSAGE_HEADER = _PACKET_HEADER.pack(wire.MAGIC, wire.VERSION, 0, 0, 1, 0, 0, 0, 0)
+
+
+def format_price(value):
+    """Scaled int (10**8) -> exact decimal text, via fixed.format_fixed when available."""
+    if _format_fixed is not None:
+        return _format_fixed(value)
+    return format_scaled(value)
+
+
+def format_scaled(value):
+    """Exact int scaled by 10**8 -> shortest decimal string ("37000.01", "0.5", "-0.00000001")."""
+    sign = "-" if value < 0 else ""
+    whole, frac = divmod(abs(value), 100000000)
+    if frac == 0:
+        return "%s%d" % (sign, whole)
+    return "%s%d.%s" % (sign, whole, ("%08d" % frac).rstrip("0"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Addresses and the socket
+# ---------------------------------------------------------------------------------------------
+
+def parse_listen(text):
+    """"ADDR:PORT" or "[IPv6]:PORT" -> (host, port). Raises ConfigError naming the problem.
+
+    Only IP literals: a name could resolve to another family than the publisher sends to.
+    Port 0 asks the kernel for a free port (the start report says which).
+    """
+    if text.startswith("["):
+        host, sep, port_text = text[1:].partition("]:")
+        if not sep:
+            raise ConfigError("--listen %r: expected [IPv6]:PORT" % (text,))
+    else:
+        host, sep, port_text = text.rpartition(":")
+        if not sep or not host:
+            raise ConfigError("--listen %r: expected ADDR:PORT (IPv4) or [ADDR]:PORT (IPv6)"
+                              % (text,))
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ConfigError("--listen %r: %r is not an IP address" % (text, host)) from None
+    if address.version == 6 and not text.startswith("["):
+        raise ConfigError("--listen %r: write IPv6 addresses as [ADDR]:PORT" % (text,))
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ConfigError("--listen %r: port must be an integer in 0..65535" % (text,))
+    return str(address), int(port_text)
+
+
+def _read_rmem_max():
+    """net.core.rmem_max in bytes, or None where /proc does not say (not Linux)."""
+    try:
+        with open("/proc/sys/net/core/rmem_max") as handle:
+            return int(handle.read().strip())
+    except (OSError, ValueError) as exc:
+        log.debug("cannot read net.core.rmem_max: %s", exc)
+        return None
+
+
+def _set_rcvbuf(sock, rcvbuf_bytes):
+    """Ask for SO_RCVBUF, read it back, warn once if the kernel capped it. Returns (actual, capped).
+
+    Linux doubles the requested value for its bookkeeping (socket(7)) and reports the doubled
+    size, capped at 2 x net.core.rmem_max; other systems report what they granted.
+    """
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf_bytes)
+    actual = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    expected = 2 * rcvbuf_bytes if sys.platform.startswith("linux") else rcvbuf_bytes
+    capped = actual < expected
+    if capped:
+        rmem_max = _read_rmem_max()
+        log.warning("SO_RCVBUF: asked for %d bytes, the kernel granted %d (capped by "
+                    "net.core.rmem_max = %s); bursts may be dropped. Raise it with: "
+                    "sudo sysctl -w net.core.rmem_max=%d", rcvbuf_bytes, actual,
+                    rmem_max if rmem_max is not None else "?", rcvbuf_bytes)
+    return actual, capped
+
+
+def _interface_index(interface):
+    """An interface name ("eth0") or index ("2") -> index; None -> 0 (the kernel picks)."""
+    if interface is None:
+        return 0
+    if interface.isdigit():
+        return int(interface)
+    try:
+        return socket.if_nametoindex(interface)
+    except OSError:
+        raise ConfigError("--interface %r: no such network interface" % (interface,)) from None
+
+
+def _join_group(sock, group, interface):
+    """Join multicast ``group`` on ``interface`` (IP literal, name or index; None = any).
+
+    IPv4: IP_ADD_MEMBERSHIP with ``struct ip_mreq`` (group, local address) for an address, or
+    ``struct ip_mreqn`` (group, any, ifindex) for a name (ip(7)). IPv6: IPV6_JOIN_GROUP with
+    ``struct ipv6_mreq`` (group, ifindex) (ipv6(7)): it needs an interface name or index.
+    """
+    if group.version == 4:
+        local = None
+        if interface is not None:
+            try:
+                local = ipaddress.ip_address(interface)
+            except ValueError:
+                local = None
+        if interface is None or local is not None:
+            if local is not None and local.version != 4:
+                raise ConfigError("--interface %r: an IPv4 group needs an IPv4 interface address"
+                                  % (interface,))
+            mreq = struct.pack("=4s4s", group.packed, (local or ipaddress.ip_address("0.0.0.0")).packed)
+        else:
+            mreq = struct.pack("=4s4si", group.packed, bytes(4), _interface_index(interface))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+    else:
+        if interface is not None and ":" in interface:
+            raise ConfigError("--interface %r: for an IPv6 group give the interface name or "
+                              "index (e.g. eth0), not an address" % (interface,))
+        mreq = struct.pack("=16sI", group.packed, _interface_index(interface))
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+
+
+def open_udp_socket(host, port, interface=None, rcvbuf_bytes=DEFAULT_RCVBUF_BYTES):
+    """Bind a non-blocking UDP socket to ``host:port`` (joining the group if multicast).
+
+    Returns ``(sock, rcvbuf_actual, rcvbuf_capped)``. For a group, the socket is bound to the
+    group address itself on Linux (so it does not also receive other groups' traffic on the
+    same port) and to the wildcard elsewhere, with SO_REUSEADDR so several monitors can listen.
+    """
+    address = ipaddress.ip_address(host)
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        rcvbuf_actual, rcvbuf_capped = _set_rcvbuf(sock, rcvbuf_bytes)
+        if address.is_multicast:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if sys.platform.startswith("linux"):
+                bind_host = host
+            else:
+                bind_host = "::" if family == socket.AF_INET6 else "0.0.0.0"
+            sock.bind((bind_host, port))
+            _join_group(sock, address, interface)
+        else:
+            sock.bind((host, port))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock, rcvbuf_actual, rcvbuf_capped
+
+
+# ---------------------------------------------------------------------------------------------
+# Receiver state
+# ---------------------------------------------------------------------------------------------
+
+class _Channel(object):
+    """Sequencing state of one publisher channel (PROTOCOL.md: seq counts messages)."""
+
+    __slots__ = ("session", "next_seq", "holes", "ended", "packets", "gaps", "missing_messages",
+                 "restarts")
+
+    def __init__(self, session, next_seq):
+        self.session = session
+        self.next_seq = next_seq
+        self.holes = []          # [first_missing_seq, end_seq) of recent gaps, oldest first
+        self.ended = False
+        self.packets = 0
+        self.gaps = 0
+        self.missing_messages = 0
+        self.restarts = 0
+
+    def add_hole(self, start, end):
+        self.holes.append([start, end])
+        if len(self.holes) > MAX_HOLES_PER_CHANNEL:
+            del self.holes[0]
+
+    def fill(self, start, end):
+        """Remove ``[start, end)`` from the remembered holes; return how many seqs it filled."""
+        filled = 0
+        kept = []
+        for hole_start, hole_end in self.holes:
+            low = max(hole_start, start)
+            high = min(hole_end, end)
+            if low >= high:
+                kept.append([hole_start, hole_end])
+                continue
+            filled += high - low
+            if hole_start < low:
+                kept.append([hole_start, low])
+            if high < hole_end:
+                kept.append([high, hole_end])
+        self.holes = kept
+        return filled
+
+    def as_dict(self):
+        return {"session": self.session, "next_seq": self.next_seq, "ended": self.ended,
+                "packets": self.packets, "gaps": self.gaps,
+                "missing_messages": self.missing_messages, "restarts": self.restarts,
+                "open_holes": len(self.holes)}
+
+
+class _BookView(object):
+    """Latest ``B`` message of one instrument, kept raw until someone looks at it."""
+
+    __slots__ = ("raw", "decoded", "books_interval", "books_total")
+
+    def __init__(self):
+        self.raw = None
+        self.decoded = None
+        self.books_interval = 0
+        self.books_total = 0
+
+
+def decode_single_message(raw):
+    """Decode one raw message (bytes of its full length) with the reference decoder."""
+    return wire.decode_packet(_SINGLE_MESSAGE_HEADER + bytes(raw)).messages[0]
+
+
+class FeedMonitor(object):
+    """In-process receiver: ``poll()`` accounts datagrams, reports come out as dicts.
+
+    Attributes for callers: ``books`` {instrument: wire.BookMsg} (latest book of each
+    instrument), ``symbols`` {instrument: str} (from ``I``), ``states`` {instrument: state}
+    (from ``S``), ``venues`` {instrument: venue id}, ``channels`` {channel: sequencing state},
+    ``port`` (the bound port), ``rcvbuf_bytes_actual``/``rcvbuf_capped``.
+    ``book_view=False`` skips keeping books (the ``--no-book`` fast path).
+    """
+
+    def __init__(self, listen_host, listen_port, *, interface=None,
+                 rcvbuf_bytes=DEFAULT_RCVBUF_BYTES, channel=None, book_view=True,
+                 clock_ns=time.time_ns):
+        self.listen_host = listen_host
+        self.channel_filter = channel
+        self.book_view = book_view
+        self._clock_ns = clock_ns
+        self._sock, self.rcvbuf_bytes_actual, self.rcvbuf_capped = open_udp_socket(
+            listen_host, listen_port, interface, rcvbuf_bytes)
+        self.rcvbuf_bytes_requested = rcvbuf_bytes
+        self.port = self._sock.getsockname()[1]
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._sock, selectors.EVENT_READ)
+        self._buf = bytearray(RECV_BUFFER_BYTES)   # preallocated: recv_into, never a new bytes
+        self._type_counts = [0] * 256
+        self._type_totals = [0] * 256
+        self._lat_net = LatencyHistogram()         # receive wall time - packet send_ns
+        self._lat_daemon = LatencyHistogram()      # packet send_ns - message recv_ns
+        self._lat_net_total = LatencyHistogram()
+        self._lat_daemon_total = LatencyHistogram()
+        self._packet_rate = RateMeter()
+        self._message_rate = RateMeter()
+        self._totals = dict.fromkeys(_COUNTERS, 0)
+        for name in _COUNTERS:
+            setattr(self, name, 0)
+        self.last_decode_error = None
+        self.channels = {}
+        self._views = {}
+        self.symbols = {}
+        self.states = {}
+        self.venues = {}
+        self._started_mono_ns = time.monotonic_ns()
+        self._closed = False
+
+    # -- receive ---------------------------------------------------------------------------
+
+    def fileno(self):
+        return self._sock.fileno()
+
+    def poll(self, timeout_s):
+        """Receive and account every datagram available (up to MAX_DATAGRAMS_PER_POLL),
+        waiting up to ``timeout_s`` for the first one. Returns the number of datagrams handled."""
+        handled = self._drain()
+        if handled or timeout_s <= 0:
+            return handled
+        if self._selector.select(timeout_s):
+            handled = self._drain()
+        return handled
+
+    def _drain(self):
+        recv_into = self._sock.recv_into
+        buf = self._buf
+        handle = self._handle_datagram
+        clock_ns = self._clock_ns
+        handled = 0
+        while handled < MAX_DATAGRAMS_PER_POLL:
+            try:
+                nbytes = recv_into(buf)
+            except BlockingIOError:
+                break
+            except OSError as exc:   # e.g. ENOBUFS; counted and logged, the loop goes on
+                self.recv_errors += 1
+                log.warning("recv failed: %s", exc)
+                break
+            handle(nbytes, clock_ns())
+            handled += 1
+        return handled
+
+    def handle_datagram(self, data, recv_ns=None):
+        """Account one datagram given as bytes (tests, replay); same path as the socket's."""
+        nbytes = len(data)
+        if nbytes > RECV_BUFFER_BYTES:
+            raise ValueError("datagram of %d bytes exceeds the receive buffer" % nbytes)
+        self._buf[:nbytes] = data
+        self._handle_datagram(nbytes, self._clock_ns() if recv_ns is None else recv_ns)
+
+    def _handle_datagram(self, nbytes, recv_ns):
+        buf = self._buf
+        try:
+            if nbytes < wire.HEADER_SIZE:
+                raise WireError("datagram of %d bytes is shorter than the %d-byte header"
+                                % (nbytes, wire.HEADER_SIZE))
+            magic, version, flags, channel, count, session, _reserved, seq, send_ns = \
+                _PACKET_HEADER.unpack_from(buf, 0)
+            if magic != wire.MAGIC or version != wire.VERSION:
+                raise WireError("bad magic %r or version %d" % (magic, version))
+            _validate_messages(buf, nbytes, count)
+        except WireError as exc:
+            self._count_decode_error(exc)
+            return
+        if self.channel_filter is not None and channel != self.channel_filter:
+            self.filtered_packets += 1
+            return
+        self.packets += 1
+        self.bytes += nbytes
+        self._lat_net.record(recv_ns - send_ns)
+        mode = self._sequence(channel, session, seq, count, flags)
+        if flags & _EOS:
+            self.end_of_session += 1
+        elif count == 0:
+            self.heartbeats += 1
+        if count and mode != _SKIP:
+            self._account_messages(buf, count, send_ns, mode == _APPLY)
+
+    def _count_decode_error(self, exc):
+        self.decode_errors += 1
+        self.last_decode_error = str(exc)
+        total = self.decode_errors + self._totals["decode_errors"]
+        if total <= MAX_DECODE_ERROR_LOGS:
+            log.warning("malformed datagram dropped (%s)%s", exc,
+                        "; further ones are only counted" if total == MAX_DECODE_ERROR_LOGS
+                        else "")
+        elif log.isEnabledFor(logging.DEBUG):
+            log.debug("malformed datagram dropped (%s)", exc)
+
+    def _sequence(self, channel_id, session, seq, count, flags):
+        """Apply PROTOCOL.md's sequencing rules for one packet; return _APPLY/_COUNT_ONLY/_SKIP."""
+        state = self.channels.get(channel_id)
+        if state is None:   # first packet seen on this channel: joining late is not a gap
+            state = self.channels[channel_id] = _Channel(session, seq + count)
+        elif session != state.session:
+            if session < state.session:
+                self.stale_session_packets += 1
+                return _SKIP
+            self.restarts += 1
+            state.restarts += 1
+            state.session = session
+            state.holes = []
+            state.ended = False
+            if seq > 1:    # the new session's first messages were lost
+                self._gap(state, 1, seq)
+            state.next_seq = seq + count
+        else:
+            expected = state.next_seq
+            if seq == expected:
+                state.next_seq = seq + count
+            elif seq > expected:
+                self._gap(state, expected, seq)
+                state.next_seq = seq + count
+            elif count:   # seq < expected: late or repeated (a late heartbeat says nothing)
+                state.packets += 1
+                filled = state.fill(seq, seq + count)
+                if seq + count > expected:
+                    state.next_seq = seq + count
+                if filled:
+                    self.out_of_order += 1
+                    self.recovered_messages += filled
+                    return _COUNT_ONLY
+                self.duplicates += 1
+                return _SKIP
+        state.packets += 1
+        if flags & _EOS:
+            state.ended = True
+        return _APPLY
+
+    def _gap(self, state, first_missing, next_seen):
+        missing = next_seen - first_missing
+        self.gaps += 1
+        self.missing_messages += missing
+        state.gaps += 1
+        state.missing_messages += missing
+        state.add_hole(first_missing, next_seen)
+
+    def _account_messages(self, buf, count, send_ns, apply_views):
+        """Count each message by type, record in-daemon latency, feed the views."""
+        type_counts = self._type_counts
+        record_daemon = self._lat_daemon.record
+        keep_books = self.book_view and apply_views
+        views = self._views
+        unpack = _MSG_PEEK.unpack_from
+        off = wire.HEADER_SIZE
+        for _ in range(count):
+            length, mtype, venue, instrument, msg_recv_ns = unpack(buf, off)
+            type_counts[mtype] += 1
+            if mtype == _TYPE_B:
+                if msg_recv_ns:
+                    record_daemon(send_ns - msg_recv_ns)
+                if keep_books:
+                    view = views.get(instrument)
+                    if view is None:
+                        view = views[instrument] = _BookView()
+                    view.raw = buf[off:off + length]   # a copy: buf is reused by the next recv
+                    view.decoded = None
+                    view.books_interval += 1
+                    self.venues[instrument] = venue
+            elif mtype == _TYPE_T or mtype == _TYPE_Q:
+                if msg_recv_ns:
+                    record_daemon(send_ns - msg_recv_ns)
+            elif mtype == _TYPE_S:
+                if apply_views:
+                    self.states[instrument] = buf[off + wire.MSG_HEADER_SIZE]
+                    self.venues[instrument] = venue
+            elif mtype == _TYPE_I:   # rare (every 5 s): decode the symbol fully
+                self.symbols[instrument] = _symbol_at(buf, off)
+                self.venues.setdefault(instrument, venue)
+            off += length
+        self.messages += count
+
+    # -- views and reports -----------------------------------------------------------------
+
+    @property
+    def books(self):
+        """{instrument: wire.BookMsg}: the latest book of each instrument (decoded on demand)."""
+        result = {}
+        for instrument, view in self._views.items():
+            book = self._decoded_book(view)
+            if book is not None:
+                result[instrument] = book
+        return result
+
+    def _decoded_book(self, view):
+        if view.decoded is None and view.raw is not None:
+            view.decoded = decode_single_message(view.raw)  # validated on receipt: cannot fail
+        return view.decoded
+
+    def _instrument_rows(self, depth, interval_s, per_interval):
+        rows = []
+        instruments = set(self._views) | set(self.symbols) | set(self.states)
+        for instrument in sorted(instruments):
+            view = self._views.get(instrument)
+            book = self._decoded_book(view) if view is not None else None
+            books = 0
+            if view is not None:
+                books = view.books_interval if per_interval else view.books_total + view.books_interval
+            venue = self.venues.get(instrument)
+            state = self.states.get(instrument)
+            row = {
+                "instrument": instrument,
+                "symbol": self.symbols.get(instrument),
+                "venue": venue,
+                "venue_name": VENUE_NAMES.get(venue) if venue is not None else None,
+                "state": state,
+                "state_name": STATE_NAMES.get(state) if state is not None else None,
+                "update_id": book.update_id if book is not None else None,
+                "books": books,
+                "bids": [list(level) for level in book.bids[:depth]] if book is not None else [],
+                "asks": [list(level) for level in book.asks[:depth]] if book is not None else [],
+            }
+            if per_interval:
+                row["books_per_s"] = books / interval_s if interval_s > 0 else 0.0
+            rows.append(row)
+        return rows
+
+    def _counts_dict(self, names_source):
+        return dict((name, names_source[name]) for name in _COUNTERS)
+
+    @staticmethod
+    def _by_type(counts):
+        return dict((chr(t) if 32 < t < 127 else "0x%02x" % t, n)
+                    for t, n in enumerate(counts) if n)
+
+    def interval_report(self, depth=1):
+        """Counters, rates, latencies and the book view since the last call; resets them."""
+        now_mono_ns = time.monotonic_ns()
+        self._packet_rate.add(self.packets)
+        self._message_rate.add(self.messages)
+        packets_per_s = self._packet_rate.roll(now_mono_ns)
+        messages_per_s = self._message_rate.roll(now_mono_ns)
+        interval_s = self._packet_rate.last_interval_s
+        report = {"type": "interval", "time_ns": time.time_ns(), "interval_s": interval_s}
+        current = dict((name, getattr(self, name)) for name in _COUNTERS)
+        report.update(current)
+        report["packets_per_s"] = packets_per_s
+        report["messages_per_s"] = messages_per_s
+        report["by_type"] = self._by_type(self._type_counts)
+        report["last_decode_error"] = self.last_decode_error
+        report["latency_net"] = self._lat_net.snapshot(LATENCY_PERCENTILES)
+        report["latency_daemon"] = self._lat_daemon.snapshot(LATENCY_PERCENTILES)
+        if self.book_view:
+            report["instruments"] = self._instrument_rows(depth, interval_s, True)
+        # reset: fold the interval into the totals
+        for name in _COUNTERS:
+            self._totals[name] += current[name]
+            setattr(self, name, 0)
+        for index in range(256):
+            self._type_totals[index] += self._type_counts[index]
+            self._type_counts[index] = 0
+        self._lat_net_total.merge(self._lat_net)
+        self._lat_daemon_total.merge(self._lat_daemon)
+        self._lat_net.reset()
+        self._lat_daemon.reset()
+        for view in self._views.values():
+            view.books_total += view.books_interval
+            view.books_interval = 0
+        self.last_decode_error = None
+        return report
+
+    def summary(self, depth=1):
+        """Totals since start (including the interval in progress); resets nothing."""
+        elapsed_s = (time.monotonic_ns() - self._started_mono_ns) / 1e9
+        report = {"type": "summary", "time_ns": time.time_ns(), "elapsed_s": elapsed_s}
+        for name in _COUNTERS:
+            report[name] = self._totals[name] + getattr(self, name)
+        report["by_type"] = self._by_type([a + b for a, b in zip(self._type_totals,
+                                                                self._type_counts)])
+        net = self._lat_net_total.copy()
+        net.merge(self._lat_net)
+        daemon = self._lat_daemon_total.copy()
+        daemon.merge(self._lat_daemon)
+        report["latency_net"] = net.snapshot(LATENCY_PERCENTILES)
+        report["latency_daemon"] = daemon.snapshot(LATENCY_PERCENTILES)
+        report["channels"] = dict((str(ch), state.as_dict())
+                                  for ch, state in sorted(self.channels.items()))
+        if self.book_view:
+            report["instruments"] = self._instrument_rows(depth, elapsed_s, False)
+        report["rcvbuf_bytes_requested"] = self.rcvbuf_bytes_requested
+        report["rcvbuf_bytes_actual"] = self.rcvbuf_bytes_actual
+        report["rcvbuf_capped"] = self.rcvbuf_capped
+        return report
+
+    def close(self):
+        if self._closed:
+            return
+        self._closed = True
+        self._selector.close()
+        self._sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+def _validate_messages(buf, nbytes, count):
+    """Raise WireError unless ``count`` messages tile ``buf[32:nbytes]`` exactly as PROTOCOL.md
+    (and wire.decode_packet) require. Reads two or three bytes per message: no allocation."""
+    off = wire.HEADER_SIZE
+    for index in range(count):
+        if off + wire.MSG_HEADER_SIZE > nbytes:
+            raise WireError("header says %d messages, datagram ends after %d" % (count, index))
+        length = buf[off] | (buf[off + 1] << 8)   # u16 little-endian without a Struct call
+        if length < wire.MSG_HEADER_SIZE or length & 7 or off + length > nbytes:
+            raise WireError("message %d: bad length %d at offset %d of %d"
+                            % (index, length, off, nbytes))
+        mtype = buf[off + 2]
+        if mtype == _TYPE_B:
+            if length < wire.BOOK_FIXED_LEN or length != wire.book_len(buf[off + 32],
+                                                                      buf[off + 33]):
+                raise WireError("message %d: B length %d disagrees with its level counts"
+                                % (index, length))
+        else:
+            fixed = _FIXED_LENGTH[mtype]
+            if fixed and length != fixed:
+                raise WireError("message %d: %s message of length %d (expected %d)"
+                                % (index, chr(mtype), length, fixed))
+            if mtype == _TYPE_I:
+                _symbol_at(buf, off)
+        off += length
+    if off != nbytes:
+        raise WireError("%d bytes of trailing garbage after %d messages" % (nbytes - off, count))
+
+
+def _symbol_at(buf, off):
+    """The NUL-padded ASCII symbol of the ``I`` message at ``off`` (PROTOCOL.md: 24 bytes)."""
+    start = off + wire.MSG_HEADER_SIZE
+    raw = bytes(buf[start:start + wire.SYMBOL_SIZE]).rstrip(b"\0")
+    if not raw or b"\0" in raw or max(raw) > 127:
+        raise WireError("I symbol %r is not NUL-padded ASCII" % (raw,))
+    return raw.decode("ascii")
+
+
+# ---------------------------------------------------------------------------------------------
+# Human rendering
+# ---------------------------------------------------------------------------------------------
+
+def _latency_line(label, snap):
+    if not snap["count"]:
+        return "%-14s (no samples)" % label
+    text = "%-14s p50 %-8s p99 %-8s p99.9 %-8s max %-8s n=%d" % (
+        label, format_ns(snap["p50_ns"]), format_ns(snap["p99_ns"]),
+        format_ns(snap["p99.9_ns"]), format_ns(snap["max_ns"]), snap["count"])
+    if snap["negative"]:
+        text += "  negative=%d (clock skew)" % snap["negative"]
+    return text
+
+
+def _instrument_lines(row, depth, rate_key):
+    name = row["symbol"] or "#%d" % row["instrument"]
+    venue = row["venue_name"] or ("venue%d" % row["venue"] if row["venue"] is not None else "-")
+    state = row["state_name"] or ("state%d" % row["state"] if row["state"] is not None else "-")
+    update = "-" if row["update_id"] is None else str(row["update_id"])
+    if rate_key == "books_per_s":
+        rate = "%.1f books/s" % row["books_per_s"]
+    else:
+        rate = "%d books" % row["books"]
+    bids, asks = row["bids"], row["asks"]
+    if depth <= 1:
+        bid = "%s@%s" % (format_price(bids[0][1]), format_price(bids[0][0])) if bids else "-"
+        ask = "%s@%s" % (format_price(asks[0][0]), format_price(asks[0][1])) if asks else "-"
+        return ["  %-14s %-12s %-12s %s / %s  upd %s  %s"
+                % (name, venue, state, bid, ask, update, rate)]
+    lines = ["  %-14s %-12s %-12s upd %s  %s" % (name, venue, state, update, rate)]
+    for level in range(min(depth, max(len(bids), len(asks)))):
+        bid = bids[level] if level < len(bids) else None
+        ask = asks[level] if level < len(asks) else None
+        lines.append("    %18s %18s | %-18s %-18s" % (
+            format_price(bid[1]) if bid else "", format_price(bid[0]) if bid else "",
+            format_price(ask[0]) if ask else "", format_price(ask[1]) if ask else ""))
+    return lines
+
+
+def render_report(report, depth=1):
+    """Human lines for an interval report or a summary (same keys, see FeedMonitor)."""
+    by_type = " ".join("%s %d" % item for item in sorted(report["by_type"].items())) or "-"
+    if report["type"] == "interval":
+        stamp = time.strftime("%H:%M:%S", time.localtime(report["time_ns"] / 1e9))
+        head = "%s  %.0f pkt/s  %.0f msg/s  [%s]" % (stamp, report["packets_per_s"],
+                                                     report["messages_per_s"], by_type)
+        rate_key = "books_per_s"
+    else:
+        head = "summary after %.1fs: %d packets, %d messages, %d bytes  [%s]" % (
+            report["elapsed_s"], report["packets"], report["messages"], report["bytes"], by_type)
+        rate_key = "books"
+    lines = [
+        head,
+        "  heartbeats %d  end-of-session %d  restarts %d  gaps %d (missing %d)  duplicates %d  "
+        "out-of-order %d (recovered %d)  stale-session %d  decode-errors %d  filtered %d" % (
+            report["heartbeats"], report["end_of_session"], report["restarts"], report["gaps"],
+            report["missing_messages"], report["duplicates"], report["out_of_order"],
+            report["recovered_messages"], report["stale_session_packets"],
+            report["decode_errors"], report["filtered_packets"]),
+        "  " + _latency_line("net (pub->mon)", report["latency_net"]),
+        "  " + _latency_line("daemon", report["latency_daemon"]),
+    ]
+    for row in report.get("instruments", ()):
+        lines.extend(_instrument_lines(row, depth, rate_key))
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+
+class _UsageError(Exception):
+    """Raised by the parser instead of argparse's usage dump: main prints one line, returns 2."""
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message):
+        raise _UsageError(message)
+
+
+def _int_range(low, high):
+    def convert(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError("%r is not an integer" % (text,)) from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError("%d is outside %d..%d" % (value, low, high))
+        return value
+    return convert
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a number" % (text,)) from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError("%r must be a positive finite number" % (text,))
+    return value
+
+
+def build_parser():
+    parser = _OneLineParser(
+        prog="hftfeed monitor",
+        description="Receive hftfeed UDP packets (PROTOCOL.md): rates, sequence gaps, publisher "
+                    "restarts, latency percentiles and a top-of-book view.")
+    parser.add_argument("--listen", required=True, metavar="ADDR:PORT",
+                        help="unicast address to bind, or a multicast group to join; IPv6 as "
+                             "[ADDR]:PORT; port 0 = any free port")
+    parser.add_argument("--interface", default=None, metavar="IP",
+                        help="local interface for a multicast join (IPv4: address or name; "
+                             "IPv6: name or index); default: any")
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON object per line (start, each interval, summary)")
+    parser.add_argument("--interval-s", type=_positive_float, default=1.0, metavar="S",
+                        help="report interval in seconds (default 1)")
+    parser.add_argument("--duration-s", type=_positive_float, default=None, metavar="S",
+                        help="exit after S seconds (default: until SIGINT/SIGTERM)")
+    parser.add_argument("--rcvbuf-bytes", type=_int_range(1, 2 ** 31 - 1),
+                        default=DEFAULT_RCVBUF_BYTES, metavar="N",
+                        help="SO_RCVBUF to request (default 4 MiB)")
+    parser.add_argument("--channel", type=_int_range(0, 65535), default=None, metavar="N",
+                        help="only account packets of this channel")
+    parser.add_argument("--depth", type=_int_range(1, 255), default=1, metavar="N",
+                        help="book levels shown per instrument (default 1: one compact line)")
+    parser.add_argument("--no-book", action="store_true", help="no book view (less work)")
+    return parser
+
+
+def _configure_logging():
+    """stderr logging for the standalone command, unless the caller configured logging."""
+    if logging.getLogger().handlers:
+        return
+    level_name = os.environ.get("HFTFEED_LOG", "warning").strip().upper()
+    level = {"WARN": logging.WARNING}.get(level_name, getattr(logging, level_name, None))
+    if not isinstance(level, int):
+        level = logging.WARNING
+    logging.basicConfig(stream=sys.stderr, level=level,
+                        format="%(name)s: %(levelname)s: %(message)s")
+
+
+class _Output(object):
+    """Where reports go: JSON lines, a redrawn screen (TTY), or plain text lines."""
+
+    def __init__(self, stream, as_json, depth):
+        self.stream = stream
+        self.as_json = as_json
+        self.depth = depth
+        isatty = getattr(stream, "isatty", None)
+        self.redraw = not as_json and isatty is not None and isatty()
+
+    def emit(self, record, lines=None):
+        if self.as_json:
+            text = json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n"
+        else:
+            if lines is None:
+                lines = render_report(record, self.depth)
+            text = "\n".join(lines) + "\n"
+            if self.redraw and record.get("type") == "interval":
+                text = "\x1b[H\x1b[2J" + text   # cursor home + clear screen: redraw in place
+        self.stream.write(text)
+        self.stream.flush()
+
+
+def main(argv=None):
+    """``hftfeed monitor``: returns 0 on a clean stop, 2 on bad arguments, 1 if it cannot listen."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        host, port = parse_listen(args.listen)
+    except (_UsageError, ConfigError) as exc:
+        sys.stderr.write("hftfeed monitor: error: %s\n" % (exc,))
+        return 2
+    _configure_logging()
+    try:
+        monitor = FeedMonitor(host, port, interface=args.interface,
+                              rcvbuf_bytes=args.rcvbuf_bytes, channel=args.channel,
+                              book_view=not args.no_book)
+    except ConfigError as exc:
+        sys.stderr.write("hftfeed monitor: error: %s\n" % (exc,))
+        return 2
+    except OSError as exc:
+        sys.stderr.write("hftfeed monitor: error: cannot listen on %s: %s\n" % (args.listen, exc))
+        return 1
+    output = _Output(sys.stdout, args.json, args.depth)
+    try:
+        return _run(monitor, args, output, host)
+    finally:
+        monitor.close()
+
+
+def _run(monitor, args, output, host):
+    stop = []
+    previous_handlers = {}
+
+    def on_signal(signum, _frame):
+        stop.append(signum)
+
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous_handlers[signum] = signal.signal(signum, on_signal)
+    try:
+        start = {"type": "start", "listen": host, "port": monitor.port,
+                 "multicast": ipaddress.ip_address(host).is_multicast,
+                 "channel": args.channel, "pid": os.getpid(),
+                 "rcvbuf_bytes_requested": monitor.rcvbuf_bytes_requested,
+                 "rcvbuf_bytes_actual": monitor.rcvbuf_bytes_actual,
+                 "rcvbuf_capped": monitor.rcvbuf_capped}
+        shown = "[%s]" % host if ":" in host else host
+        output.emit(start, ["listening on %s:%d (SO_RCVBUF %d bytes)"
+                            % (shown, monitor.port, monitor.rcvbuf_bytes_actual)])
+        _receive_loop(monitor, args, output, stop)
+        for _ in range(16):   # take what is already queued before the summary
+            if not monitor.poll(0):
+                break
+        output.emit(monitor.summary(args.depth))
+    except BrokenPipeError as exc:
+        log.info("stdout closed (%s): stopping", exc)
+    finally:
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
+    return 0
+
+
+def _receive_loop(monitor, args, output, stop):
+    interval_s = args.interval_s
+    started = time.monotonic()
+    next_report = started + interval_s
+    deadline = started + args.duration_s if args.duration_s else None
+    while not stop:
+        now = time.monotonic()
+        if now >= next_report:
+            output.emit(monitor.interval_report(args.depth))
+            next_report += interval_s
+            if next_report <= now:   # a stall longer than an interval: do not burst reports
+                next_report = now + interval_s
+        if deadline is not None and now >= deadline:
+            break
+        wake = next_report if deadline is None else min(next_report, deadline)
+        # at most 0.2 s asleep so a signal is noticed quickly (select resumes after handlers)
+        monitor.poll(min(max(wake - now, 0.0), 0.2))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
