@@ -1,0 +1,14 @@
+"""Exchange adapters: one module per venue, each only a translator.
+
+An adapter turns the venue's messages into the shared update types (``hftfeed/updates.py``) and
+supplies the venue's continuity rule (a ``hftfeed.sync.SyncRule``) and its connection facts (URLs,
+limits, subscribe messages). Connecting, reconnecting, snapshots, resync and publishing live in
+``hftfeed/feed.py`` and are shared by every venue.
+"""
+
+from . import binance
+
+#: config "venue" value -> adapter class
+VENUES = {
+    binance.BinanceSpot.NAME: binance.BinanceSpot,
+}

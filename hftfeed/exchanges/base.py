@@ -1,0 +1,134 @@
+"""What every venue adapter provides (the contract ``feed.py`` relies on)."""
+
+import json
+
+from ..errors import FixedPointError, VenueError
+from ..fixed import parse_price
+
+
+class Venue(object):
+    """Base class of venue adapters. One instance per configured feed.
+
+    Class attributes (overridden per venue): NAME (config value), VENUE_ID (PROTOCOL.md venue id),
+    DEFAULT_WS_URL, DEFAULT_REST_URL, MAX_STREAMS_PER_CONNECTION, MAX_OUT_MSGS_PER_S,
+    CONNECTION_LIFETIME_S (reconnect proactively before the venue's forced disconnect),
+    REST_WEIGHT_PER_MIN, DEFAULT_SNAPSHOT_LIMIT, MAX_SNAPSHOT_LIMIT, APP_PING_TEXT /
+    APP_PING_INTERVAL_S (application-level keepalive, None when the venue pings at the
+    WebSocket level), and ``rule`` (the venue's SyncRule).
+    """
+
+    NAME = ""
+    VENUE_ID = 0
+    DEFAULT_WS_URL = ""
+    DEFAULT_REST_URL = ""
+    MAX_STREAMS_PER_CONNECTION = 1024
+    MAX_OUT_MSGS_PER_S = 5.0
+    CONNECTION_LIFETIME_S = 23.5 * 3600
+    REST_WEIGHT_PER_MIN = 6000
+    DEFAULT_SNAPSHOT_LIMIT = 1000
+    MAX_SNAPSHOT_LIMIT = 5000
+    APP_PING_TEXT = None
+    APP_PING_INTERVAL_S = None
+    rule = None
+
+    def __init__(self, symbols, channels, depth_speed="100ms"):
+        self.symbols = list(symbols)
+        self.channels = tuple(channels)
+        self.depth_speed = depth_speed
+
+    # -- connection facts (override) -----------------------------------------------------------
+    def streams_for(self, symbol):
+        """The venue's stream / subscription names for one symbol (counted against limits)."""
+        raise NotImplementedError
+
+    def connection_path(self, streams):
+        """The URL path (and query) to open for a connection carrying ``streams``."""
+        raise NotImplementedError
+
+    def subscribe_messages(self, streams):
+        """Text messages to send after connecting (empty when the URL carries the streams)."""
+        return []
+
+    def resubscribe_messages(self, symbol):
+        """Messages that make the venue send a fresh in-stream snapshot for ``symbol``."""
+        return []
+
+    def snapshot_request(self, symbol, limit):
+        """(path_and_query, request_weight) of the REST depth snapshot, for REST-snapshot venues."""
+        raise NotImplementedError
+
+    def parse_snapshot(self, symbol, body):
+        """REST snapshot body (bytes) -> Snapshot; raises VenueError."""
+        raise NotImplementedError
+
+    def parse(self, text):
+        """One WebSocket text message -> list of DepthUpdate / Trade / Quote / Control.
+        Raises VenueError for anything malformed (the caller counts and drops it)."""
+        raise NotImplementedError
+
+
+# -- helpers shared by the JSON adapters ------------------------------------------------------
+
+def loads(text):
+    """json.loads with the venue error type (malformed JSON is a VenueError, not a crash)."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:   # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise VenueError("malformed JSON: %s" % exc)
+    except RecursionError:
+        raise VenueError("malformed JSON: nested too deeply")
+
+
+def req_int(obj, key, what):
+    """A non-negative integer field (ids, times); bools and floats are not ids."""
+    value = obj.get(key)
+    if type(value) is not int or value < 0 or value > 0x7FFFFFFFFFFFFFFF:
+        raise VenueError("%s: field %r must be a non-negative integer, got %r" % (what, key, value))
+    return value
+
+
+def req_str(obj, key, what):
+    value = obj.get(key)
+    if type(value) is not str:
+        raise VenueError("%s: field %r must be a string, got %r" % (what, key, value))
+    return value
+
+
+def req_price(obj, key, what, allow_zero=False):
+    return to_price(req_str(obj, key, what), what, allow_zero)
+
+
+def to_price(text, what, allow_zero=False):
+    """A price string -> scaled int > 0 (>= 0 with allow_zero: empty sides of a quote)."""
+    try:
+        value = parse_price(text)
+    except FixedPointError as exc:
+        raise VenueError("%s: bad price %r: %s" % (what, text, exc))
+    if value < 0 or (value == 0 and not allow_zero):
+        raise VenueError("%s: price %r must be positive" % (what, text))
+    return value
+
+
+def to_qty(text, what):
+    """A quantity string -> scaled int >= 0."""
+    try:
+        value = parse_price(text)
+    except FixedPointError as exc:
+        raise VenueError("%s: bad quantity %r: %s" % (what, text, exc))
+    if value < 0:
+        raise VenueError("%s: quantity %r is negative" % (what, text))
+    return value
+
+
+def levels_flat(levels, what):
+    """[["price", "qty", ...], ...] -> flat [p0, q0, p1, q1, ...] of scaled ints (validated)."""
+    if type(levels) is not list:
+        raise VenueError("%s: levels must be a list, got %r" % (what, type(levels).__name__))
+    out = []
+    for level in levels:
+        if type(level) is not list or len(level) < 2 or type(level[0]) is not str \
+                or type(level[1]) is not str:
+            raise VenueError("%s: level %r is not [\"price\", \"qty\"]" % (what, level))
+        out.append(to_price(level[0], what))
+        out.append(to_qty(level[1], what))
+    return out
