@@ -1,0 +1,193 @@
+"""config.py: the JSON contract other tools generate against, and its one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from hftfeed.config import load_config, load_config_dict, parse_host_port
+from hftfeed.errors import ConfigError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+CONTRACT = {
+    "feeds": [
+        {"venue": "binance", "ws_url": "wss://stream.binance.com:9443",
+         "rest_url": "https://api.binance.com",
+         "symbols": ["BTCUSDT", "ETHUSDT"], "channels": ["depth", "trade", "bookTicker"]}
+    ],
+    "publisher": {"target": "239.1.1.1:9002", "channel": 1, "depth": 20},
+}
+
+
+def cfg_with(**changes):
+    raw = json.loads(json.dumps(CONTRACT))
+    for dotted, value in changes.items():
+        node = raw
+        keys = dotted.split("__")
+        for key in keys[:-1]:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        last = keys[-1]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return raw
+
+
+def error_of(raw):
+    with pytest.raises(ConfigError) as info:
+        load_config_dict(raw)
+    return str(info.value)
+
+
+def test_contract_example_loads_exactly_as_written():
+    cfg = load_config_dict(CONTRACT)
+    feed = cfg.feeds[0]
+    assert feed.venue == "binance"
+    assert feed.ws_url == "wss://stream.binance.com:9443"
+    assert feed.rest_url == "https://api.binance.com"
+    assert feed.channels == ("depth", "trade", "bookTicker")
+    assert [(i.symbol, i.instrument_id) for i in cfg.instruments] == [("BTCUSDT", 1), ("ETHUSDT", 2)]
+    pub = cfg.publisher
+    assert (pub.target_host, pub.target_port, pub.channel, pub.depth) == ("239.1.1.1", 9002, 1, 20)
+    assert pub.is_multicast
+
+
+def test_phase1_contract_keys_work_as_written():
+    raw = cfg_with(memory_lock=False, cpu_affinity={"enabled": True, "processor_core": 1},
+                   socket_buffers={"sndbuf_bytes": 4194304, "rcvbuf_bytes": 4194304},
+                   gc={"freeze_after_start": False}, busy_poll=True)
+    cfg = load_config_dict(raw)
+    assert cfg.memory_lock is False
+    assert cfg.cpu_core == 1
+    assert (cfg.sndbuf_bytes, cfg.rcvbuf_bytes) == (4194304, 4194304)
+    assert cfg.gc_freeze_after_start is False
+    assert cfg.busy_poll is True
+
+
+def test_processor_core_minus_one_disables_pinning_even_when_enabled_is_absent():
+    assert load_config_dict(cfg_with(cpu_affinity={"processor_core": -1})).cpu_core == -1
+    assert load_config_dict(cfg_with(cpu_affinity={"enabled": False, "processor_core": 1})).cpu_core == -1
+
+
+def test_defaults_when_only_feeds_are_given():
+    cfg = load_config_dict({"feeds": [{"venue": "binance", "symbols": ["BTCUSDT"]}]})
+    assert cfg.feeds[0].ws_url == "wss://stream.binance.com:9443"
+    assert cfg.feeds[0].rest_url == "https://api.binance.com"
+    assert cfg.publisher.depth == 20
+    assert cfg.publisher.max_payload == 1472
+    assert cfg.book_capacity_levels == 5000
+    assert cfg.memory_lock is True and cfg.cpu_core == -1 and cfg.busy_poll is False
+    assert (cfg.sndbuf_bytes, cfg.rcvbuf_bytes) == (4 * 2 ** 20, 4 * 2 ** 20)
+
+
+def test_plain_ws_and_http_urls_are_accepted_for_the_simulator():
+    cfg = load_config_dict(cfg_with(feeds__0__ws_url="ws://127.0.0.1:9443",
+                                    feeds__0__rest_url="http://127.0.0.1:9443/"))
+    assert cfg.feeds[0].ws_url == "ws://127.0.0.1:9443"
+    assert cfg.feeds[0].rest_url == "http://127.0.0.1:9443"
+
+
+def test_explicit_ids_are_kept_and_automatic_ids_skip_them():
+    raw = cfg_with(feeds__0__symbols=[{"symbol": "BTCUSDT", "id": 2}, "ETHUSDT", "SOLUSDT"])
+    cfg = load_config_dict(raw)
+    assert [(i.symbol, i.instrument_id) for i in cfg.instruments] == \
+        [("BTCUSDT", 2), ("ETHUSDT", 1), ("SOLUSDT", 3)]
+
+
+def test_ids_continue_across_feeds_in_order_of_appearance():
+    raw = cfg_with()
+    raw["feeds"].append({"venue": "binance", "symbols": ["SOLUSDT", {"symbol": "XRPUSDT", "id": 7}]})
+    cfg = load_config_dict(raw)
+    assert [i.instrument_id for i in cfg.instruments] == [1, 2, 3, 7]
+
+
+@pytest.mark.parametrize("changes, needle", [
+    ({"feeds__0__colour": "red"}, "feeds[0]: unknown key 'colour'"),
+    ({"extra": 1}, "config: unknown key 'extra'"),
+    ({"publisher__speed": 1}, "publisher: unknown key 'speed'"),
+    ({"feeds__0__venue": "kraken"}, "feeds[0].venue: 'kraken' is not one of"),
+    ({"feeds__0__symbols": "BTCUSDT"}, "feeds[0].symbols: expected a non-empty list"),
+    ({"feeds__0__symbols": []}, "feeds[0].symbols: expected a non-empty list"),
+    ({"feeds__0__symbols__1": 5}, "feeds[0].symbols[1]: expected a symbol string"),
+    ({"feeds__0__symbols__1": "BTCUSDT"}, "feeds[0].symbols[1]: 'BTCUSDT' is listed twice"),
+    ({"feeds__0__channels": ["depth", "kline"]}, "feeds[0].channels[1]: 'kline' is not one of"),
+    ({"feeds__0__ws_url": "http://x"}, "feeds[0].ws_url: 'http://x' must be a ws or wss URL"),
+    ({"feeds__0__rest_url": "ftp://x"}, "feeds[0].rest_url"),
+    ({"feeds__0__snapshot_limit": 0}, "feeds[0].snapshot_limit: 0 is out of range"),
+    ({"feeds__0__snapshot_limit": "1000"}, "feeds[0].snapshot_limit: expected an integer, got a string"),
+    ({"publisher__target": "239.1.1.1"}, "publisher.target: '239.1.1.1' is not HOST:PORT"),
+    ({"publisher__target": "239.1.1.1:70000"}, "publisher.target: port '70000'"),
+    ({"publisher__target": "not-an-ip:9002"}, "publisher.target: 'not-an-ip' is not an IP address"),
+    ({"publisher__target": "[zz::1]:9002"}, "is not an IPv6 address"),
+    ({"publisher__channel": 70000}, "publisher.channel: 70000 is out of range"),
+    ({"publisher__depth": True}, "publisher.depth: expected an integer, got a boolean"),
+    ({"publisher__depth": 100}, "does not fit max_payload"),
+    ({"memory_lock": "yes"}, "config.memory_lock: expected true or false, got a string"),
+    ({"cpu_affinity": {"enabled": True}}, "cpu_affinity.processor_core: set a core >= 0"),
+    ({"cpu_affinity": {"core": 1}}, "cpu_affinity: unknown key 'core'"),
+    ({"gc": {"thresholds": [1, "x"]}}, "gc.thresholds"),
+    ({"gc": {"disable_automatic": True}}, "gc.disable_automatic: needs gc.collect_interval_s"),
+    ({"socket_buffers": {"sndbuf_bytes": -1}}, "socket_buffers.sndbuf_bytes: -1 is out of range"),
+])
+def test_bad_values_name_the_key(changes, needle):
+    assert needle in error_of(cfg_with(**changes))
+
+
+def test_duplicate_explicit_ids_name_both_places():
+    raw = cfg_with(feeds__0__symbols=[{"symbol": "BTCUSDT", "id": 3}, {"symbol": "ETHUSDT", "id": 3}])
+    assert error_of(raw) == ("feeds[0].symbols[1].id: instrument id 3 is already used by "
+                             "feeds[0].symbols[0].id")
+
+
+def test_missing_feeds_and_wrong_top_level_type():
+    assert "feeds: expected a non-empty list" in error_of({"publisher": {}})
+    assert "expected an object" in error_of([1, 2])
+
+
+def test_host_port_forms():
+    assert parse_host_port("127.0.0.1:9002", "x") == ("127.0.0.1", 9002)
+    assert parse_host_port("[::1]:9002", "x") == ("::1", 9002)
+    with pytest.raises(ConfigError):
+        parse_host_port("::1:9002", "x")
+
+
+def test_unreadable_and_invalid_json_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(str(tmp_path / "missing.json"))
+    bad = tmp_path / "bad.json"
+    bad.write_text("{\"feeds\": [")
+    with pytest.raises(ConfigError, match="is not valid JSON"):
+        load_config(str(bad))
+
+
+def test_shipped_configs_are_valid():
+    for name in ("hftfeed.json", "hftfeed.limited.json", "demo.json"):
+        load_config(os.path.join(ROOT, "etc", name))
+
+
+@pytest.mark.parametrize("content, needle", [
+    ('{"feeds": [{"venue": "binance", "symbols": ["BTCUSDT"], "bogus": 1}]}', "unknown key 'bogus'"),
+    ("not json", "is not valid JSON"),
+])
+def test_cli_bad_config_is_one_line_and_exit_code_2(tmp_path, content, needle):
+    path = tmp_path / "c.json"
+    path.write_text(content)
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "hftfeed.py"), "run", "--config",
+                           str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=60)
+    assert proc.returncode == 2
+    assert needle in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_cli_unknown_command_exits_2():
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "hftfeed.py"), "fly"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                          timeout=60)
+    assert proc.returncode == 2
+    assert "unknown command 'fly'" in proc.stderr
