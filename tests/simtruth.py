@@ -1,0 +1,140 @@
+"""Ground truth from a simulator journal, for end-to-end tests and the latency benchmark.
+
+    truth = load_journal(path)
+    truth.book_at("BTCUSDT", u).top(20)        -> (bids, asks) lists of (price, qty), best first
+    truth.trades["BTCUSDT"][trade_id]          -> (price, qty, side)
+    truth.quotes["BTCUSDT"][u]                 -> (bid_px, bid_qty, ask_px, ask_qty)
+    truth.send_ns_by_update["BTCUSDT"][u]      -> send_ns of the depth event that ended at u
+
+``book_at(symbol, u)`` is the simulator's book right after the depth event whose last update id
+is ``u`` (every generated event counts, delivered or not: the book is the exchange's, not what a
+client saw); KeyError if no event of that symbol ended at ``u``. Books are rebuilt with
+:class:`tests.refbook.RefBook` by replaying the journal forward from the initial book; a cursor
+per symbol makes calls with increasing ``u`` cheap. All ints are scaled by 10**8.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from refbook import RefBook  # noqa: E402  (tests/ is not a package)
+
+
+def _flat(pairs):
+    out = []
+    for p, q in pairs:
+        out.append(p)
+        out.append(q)
+    return out
+
+
+class Truth(object):
+    """Everything one simulator run generated, indexed for lookups (see module docstring)."""
+
+    def __init__(self):
+        self.header = {}
+        self.symbols = []
+        self.initial_books = {}     # symbol -> (update_id, bids_flat, asks_flat)
+        self.depth_events = {}      # symbol -> [(U, u, bids_flat, asks_flat, send_ns, delivered)]
+        self.trades = {}            # symbol -> {trade_id: (price, qty, side)}
+        self.quotes = {}            # symbol -> {u: (bid_px, bid_qty, ask_px, ask_qty)}
+        self.send_ns_by_update = {}  # symbol -> {u: send_ns}
+        self.trade_send_ns = {}     # symbol -> {trade_id: send_ns}
+        self.quote_send_ns = {}     # symbol -> {u: send_ns}
+        self.faults = []            # fault records (dicts) in order
+        self._index = {}            # symbol -> {u: position in depth_events}
+        self._cursor = {}           # symbol -> (position applied, RefBook)
+
+    # -------------------------------------------------------------- loading
+    def _add(self, rec):
+        kind = rec.get("kind")
+        if kind == "start":
+            self.header = rec
+            self.symbols = list(rec.get("symbols", []))
+            for s in self.symbols:
+                self._ensure(s)
+        elif kind == "book":
+            s = rec["symbol"]
+            self._ensure(s)
+            self.initial_books[s] = (rec["update_id"], _flat(rec["bids"]), _flat(rec["asks"]))
+        elif kind == "depth":
+            s = rec["symbol"]
+            self._ensure(s)
+            evs = self.depth_events[s]
+            self._index[s][rec["u"]] = len(evs)
+            evs.append((rec["U"], rec["u"], _flat(rec["b"]), _flat(rec["a"]), rec["send_ns"],
+                        rec.get("delivered", True)))
+            self.send_ns_by_update[s][rec["u"]] = rec["send_ns"]
+        elif kind == "trade":
+            s = rec["symbol"]
+            self._ensure(s)
+            self.trades[s][rec["id"]] = (rec["price"], rec["qty"], rec["side"])
+            self.trade_send_ns[s][rec["id"]] = rec["send_ns"]
+        elif kind == "quote":
+            s = rec["symbol"]
+            self._ensure(s)
+            self.quotes[s][rec["u"]] = (rec["bid_px"], rec["bid_qty"], rec["ask_px"], rec["ask_qty"])
+            self.quote_send_ns[s][rec["u"]] = rec["send_ns"]
+        elif kind == "fault":
+            self.faults.append(rec)
+
+    def _ensure(self, s):
+        if s not in self.depth_events:
+            if s not in self.symbols:
+                self.symbols.append(s)
+            self.depth_events[s] = []
+            self.trades[s] = {}
+            self.quotes[s] = {}
+            self.send_ns_by_update[s] = {}
+            self.trade_send_ns[s] = {}
+            self.quote_send_ns[s] = {}
+            self._index[s] = {}
+
+    # -------------------------------------------------------------- queries
+    def book_at(self, symbol, update_id):
+        """A RefBook copy of ``symbol``'s book right after the event ending at ``update_id``."""
+        pos = self._index[symbol][update_id]  # KeyError: no event of that symbol ended there
+        applied, book = self._cursor.get(symbol, (-1, None))
+        if book is None or applied > pos:
+            uid, bids, asks = self.initial_books[symbol]
+            book = RefBook()
+            book.load_snapshot(bids, asks, uid)
+            applied = -1
+        evs = self.depth_events[symbol]
+        for i in range(applied + 1, pos + 1):
+            ev = evs[i]
+            book.apply_levels(ev[2], ev[3])
+            book.update_id = ev[1]
+        self._cursor[symbol] = (pos, book)
+        copy = RefBook()
+        copy.bids = dict(book.bids)
+        copy.asks = dict(book.asks)
+        copy.update_id = book.update_id
+        return copy
+
+    def update_ids(self, symbol):
+        """Last update ids of every depth event of ``symbol``, in order."""
+        return [ev[1] for ev in self.depth_events[symbol]]
+
+    def delivered_update_ids(self, symbol):
+        return [ev[1] for ev in self.depth_events[symbol] if ev[5]]
+
+    def faults_named(self, name):
+        return [f for f in self.faults if f.get("fault") == name]
+
+
+def load_journal(path):
+    """Read a journal file into a :class:`Truth` (a truncated last line is ignored)."""
+    truth = Truth()
+    with open(str(path), "r", encoding="ascii") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue  # the writer was killed mid-line: everything before it still counts
+            truth._add(rec)
+    return truth
