@@ -43,6 +43,8 @@ class Truth(object):
         self.trade_send_ns = {}     # symbol -> {trade_id: send_ns}
         self.quote_send_ns = {}     # symbol -> {u: send_ns}
         self.faults = []            # fault records (dicts) in order
+        self.snapshots = []         # REST snapshots the simulator served (dicts) in order
+        self.bad_lines = 0          # unreadable lines (a writer killed mid-line)
         self._index = {}            # symbol -> {u: position in depth_events}
         self._cursor = {}           # symbol -> (position applied, RefBook)
 
@@ -78,6 +80,8 @@ class Truth(object):
             self.quote_send_ns[s][rec["u"]] = rec["send_ns"]
         elif kind == "fault":
             self.faults.append(rec)
+        elif kind == "snapshot":
+            self.snapshots.append(rec)
 
     def _ensure(self, s):
         if s not in self.depth_events:
@@ -135,6 +139,7 @@ def load_journal(path):
             try:
                 rec = json.loads(line)
             except ValueError:
-                continue  # the writer was killed mid-line: everything before it still counts
+                truth.bad_lines += 1  # the writer was killed mid-line: the rest still counts
+                continue
             truth._add(rec)
     return truth

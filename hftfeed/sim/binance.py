@@ -358,8 +358,8 @@ class WeightLimiter(object):
 
     A window opens at a client's first request and lasts ``window_s``; weight used in it is
     reported in ``X-MBX-USED-WEIGHT-1M``. A request that would exceed ``weight_limit`` gets 429
-    with ``Retry-After`` = seconds until the window ends. A client that sends ``ban_after``
-    more requests after its first 429 in the same window is banned (418) for ``ban_s``.
+    with ``Retry-After`` = seconds until the window ends; the first 429 and ``ban_after`` more
+    over-limit requests in that window get 429, the next one bans the IP (418) for ``ban_s``.
     Time is passed in by the caller (monotonic seconds) so the rules are testable without sleeps.
     """
 
@@ -391,7 +391,7 @@ class WeightLimiter(object):
         retry = max(1, int(st[0] + self.window_s - now_s + 0.999))
         if st[1] + weight > self.weight_limit:
             st[2] += 1
-            if st[2] > self.ban_after:
+            if st[2] > self.ban_after + 1:
                 st[3] = now_s + self.ban_s
                 return 418, st[1], max(1, int(self.ban_s + 0.999))
             return 429, st[1], retry

@@ -30,7 +30,7 @@ _DEFAULTS = (
     ("shutdown_notice_s", 600.0),   # serverShutdown this long before the lifetime ends (capped)
     ("weight_limit", 6000),         # REST request weight per window
     ("weight_window_s", 60.0),
-    ("ban_after_429", 2),           # requests after a 429 in the same window before a 418 ban
+    ("ban_after_429", 2),           # further 429s after the first before the next request gets 418
     ("ban_s", 120.0),
     ("duration_s", None),           # stop by itself after this long
     ("max_send_buffer_bytes", 64 * 1024 * 1024),  # slow consumer: disconnect above this backlog
