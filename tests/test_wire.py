@@ -10,29 +10,8 @@ import struct
 import pytest
 
 from hftfeed import wire
+from hftfeed.book import Book
 from hftfeed.errors import WireError
-
-try:
-    from hftfeed.book import Book
-except ImportError:  # book.py lands after wire.py: a minimal stand-in with the same contract
-    class Book(object):
-        def __init__(self, capacity_levels=5000):
-            self.bids, self.asks, self.update_id = [], [], 0
-            self.bid_levels = self.ask_levels = 0
-
-        def load_snapshot(self, bids_flat, asks_flat, update_id):
-            self.bids = sorted(zip(bids_flat[::2], bids_flat[1::2]), reverse=True)
-            self.asks = sorted(zip(asks_flat[::2], asks_flat[1::2]))
-            self.bid_levels, self.ask_levels = len(self.bids), len(self.asks)
-            self.update_id = update_id
-
-        def top(self, n):
-            return self.bids[:n], self.asks[:n]
-
-        def copy_levels_into(self, buf, off, bid_n, ask_n):
-            for price, qty in self.bids[:bid_n] + self.asks[:ask_n]:
-                struct.pack_into("<qq", buf, off, price, qty)
-                off += 16
 
 
 def h(text):
