@@ -121,6 +121,19 @@ class RawWs(object):
     async def recv_json(self, timeout_s=5.0):
         return json.loads(await self.recv_message(timeout_s))
 
+    def keep_reading(self):
+        """Read (and answer pings) in the background, counting messages; returns the task."""
+        self.messages_drained = 0
+
+        async def drain():
+            while True:
+                ev = await self.recv(timeout_s=3600)
+                if isinstance(ev, Message):
+                    self.messages_drained += 1
+                elif isinstance(ev, Close):
+                    return ev
+        return asyncio.get_running_loop().create_task(drain())
+
     def send_text(self, text):
         self.conn.send_text(text)
         self.writer.write(self.conn.data_to_send())

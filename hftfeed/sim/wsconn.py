@@ -46,6 +46,7 @@ class WsConn(object):
         self.pending_pings = []            # [(payload bytes, sent monotonic s)], oldest first
         self.next_ping_s = now_s + cfg.ping_interval_s
         self.shutdown_sent = False
+        self.shutdown_reason = "server_shutdown"
         self.close_at_s = None             # after a serverShutdown notice
         self.force_close_at_s = None       # close-handshake or half-open timeout
         self.set_lifetime(cfg.lifetime_s, now_s)
@@ -210,18 +211,19 @@ class WsConn(object):
             self.pings_sent += 1
             self.server.pings_sent += 1
         if not self.shutdown_sent and now_s >= self.notice_at_s:
-            self.send_server_shutdown(self.deadline_s - now_s)
+            self.send_server_shutdown(self.deadline_s - now_s, "lifetime")
         if self.close_at_s is not None and now_s >= self.close_at_s:
-            self.server.count_disconnect("server_shutdown")
+            self.server.count_disconnect(self.shutdown_reason)
             self.close_with(1001, "Server shutdown")
             return
         if now_s >= self.deadline_s:
             self.server.count_disconnect("lifetime")
             self.close_with(1001, "Connection lifetime expired")
 
-    def send_server_shutdown(self, close_after_s):
+    def send_server_shutdown(self, close_after_s, reason="server_shutdown"):
         """The venue's notice that the server goes away; the close follows ``close_after_s`` later."""
         self.shutdown_sent = True
+        self.shutdown_reason = reason
         self.send_raw_text(binance.server_shutdown_payload(int(time.time() * 1000)))
         self.close_at_s = time.monotonic() + max(0.0, close_after_s)
 
