@@ -95,13 +95,13 @@ def _setup_logging(level_name):
 
 
 async def _run(cfg):
-    server = await start_sim(cfg)
-    sys.stdout.write("SIM READY ws=%s rest=%s\n" % (server.ws_url, server.rest_url))
-    sys.stdout.flush()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stop.set)  # before READY: a signal right after it is ours
+    server = await start_sim(cfg)
+    sys.stdout.write("SIM READY ws=%s rest=%s\n" % (server.ws_url, server.rest_url))
+    sys.stdout.flush()
     stop_wait = loop.create_task(stop.wait())
     done_wait = loop.create_task(server.stopped.wait())
     await asyncio.wait([stop_wait, done_wait], return_when=asyncio.FIRST_COMPLETED)
