@@ -147,11 +147,13 @@ def measure_pingpong(busy_poll, count=20000, warmup=2000, payload_bytes=200,
                 # trip; report what was measured instead of failing.
                 timed_out = True
             transport.close()
+            loop.run_until_complete(asyncio.sleep(0))  # let the close run: no socket left to GC
         finally:
             loop.close()
     finally:
         echo.terminate()
         echo.wait()
+        echo.stdout.close()
     one_way = sorted(rtt // 2 for rtt in pinger.rtts_ns[warmup:]) or [0]
     return {"timed_out": timed_out, "mode": "busy-poll" if busy_poll else "normal", "count": len(one_way),
             "warmup": warmup, "p50_ns": _percentile(one_way, 0.50),

@@ -294,12 +294,13 @@ def prefault(buffers):
     total_bytes = 0
     pages = 0
     for buf in buffers:
-        view = memoryview(buf)
-        if view.format != "B" or view.ndim != 1:
-            view = view.cast("B")
+        outer = memoryview(buf)
+        view = outer if outer.format == "B" and outer.ndim == 1 else outer.cast("B")
         nbytes = len(view)
         total_bytes += nbytes
         if nbytes == 0:
+            view.release()
+            outer.release()
             continue
         offsets = list(range(0, nbytes, page)) + [nbytes - 1]  # last byte: a partial last page
         if view.readonly:
@@ -309,7 +310,8 @@ def prefault(buffers):
             for i in offsets:
                 view[i] = view[i]
         pages += len(offsets) - 1
-        view.release()
+        view.release()  # an exported view would keep a bytearray from being resized
+        outer.release()
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
     return _report(name, OK, "touched %d pages in %d buffers (%d bytes, %d minor faults taken now)"
                    % (pages, len(buffers), total_bytes, faults))

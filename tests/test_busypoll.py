@@ -68,6 +68,7 @@ def test_udp_ping_pong_through_the_loop_delivers_every_datagram_in_order(busy):
             answers.append(await asyncio.wait_for(collector.queue.get(), 5.0))
         client.close()
         echo.close()
+        await asyncio.sleep(0)  # the sockets close in the next loop iteration
         return answers
 
     try:
@@ -115,8 +116,10 @@ def _cpu_over_idle_window(busy, window_s=0.5):
 def test_busy_poll_burns_a_core_while_idle_and_the_normal_loop_sleeps():
     busy_cpu, busy_wall = _cpu_over_idle_window(True)
     normal_cpu, normal_wall = _cpu_over_idle_window(False)
-    # Busy: CPU time close to wall time (a loaded CI box may steal some of it).
-    assert busy_cpu >= 0.5 * busy_wall, (busy_cpu, busy_wall)
+    # Busy: CPU time close to wall time; the bound is loose because a CI box running other
+    # jobs on its two cores hands a spinning process only part of a core.
+    assert busy_cpu >= 0.3 * busy_wall, (busy_cpu, busy_wall)
+    assert busy_cpu >= 10 * normal_cpu, (busy_cpu, normal_cpu)
     # Normal: asleep in epoll_wait almost the whole window.
     assert normal_cpu <= 0.1 * normal_wall, (normal_cpu, normal_wall)
 

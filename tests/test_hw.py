@@ -228,6 +228,8 @@ def test_prefault_writes_every_page_without_changing_contents():
     assert "in 4 buffers" in result.message
     assert data == bytearray(b"\x07" * (3 * 4096 + 5))
     assert numbers == array("q", range(10000))
+    data.extend(b"more")      # no view left exported: the buffers can still be resized
+    numbers.append(1)
 
 
 # ---------------------------------------------------------------------------------------------
