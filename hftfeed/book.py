@@ -301,18 +301,22 @@ class Book(object):
 
     def _copy_levels_memoryview(self, buf, off, bid_n, ask_n):
         end = off + 16 * (bid_n + ask_n)
-        with memoryview(buf) as raw:
-            with raw[off:end].cast("q") as dst:
-                # A reversed slice of (qty, price) pairs reads price, qty best first.
-                # (Skip empty copies: a slice [-1:None:-1] would mean the whole array.)
-                if bid_n:
-                    start = 2 * self.bid_levels - 1
-                    stop = start - 2 * bid_n
-                    dst[0:2 * bid_n] = self._bids_view[start:stop if stop >= 0 else None:-1]
-                if ask_n:
-                    start = 2 * self.ask_levels - 1
-                    stop = start - 2 * ask_n
-                    dst[2 * bid_n:] = self._asks_view[start:stop if stop >= 0 else None:-1]
+        # release() rather than `with` blocks: half the cost, and on CPython (the only default
+        # user of this path) the intermediate views die at once, so buf is not left pinned.
+        dst = memoryview(buf)[off:end].cast("q")
+        try:
+            # A reversed slice of (qty, price) pairs reads price, qty best first.
+            # (Skip empty copies: a slice [-1:None:-1] would mean the whole array.)
+            if bid_n:
+                start = 2 * self.bid_levels - 1
+                stop = start - 2 * bid_n
+                dst[0:2 * bid_n] = self._bids_view[start:stop if stop >= 0 else None:-1]
+            if ask_n:
+                start = 2 * self.ask_levels - 1
+                stop = start - 2 * ask_n
+                dst[2 * bid_n:] = self._asks_view[start:stop if stop >= 0 else None:-1]
+        finally:
+            dst.release()
         return end
 
     def __repr__(self):

@@ -16,6 +16,7 @@ Reserved bytes and unknown flag bits are ignored (they exist for forward compati
 Pure: no ``asyncio``, no ``socket``.
 """
 
+import platform
 import struct
 from collections import namedtuple
 
@@ -72,6 +73,9 @@ _BOOK_COUNTS = struct.Struct("<BB")
 _LEVEL = struct.Struct("<qq")
 _SEND_NS = struct.Struct("<Q")
 _COUNT = struct.Struct("<H")
+# Decoding B levels: one unpack_from for all of them and zip beats 40 calls on CPython (~15 %);
+# PyPy's JIT makes the per-level loop ~1.6x faster than building the big tuple.
+_UNPACK_ALL_LEVELS = platform.python_implementation() == "CPython"
 # PyPy raises ValueError (not struct.error) for a negative value in an unsigned field.
 _PACK_ERRORS = (struct.error, ValueError, OverflowError)
 
@@ -471,17 +475,34 @@ def _decode_book(data, off, length, venue, instrument, flags, exch_ns, recv_ns, 
     if length != book_len(bid_n, ask_n):
         raise WireError("message %d: B message length %d disagrees with bid_n=%d ask_n=%d "
                         "(expected %d)" % (index, length, bid_n, ask_n, book_len(bid_n, ask_n)))
-    unpack_level = _LEVEL.unpack_from
     pos = off + BOOK_FIXED_LEN
-    bids = []
-    for _ in range(bid_n):
-        bids.append(unpack_level(data, pos))
-        pos += LEVEL_SIZE
-    asks = []
-    for _ in range(ask_n):
-        asks.append(unpack_level(data, pos))
-        pos += LEVEL_SIZE
+    if _UNPACK_ALL_LEVELS:
+        levels = _levels_struct(bid_n + ask_n).unpack_from(data, pos)
+        split = 2 * bid_n
+        bids = list(zip(levels[0:split:2], levels[1:split:2]))
+        asks = list(zip(levels[split::2], levels[split + 1::2]))
+    else:
+        unpack_level = _LEVEL.unpack_from
+        bids = []
+        for _ in range(bid_n):
+            bids.append(unpack_level(data, pos))
+            pos += LEVEL_SIZE
+        asks = []
+        for _ in range(ask_n):
+            asks.append(unpack_level(data, pos))
+            pos += LEVEL_SIZE
     return BookMsg(venue, instrument, flags, exch_ns, recv_ns, update_id, bids, asks)
+
+
+_LEVELS_STRUCTS = {}
+
+
+def _levels_struct(count):
+    """Struct for ``count`` (i64 price, i64 qty) levels, built once per count (<= 510)."""
+    layout = _LEVELS_STRUCTS.get(count)
+    if layout is None:
+        layout = _LEVELS_STRUCTS[count] = struct.Struct("<%dq" % (2 * count))
+    return layout
 
 
 def _decode_symbol(raw, index):

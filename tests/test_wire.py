@@ -280,7 +280,9 @@ def test_decode_instrument_golden():
     assert msg.type == ord("I")
 
 
-def test_decode_book_golden():
+@pytest.mark.parametrize("unpack_all_levels", [False, True])
+def test_decode_book_golden(monkeypatch, unpack_all_levels):
+    monkeypatch.setattr(wire, "_UNPACK_ALL_LEVELS", unpack_all_levels)
     (msg,) = wire.decode_packet(packet(GOLDEN_BOOK)).messages
     assert msg == wire.BookMsg(1, 3, 1, 0, 5, 1000, [(100, 7), (99, 8)], [(101, 9)])
     assert msg.type == ord("B") and msg.is_snapshot
@@ -448,7 +450,9 @@ def build_mixed_packet(rng, buf):
     return bytes(buf[:off]), expected, (0, 3, len(expected), session, seq, send_ns)
 
 
-def test_random_packets_round_trip():
+@pytest.mark.parametrize("unpack_all_levels", [False, True])
+def test_random_packets_round_trip(monkeypatch, unpack_all_levels):
+    monkeypatch.setattr(wire, "_UNPACK_ALL_LEVELS", unpack_all_levels)
     rng = random.Random(20240601)
     buf = bytearray(wire.DEFAULT_MAX_PAYLOAD)
     for _ in range(200):
