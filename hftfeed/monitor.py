@@ -28,6 +28,7 @@ import ipaddress
 import json
 import logging
 import os
+import platform
 import selectors
 import signal
 import socket
@@ -38,7 +39,7 @@ import time
 
 from hftfeed import wire
 from hftfeed.errors import ConfigError, WireError
-from hftfeed.stats import LatencyHistogram, RateMeter, format_ns
+from hftfeed.stats import LatencyHistogram, format_ns
 
 log = logging.getLogger("hftfeed.monitor")
 
@@ -48,6 +49,7 @@ except ImportError as _exc:  # pragma: no cover - depends on the checkout's stat
     log.debug("hftfeed.fixed unavailable (%s): using the monitor's own formatter", _exc)
     _format_fixed = None
 
+IS_PYPY = platform.python_implementation() == "PyPy"
 RECV_BUFFER_BYTES = 65536           # > the largest UDP payload (65507): recv_into never truncates
 DEFAULT_RCVBUF_BYTES = 4 * 2 ** 20  # DESIGN.md: 4 MiB socket buffers
 MAX_DATAGRAMS_PER_POLL = 4096       # bound one poll() so reports stay on time under a flood
@@ -181,10 +183,17 @@ def _interface_index(interface):
         return 0
     if interface.isdigit():
         return int(interface)
+    name_to_index = getattr(socket, "if_nametoindex", None)   # absent on PyPy 7.3.11
     try:
-        return socket.if_nametoindex(interface)
-    except OSError:
-        raise ConfigError("--interface %r: no such network interface" % (interface,)) from None
+        if name_to_index is not None:
+            return name_to_index(interface)
+        if "/" in interface or interface in (".", ".."):
+            raise OSError("not an interface name")
+        with open("/sys/class/net/%s/ifindex" % interface) as handle:   # Linux sysfs
+            return int(handle.read().strip())
+    except (OSError, ValueError) as exc:
+        raise ConfigError("--interface %r: no such network interface (%s)"
+                          % (interface, exc)) from None
 
 
 def _join_group(sock, group, interface):
@@ -326,16 +335,38 @@ class FeedMonitor(object):
     def __init__(self, listen_host, listen_port, *, interface=None,
                  rcvbuf_bytes=DEFAULT_RCVBUF_BYTES, channel=None, book_view=True,
                  clock_ns=time.time_ns):
+        sock, rcvbuf_actual, rcvbuf_capped = open_udp_socket(listen_host, listen_port, interface,
+                                                             rcvbuf_bytes)
+        self._attach(sock, listen_host, rcvbuf_bytes, rcvbuf_actual, rcvbuf_capped, channel,
+                     book_view, clock_ns)
+
+    @classmethod
+    def from_socket(cls, sock, *, channel=None, book_view=True, clock_ns=time.time_ns):
+        """A monitor reading an already bound datagram socket (made non-blocking); it owns it."""
+        sock.setblocking(False)
+        self = cls.__new__(cls)
+        rcvbuf_actual = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        # "" and ints rather than None: PyPy specialises instance layouts on attribute types
+        self._attach(sock, "", rcvbuf_actual, rcvbuf_actual, False, channel, book_view,
+                     clock_ns)
+        return self
+
+    def _attach(self, sock, listen_host, rcvbuf_requested, rcvbuf_actual, rcvbuf_capped,
+                channel, book_view, clock_ns):
+        # One place assigns every attribute, in one order: PyPy then gives all instances the
+        # same map, so JIT code warmed on one monitor (warm_up_jit) is reused by the next.
+        self._sock = sock
         self.listen_host = listen_host
+        self.rcvbuf_bytes_requested = rcvbuf_requested
+        self.rcvbuf_bytes_actual = rcvbuf_actual
+        self.rcvbuf_capped = rcvbuf_capped
         self.channel_filter = channel
         self.book_view = book_view
         self._clock_ns = clock_ns
-        self._sock, self.rcvbuf_bytes_actual, self.rcvbuf_capped = open_udp_socket(
-            listen_host, listen_port, interface, rcvbuf_bytes)
-        self.rcvbuf_bytes_requested = rcvbuf_bytes
-        self.port = self._sock.getsockname()[1]
+        name = sock.getsockname()
+        self.port = name[1] if isinstance(name, tuple) else 0
         self._selector = selectors.DefaultSelector()
-        self._selector.register(self._sock, selectors.EVENT_READ)
+        self._selector.register(sock, selectors.EVENT_READ)
         self._buf = bytearray(RECV_BUFFER_BYTES)   # preallocated: recv_into, never a new bytes
         self._type_counts = [0] * 256
         self._type_totals = [0] * 256
@@ -343,11 +374,9 @@ class FeedMonitor(object):
         self._lat_daemon = LatencyHistogram()      # packet send_ns - message recv_ns
         self._lat_net_total = LatencyHistogram()
         self._lat_daemon_total = LatencyHistogram()
-        self._packet_rate = RateMeter()
-        self._message_rate = RateMeter()
         self._totals = dict.fromkeys(_COUNTERS, 0)
-        for name in _COUNTERS:
-            setattr(self, name, 0)
+        for counter in _COUNTERS:
+            setattr(self, counter, 0)
         self.last_decode_error = None
         self.channels = {}
         self._views = {}
@@ -355,6 +384,7 @@ class FeedMonitor(object):
         self.states = {}
         self.venues = {}
         self._started_mono_ns = time.monotonic_ns()
+        self._interval_start_mono_ns = self._started_mono_ns
         self._closed = False
 
     # -- receive ---------------------------------------------------------------------------
@@ -566,9 +596,6 @@ class FeedMonitor(object):
             rows.append(row)
         return rows
 
-    def _counts_dict(self, names_source):
-        return dict((name, names_source[name]) for name in _COUNTERS)
-
     @staticmethod
     def _by_type(counts):
         return dict((chr(t) if 32 < t < 127 else "0x%02x" % t, n)
@@ -577,16 +604,14 @@ class FeedMonitor(object):
     def interval_report(self, depth=1):
         """Counters, rates, latencies and the book view since the last call; resets them."""
         now_mono_ns = time.monotonic_ns()
-        self._packet_rate.add(self.packets)
-        self._message_rate.add(self.messages)
-        packets_per_s = self._packet_rate.roll(now_mono_ns)
-        messages_per_s = self._message_rate.roll(now_mono_ns)
-        interval_s = self._packet_rate.last_interval_s
+        interval_s = (now_mono_ns - self._interval_start_mono_ns) / 1e9
+        self._interval_start_mono_ns = now_mono_ns
+        per_s = 1.0 / interval_s if interval_s > 0 else 0.0
         report = {"type": "interval", "time_ns": time.time_ns(), "interval_s": interval_s}
         current = dict((name, getattr(self, name)) for name in _COUNTERS)
         report.update(current)
-        report["packets_per_s"] = packets_per_s
-        report["messages_per_s"] = messages_per_s
+        report["packets_per_s"] = current["packets"] * per_s
+        report["messages_per_s"] = current["messages"] * per_s
         report["by_type"] = self._by_type(self._type_counts)
         report["last_decode_error"] = self.last_decode_error
         report["latency_net"] = self._lat_net.snapshot(LATENCY_PERCENTILES)
@@ -645,6 +670,86 @@ class FeedMonitor(object):
 
     def __exit__(self, *exc_info):
         self.close()
+
+
+def _warm_up_packets():
+    """Templates of a realistic publisher mix for warm_up_jit (seq and send_ns patched later)."""
+    now_ns = time.time_ns()
+    templates = []
+
+    def build(writers):
+        buf = bytearray(wire.DEFAULT_MAX_PAYLOAD)
+        off = wire.HEADER_SIZE
+        for write in writers:
+            off = write(buf, off)
+        wire.pack_packet_header(buf, 0, 1, len(writers), 1, 1, now_ns)
+        templates.append((bytearray(buf[:off]), len(writers)))
+
+    def book(instrument, depth):
+        def write(buf, off):
+            end = off + wire.book_len(depth, depth)
+            struct.pack_into("<HBBHHQQQBB", buf, off, end - off, _TYPE_B, 1 + instrument % 5,
+                             instrument, 0, now_ns, now_ns - 30000, instrument, depth, depth)
+            for level in range(2 * depth):
+                _LEVEL.pack_into(buf, off + wire.BOOK_FIXED_LEN + 16 * level,
+                                 100000000 * (1000 + level), 100000000)
+            return end
+        return write
+
+    def trade(instrument):
+        return lambda buf, off: wire.pack_trade(buf, off, wire.VENUE_SIM, instrument, now_ns,
+                                                now_ns - 20000, 1, 100000000, 1, 1)
+
+    def quote(instrument):
+        return lambda buf, off: wire.pack_quote(buf, off, wire.VENUE_SIM, instrument, now_ns,
+                                                now_ns - 20000, 1, 1, 1, 2, 1)
+
+    build([book(1, 20), book(2, 20)])
+    build([book(3, 5), book(4, 5), book(5, 5)])
+    build([book(6, 1)] + [trade(6)] * 3)
+    build([trade(7)] * 12)
+    build([book(9, 10), book(10, 10), book(11, 10), trade(9)])
+    build([quote(8)] * 5 + [trade(8)] * 3)
+    build([book(12, 1), book(13, 1), book(14, 1), book(15, 1)])
+    build([])
+    return templates
+
+
+def warm_up_jit(datagrams=30000):
+    """Run the receive path on synthetic traffic over a private socket pair, then discard it.
+
+    Why: PyPy interprets and traces the receive loop for its first ~10**4 datagrams at ~60 us
+    each (measured: 4096 datagrams took 259 ms) before it runs compiled at ~1 us; a publisher
+    already sending 100k messages/s when the monitor starts would overflow a 4 MiB socket buffer
+    in that time. Compiled code is shared by every FeedMonitor of the process. Returns the
+    datagrams handled. Harmless (and pointless) on CPython.
+    """
+    tx, rx = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    scratch = FeedMonitor.from_socket(rx)
+    try:
+        tx.setblocking(False)
+        templates = _warm_up_packets()
+        seq = 1
+        handled = 0
+        index = 0
+        while handled < datagrams:
+            data, count = templates[index % len(templates)]
+            if index % 997 == 996:
+                seq += 3             # an occasional gap, so that path is compiled too
+            struct.pack_into("<QQ", data, 16, seq, time.time_ns())
+            try:
+                tx.send(data)
+            except BlockingIOError:  # the pair's queue is short: drain, then resend
+                handled += scratch.poll(0)
+                continue
+            seq += count
+            index += 1
+            if index > 4 * datagrams:   # the pair never filled up: drain what is queued
+                handled += scratch.poll(0)
+        return handled
+    finally:
+        scratch.close()
+        tx.close()
 
 
 def _validate_messages(buf, nbytes, count):
@@ -813,6 +918,9 @@ def build_parser():
     parser.add_argument("--depth", type=_int_range(1, 255), default=1, metavar="N",
                         help="book levels shown per instrument (default 1: one compact line)")
     parser.add_argument("--no-book", action="store_true", help="no book view (less work)")
+    parser.add_argument("--no-warm-up", action="store_true",
+                        help="PyPy: skip compiling the receive path on synthetic traffic "
+                             "before listening (about 0.5 s)")
     return parser
 
 
@@ -861,6 +969,11 @@ def main(argv=None):
         sys.stderr.write("hftfeed monitor: error: %s\n" % (exc,))
         return 2
     _configure_logging()
+    if IS_PYPY and not args.no_warm_up:   # before binding: nothing queues while it runs
+        started = time.monotonic()
+        handled = warm_up_jit()
+        log.info("JIT warm-up: %d synthetic datagrams in %.2f s", handled,
+                 time.monotonic() - started)
     try:
         monitor = FeedMonitor(host, port, interface=args.interface,
                               rcvbuf_bytes=args.rcvbuf_bytes, channel=args.channel,
