@@ -14,7 +14,16 @@ Why the receive path looks the way it does (it must keep up with >= 100k message
   accepts), reading only length/type bytes; then message headers are read with one precompiled
   ``Struct``. No message object is built on the hot path: the latest ``B`` message of each
   instrument is kept as raw bytes and decoded with ``wire.decode_packet`` only when the view
-  asks for it (once per instrument per report).
+  asks for it (once per instrument per report);
+* ``recv_into`` rather than ``recvfrom_into``: the sender's address is not needed, and this
+  saves an address tuple per datagram;
+* under PyPy, ``main`` first runs the receive path on synthetic traffic (``warm_up_jit``), so
+  the JIT has compiled it before the first real datagram arrives.
+
+Latencies (LatencyHistogram, ns): ``latency_net`` = wall time the datagram was read minus the
+packet's ``send_ns`` (publisher to monitor; hosts' clocks must agree), ``latency_daemon`` =
+packet ``send_ns`` minus each ``B``/``T``/``Q`` message's ``recv_ns`` (exchange frame read to
+send, inside the daemon; messages with ``recv_ns`` 0 are left out).
 
 Sequencing follows PROTOCOL.md "Packet": ``seq`` counts messages; a jump forward inside one
 session is a gap of ``seq - expected`` missing messages; a packet that fills an earlier gap is
@@ -214,7 +223,8 @@ def _join_group(sock, group, interface):
             if local is not None and local.version != 4:
                 raise ConfigError("--interface %r: an IPv4 group needs an IPv4 interface address"
                                   % (interface,))
-            mreq = struct.pack("=4s4s", group.packed, (local or ipaddress.ip_address("0.0.0.0")).packed)
+            local_packed = local.packed if local is not None else bytes(4)   # INADDR_ANY
+            mreq = struct.pack("=4s4s", group.packed, local_packed)
         else:
             mreq = struct.pack("=4s4si", group.packed, bytes(4), _interface_index(interface))
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
@@ -413,7 +423,7 @@ class FeedMonitor(object):
                 nbytes = recv_into(buf)
             except BlockingIOError:
                 break
-            except OSError as exc:   # e.g. ENOBUFS; counted and logged, the loop goes on
+            except OSError as exc:   # e.g. ENOBUFS: counted and logged; the next poll retries
                 self.recv_errors += 1
                 log.warning("recv failed: %s", exc)
                 break
@@ -576,7 +586,9 @@ class FeedMonitor(object):
             book = self._decoded_book(view) if view is not None else None
             books = 0
             if view is not None:
-                books = view.books_interval if per_interval else view.books_total + view.books_interval
+                books = view.books_interval
+                if not per_interval:
+                    books += view.books_total
             venue = self.venues.get(instrument)
             state = self.states.get(instrument)
             row = {

@@ -50,7 +50,8 @@ class LatencyHistogram(object):
         if max_value_ns < 1:
             raise ValueError("max_value_ns must be >= 1, got %r" % (max_value_ns,))
         if not 1 <= sub_bucket_bits <= 16:
-            raise ValueError("sub_bucket_bits must be in [1, 16], got %r" % (sub_bucket_bits,))
+            raise ValueError("sub_bucket_bits must be in [1, 16], got %r"
+                             % (sub_bucket_bits,))
         self.max_value_ns = int(max_value_ns)
         self.sub_bucket_bits = int(sub_bucket_bits)
         self._bits_plus_one = self.sub_bucket_bits + 1
@@ -70,7 +71,7 @@ class LatencyHistogram(object):
         return (shift << self.sub_bucket_bits) + (value_ns >> shift)
 
     def bucket_bounds(self, index):
-        """Inclusive ``(lowest_ns, highest_ns)`` of bucket ``index`` (the inverse of the indexing)."""
+        """Inclusive ``(lowest_ns, highest_ns)`` of bucket ``index`` (inverse of the indexing)."""
         shift = (index >> self.sub_bucket_bits) - 1
         if shift < 0:
             shift = 0
