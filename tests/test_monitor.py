@@ -598,10 +598,13 @@ def configure_multicast_sender(sock):
     sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 0)   # never leaves this host
 
 
-def test_multicast_group_is_joined_on_the_given_interface():
+@pytest.mark.parametrize("interface", ["127.0.0.1", "lo"])   # by address, by name (ip_mreqn)
+def test_multicast_group_is_joined_on_the_given_interface(interface):
     if not multicast_loopback_works():
         pytest.skip("no multicast loopback over 127.0.0.1 on this machine")
-    with FeedMonitor(MULTICAST_GROUP, 0, interface="127.0.0.1") as mon:
+    if interface == "lo" and not os.path.exists("/sys/class/net/lo"):
+        pytest.skip("no interface named lo")
+    with FeedMonitor(MULTICAST_GROUP, 0, interface=interface) as mon:
         snd = Sender(mon.port, MULTICAST_GROUP)
         configure_multicast_sender(snd.sock)
         try:
