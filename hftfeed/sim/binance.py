@@ -112,9 +112,17 @@ def fmt_decimal(v):
 
 
 def _levels(flat):
-    # String formatting, not json.dumps: the simulator must emit >= 100k messages/s.
+    # String formatting, not json.dumps: the simulator must emit >= 100k messages/s. Most diff
+    # messages carry 0 or 1 level a side, so those two cases skip the loop and the join.
+    n = len(flat)
+    if n == 0:
+        return ""
+    if n == 2:
+        p = flat[0]
+        q = flat[1]
+        return '["%d.%08d","%d.%08d"]' % (p // SCALE, p % SCALE, q // SCALE, q % SCALE)
     parts = []
-    for i in range(0, len(flat), 2):
+    for i in range(0, n, 2):
         p = flat[i]
         q = flat[i + 1]
         parts.append('["%d.%08d","%d.%08d"]' % (p // SCALE, p % SCALE, q // SCALE, q % SCALE))
@@ -152,6 +160,11 @@ def bookticker_payload(symbol, update_id, bid_px, bid_qty, ask_px, ask_qty):
 def combined(stream, payload):
     """Wrap a raw payload the way combined streams deliver it."""
     return '{"stream":"%s","data":%s}' % (stream, payload)
+
+
+def combined_prefix(stream):
+    """``combined(stream, p) == combined_prefix(stream) + p + "}"`` (precomputed per stream)."""
+    return '{"stream":"%s","data":' % (stream,)
 
 
 def server_shutdown_payload(event_ms):

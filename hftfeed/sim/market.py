@@ -88,6 +88,7 @@ class MarketEngine(object):
         self.max_ids_per_step = max(1, int(max_ids_per_step))
         self.trade_prob = float(trade_prob)
         self.deep_prob = float(deep_prob)
+        self._trade_or_deep_prob = self.trade_prob + self.deep_prob
         rng = random.Random(seed_for(seed, symbol))
         self._rnd = rng.random  # bound method: one attribute lookup less per draw
         self._tick = self.spec.tick_scaled
@@ -281,44 +282,63 @@ class MarketEngine(object):
         r = rnd()
         if r < self.trade_prob:
             self._trade(out)
-        elif r < self.trade_prob + self.deep_prob:
+        elif r < self._trade_or_deep_prob:
             self._deep()
         else:
             self._near_top()
             if rnd() < 0.3:
                 self._near_top()
-        self._rebalance()
+        n = self.depth_levels
+        if len(self.bid_px) != n or len(self.ask_px) != n:  # skip the call when nothing moved
+            self._rebalance()
         self.last_update_id += 1 + int(rnd() * self.max_ids_per_step)
         self.steps += 1
-        bbo = self._bbo_ticks()
-        if bbo != self._last_bbo:
-            self._last_bbo = bbo
+        # Compare the best levels field by field: no tuple allocated on the common no-change path.
+        b = self.bid_px[-1]
+        a = self.ask_px[0]
+        bq = self.bids[b]
+        aq = self.asks[a]
+        last = self._last_bbo
+        if b != last[0] or bq != last[1] or a != last[2] or aq != last[3]:
+            self._last_bbo = (b, bq, a, aq)
             t = self._tick
             l = self._lot
-            out.append((EV_QUOTE, self.symbol, self.last_update_id,
-                        bbo[0] * t, bbo[1] * l, bbo[2] * t, bbo[3] * l))
+            out.append((EV_QUOTE, self.symbol, self.last_update_id, b * t, bq * l, a * t, aq * l))
 
     def take_depth(self, first_id):
         """Return the depth event covering ``first_id .. last_update_id`` and reset the changes."""
         t = self._tick
         l = self._lot
         bids = []
-        for p in sorted(self._ch_bids, reverse=True):
-            bids.append(p * t)
-            bids.append(self._ch_bids[p] * l)
+        ch = self._ch_bids
+        if ch:
+            if len(ch) == 1:  # the common case: no sort needed
+                for p, q in ch.items():
+                    bids = [p * t, q * l]
+            else:
+                for p in sorted(ch, reverse=True):
+                    bids.append(p * t)
+                    bids.append(ch[p] * l)
+            self._ch_bids = {}
         asks = []
-        for p in sorted(self._ch_asks):
-            asks.append(p * t)
-            asks.append(self._ch_asks[p] * l)
-        self._ch_bids = {}
-        self._ch_asks = {}
+        ch = self._ch_asks
+        if ch:
+            if len(ch) == 1:
+                for p, q in ch.items():
+                    asks = [p * t, q * l]
+            else:
+                for p in sorted(ch):
+                    asks.append(p * t)
+                    asks.append(ch[p] * l)
+            self._ch_asks = {}
         return (EV_DEPTH, self.symbol, first_id, self.last_update_id, bids, asks)
 
     def generate(self, nsteps, out):
         """Run ``nsteps`` steps and append their trades, quotes and one depth event to ``out``."""
         first_id = self.last_update_id + 1
+        step = self.step
         for _ in range(nsteps):
-            self.step(out)
+            step(out)
         out.append(self.take_depth(first_id))
 
     def draw_steps(self, max_steps):

@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import socket
+import struct
 import time
 
 from hftfeed.errors import InvalidHandshake
@@ -24,10 +25,23 @@ from hftfeed.sim.journal import JournalWriter
 from hftfeed.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE
 from hftfeed.sim.sources import EV_RAW, CaptureSource, JournalSource, SyntheticSource
 from hftfeed.sim.wsconn import WsConn
-from hftfeed.ws_proto import OP_TEXT, build_rejection, build_server_response, encode_frame, \
-    parse_client_request
+from hftfeed.ws_proto import build_rejection, build_server_response, parse_client_request
 
 log = logging.getLogger("hftfeed.sim.server")
+
+_HDR16 = struct.Struct("!BBH").pack
+_HDR64 = struct.Struct("!BBQ").pack
+
+
+def text_frame(data):
+    """One unmasked FIN text frame (RFC 6455 §5.2): ws_proto.encode_frame minus its generality,
+    because it runs once per event and stream on the hot path."""
+    n = len(data)
+    if n < 126:
+        return bytes((0x81, n)) + data
+    if n < 65536:
+        return _HDR16(0x81, 126, n) + data
+    return _HDR64(0x81, 127, n) + data
 
 
 def make_source(cfg):
@@ -60,6 +74,7 @@ class SimServer(object):
         self.conns = {}                 # id -> WsConn (open or closing)
         self._next_conn_id = 0
         self.subs = {}                  # stream name -> (combined conns, raw conns)
+        self._live = {}                 # symbol -> [_, depth, trade, quote] subscribed streams
         self._names = {}                # symbol -> {event kind: [(stream, suffix)]}
         self._held = {}                 # symbol -> depth event held back by reorder_diffs
         self._depth_extra = ""          # unknown_event: extra fields in the next depth event
@@ -86,6 +101,7 @@ class SimServer(object):
                 EV_TRADE: [(lo + "@" + x, x) for x in binance.TRADE_SUFFIXES],
                 EV_QUOTE: [(lo + "@" + x, x) for x in binance.QUOTE_SUFFIXES],
             }
+        self._rebuild_subs()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self):
@@ -192,36 +208,44 @@ class SimServer(object):
     def _dispatch(self, events):
         """Fan ``events`` out to subscribers, write every connection once, then journal."""
         now_ms = time.time_ns() // 1000000
-        subs = self.subs
-        names = self._names
+        live = self._live
         sf = self.stream_faults
+        generated = self.generated
+        fan = self._fan
         record = self.journal is not None
         journal_rows = [] if record else None
+        n_events = 0
         for ev in events:
             kind = ev[0]
             if kind == EV_RAW:
                 self._fan_raw(ev)
                 continue
             sym = ev[1]
-            self.events_generated += 1
+            n_events += 1
             if kind == EV_DEPTH:
-                self.generated[sym] += 1
+                generated[sym] += 1
                 action = sf.depth_action(sym) if sf.depth_armed else faults.DELIVER
                 if record:
                     journal_rows.append((ev, action != faults.DROP))
                 if action == faults.DELIVER:
-                    self._fan(ev, names[sym][EV_DEPTH], now_ms)
-                    held = self._held.pop(sym, None) if self._held else None
-                    if held is not None:
-                        self._fan(held, names[sym][EV_DEPTH], now_ms)
+                    targets = live[sym][EV_DEPTH]
+                    if targets:
+                        fan(ev, targets, now_ms)
+                    if self._held:
+                        held = self._held.pop(sym, None)
+                        if held is not None and targets:
+                            fan(held, targets, now_ms)
                 else:
                     self._depth_fault(action, ev, now_ms)
             else:
                 if record:
                     journal_rows.append((ev, True))
-                self._fan(ev, names[sym][kind], now_ms)
+                targets = live[sym][kind]
+                if targets:  # most quotes and trades have no subscriber: skip the call
+                    fan(ev, targets, now_ms)
+        self.events_generated += n_events
         send_ns = time.time_ns()  # right before the frames go to the transports
-        for c in list(self.conns.values()):
+        for c in self.conns.values():
             if c.out:
                 c.flush()
         if record:
@@ -231,37 +255,38 @@ class SimServer(object):
 
     def _depth_fault(self, action, ev, now_ms):
         sym = ev[1]
+        targets = self._live[sym][EV_DEPTH]
         detail = {"symbol": sym, "U": ev[2], "u": ev[3]}
         if action == faults.DROP:
             self.note_fault("drop_diff", detail)
         elif action == faults.DUPLICATE:
             self.note_fault("duplicate_diff", detail)
-            self._fan(ev, self._names[sym][EV_DEPTH], now_ms)
-            self._fan(ev, self._names[sym][EV_DEPTH], now_ms)
+            if targets:
+                self._fan(ev, targets, now_ms)
+                self._fan(ev, targets, now_ms)
         elif action == faults.HOLD:
             self.note_fault("reorder_diffs", detail)
             prev = self._held.pop(sym, None)
-            if prev is not None:
-                self._fan(prev, self._names[sym][EV_DEPTH], now_ms)
+            if prev is not None and targets:
+                self._fan(prev, targets, now_ms)
             self._held[sym] = ev
 
-    def _fan(self, ev, streams, now_ms):
-        """Build the payload once per subscribed stream and queue the frame on each subscriber."""
-        subs = self.subs
+    def _fan(self, ev, targets, now_ms):
+        """Build the payload once per subscribed stream and queue the frame on each subscriber.
+
+        ``targets`` is ``[(suffix, combined prefix, combined conns, raw conns)]`` for the streams
+        of this event that have subscribers (see :meth:`_rebuild_subs`).
+        """
         extra = ""
-        if ev[0] == EV_DEPTH and self._depth_extra:
+        if self._depth_extra and ev[0] == EV_DEPTH:
             extra = self._depth_extra
             self._depth_extra = ""
         delivered = 0
-        for stream, suffix in streams:
-            pair = subs.get(stream)
-            if pair is None:
-                continue
+        for suffix, prefix, comb, raw in targets:
             payload = binance.event_payload(ev, suffix, now_ms, extra)
-            comb, raw = pair
             if comb:
-                text = binance.combined(stream, payload).encode("ascii")
-                frame = encode_frame(OP_TEXT, text)
+                text = (prefix + payload + "}").encode("ascii")  # binance.combined(), inlined
+                frame = text_frame(text)
                 for c in comb:
                     if c.special:
                         c.push_special(text)
@@ -270,14 +295,14 @@ class SimServer(object):
                 delivered += len(comb)
             if raw:
                 text = payload.encode("ascii")
-                frame = encode_frame(OP_TEXT, text)
+                frame = text_frame(text)
                 for c in raw:
                     if c.special:
                         c.push_special(text)
                     else:
                         c.out.append(frame)
                 delivered += len(raw)
-        if delivered and ev[0] == EV_DEPTH:
+        if ev[0] == EV_DEPTH:
             self.sent[ev[1]] += delivered
 
     def _fan_raw(self, ev):
@@ -291,7 +316,7 @@ class SimServer(object):
             if not conns:
                 continue
             data = text.encode("utf-8")
-            frame = encode_frame(OP_TEXT, data)
+            frame = text_frame(data)
             for c in conns:
                 if c.special:
                     c.push_special(data)
@@ -370,7 +395,8 @@ class SimServer(object):
         self.disconnects[reason] = self.disconnects.get(reason, 0) + 1
 
     def _rebuild_subs(self):
-        """Stream -> subscribers index; rebuilt on every (rare) subscription change."""
+        """Stream -> subscribers index, and per symbol and event kind the streams that have
+        subscribers; rebuilt on every (rare) subscription change so the hot path only indexes."""
         subs = {}
         for c in self.conns.values():
             if c.closed or c.closing or c.half_open:
@@ -382,7 +408,18 @@ class SimServer(object):
                     pair = ([], [])
                     subs[s] = pair
                 pair[slot].append(c)
+        live = {}
+        for sym, by_kind in self._names.items():
+            row = [None, [], [], []]       # indexed by EV_DEPTH, EV_TRADE, EV_QUOTE
+            for kind, streams in by_kind.items():
+                for stream, suffix in streams:
+                    pair = subs.get(stream)
+                    if pair is not None:
+                        row[kind].append((suffix, binance.combined_prefix(stream),
+                                          pair[0], pair[1]))
+            live[sym] = row
         self.subs = subs
+        self._live = live
 
     def targets(self, conn_id):
         if conn_id is None:

@@ -1,0 +1,132 @@
+"""Measure the message rate the simulator sustains: ``python3 -m hftfeed.sim.bench``.
+
+Starts the simulator as a separate process (``--sim-python`` picks its interpreter), connects one
+or more counting clients in this process, and reports depth messages received per second after a
+warm-up (PyPy's JIT needs a few seconds). The clients only walk frame headers (server frames are
+unmasked, RFC 6455 §5.2), so the client side is not what is being measured.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+
+from hftfeed.sim import rawclient
+from hftfeed.ws_proto import build_client_request, make_client_key, parse_http_head
+
+
+class FrameCounter(object):
+    """Counts complete frames in a byte stream without decoding payloads."""
+
+    def __init__(self):
+        self.buf = b""
+        self.frames = 0
+        self.bytes = 0
+
+    def feed(self, data):
+        buf = self.buf + data if self.buf else data
+        n = len(buf)
+        i = 0
+        frames = 0
+        while i + 2 <= n:
+            ln = buf[i + 1] & 0x7F
+            hdr = 2
+            if ln == 126:
+                if i + 4 > n:
+                    break
+                ln = (buf[i + 2] << 8) | buf[i + 3]
+                hdr = 4
+            elif ln == 127:
+                if i + 10 > n:
+                    break
+                ln = int.from_bytes(buf[i + 2:i + 10], "big")
+                hdr = 10
+            if i + hdr + ln > n:
+                break
+            i += hdr + ln
+            frames += 1
+        self.buf = buf[i:]
+        self.frames += frames
+        self.bytes += len(data)
+
+
+async def count_client(host, port, target, counter, stop):
+    reader, writer = await asyncio.open_connection(host, port)
+    key = make_client_key(os.urandom)
+    writer.write(build_client_request("%s:%d" % (host, port), target, key))
+    buf = b""
+    while parse_http_head(buf) is None:
+        buf += await reader.read(65536)
+    _head, consumed = parse_http_head(buf)
+    counter.feed(buf[consumed:])
+    while not stop.is_set():
+        data = await reader.read(1 << 20)
+        if not data:
+            break
+        counter.feed(data)
+    writer.close()
+
+
+async def bench(ns):
+    symbols = ["SYM%dUSDT" % i for i in range(ns.symbols)]
+    cmd = [ns.sim_python, "-m", "hftfeed.sim", "--symbols", ",".join(symbols),
+           "--rate", str(ns.rate), "--steps-per-msg", str(ns.steps_per_msg),
+           "--ping-interval-s", "20", "--log-level", "warn"]
+    if ns.record:
+        cmd += ["--record", ns.record]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
+    try:
+        line = proc.stdout.readline().decode()
+        port = int(line.rsplit(":", 1)[1])
+        target = "/stream?streams=" + "/".join(s.lower() + "@depth@100ms" for s in symbols)
+        stop = asyncio.Event()
+        counters = [FrameCounter() for _ in range(ns.conns)]
+        tasks = [asyncio.get_running_loop().create_task(
+            count_client("127.0.0.1", port, target, c, stop)) for c in counters]
+        await asyncio.sleep(ns.warmup_s)
+        f0 = sum(c.frames for c in counters)
+        b0 = sum(c.bytes for c in counters)
+        t0 = time.monotonic()
+        await asyncio.sleep(ns.seconds)
+        f1 = sum(c.frames for c in counters)
+        b1 = sum(c.bytes for c in counters)
+        dt = time.monotonic() - t0
+        _s, st = await rawclient.get_json("127.0.0.1", port, "/_sim/status")
+        stop.set()
+        for t in tasks:
+            t.cancel()
+        result = {
+            "sim_python": ns.sim_python, "target_rate": ns.rate, "symbols": ns.symbols,
+            "conns": ns.conns, "steps_per_msg": ns.steps_per_msg, "record": bool(ns.record),
+            "warmup_s": ns.warmup_s, "measured_s": round(dt, 2),
+            "msgs_per_s_per_conn": round((f1 - f0) / dt / ns.conns),
+            "mbytes_per_s_total": round((b1 - b0) / dt / 1e6, 1),
+            "sim_behind_msgs": st.get("behind_msgs"),
+        }
+        print(json.dumps(result))
+        return result
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python3 -m hftfeed.sim.bench")
+    p.add_argument("--rate", type=float, default=100000)
+    p.add_argument("--symbols", type=int, default=10)
+    p.add_argument("--conns", type=int, default=1)
+    p.add_argument("--steps-per-msg", type=int, default=1)
+    p.add_argument("--seconds", type=float, default=10)
+    p.add_argument("--warmup-s", type=float, default=5)
+    p.add_argument("--record", default=None)
+    p.add_argument("--sim-python", default=sys.executable)
+    ns = p.parse_args(argv)
+    asyncio.run(bench(ns))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
