@@ -81,6 +81,10 @@ class Book(object):
         self._move_with_memoryview = MOVE_WITH_MEMORYVIEW
         self._copy_with_memoryview = COPY_WITH_MEMORYVIEW
 
+    def buffers(self):
+        """The preallocated storage, for hw.prefault (touch every page once at start-up)."""
+        return [self._bids, self._asks]
+
     # -- whole-book operations (rare) -----------------------------------------------------------
 
     def clear(self):

@@ -27,6 +27,8 @@ def read_ws():
     with open(WS_FILE) as f:
         next(f)
         for line in f:
+            if not line.strip():
+                continue
             stamp, _, text = line.rstrip("\n").partition(": ")
             out.append((float(stamp), text))
     return out
@@ -37,6 +39,8 @@ def read_snapshots():
     out = {}
     with open(HTTP_FILE) as f:
         for line in f:
+            if not line.strip():
+                continue
             url, _, rest = line.rstrip("\n").partition(" -> ")
             stamp, _, body = rest.partition(": ")
             symbol = url.split("symbol=")[1].split("&")[0]

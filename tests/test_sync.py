@@ -34,9 +34,10 @@ def test_diffs_are_buffered_until_the_snapshot_arrives():
 
 
 def test_snapshot_older_than_first_buffered_diff_is_refused():
+    # spot docs: "if lastUpdateId is strictly less than the first U, get a new snapshot"
     s = fresh()
     s.on_update(diff(10, 12))
-    assert s.on_snapshot(snap(8)) == sync.SNAPSHOT_TOO_OLD
+    assert s.on_snapshot(snap(9)) == sync.SNAPSHOT_TOO_OLD
     assert s.state == sync.RESYNCING
     assert s.buffer, "the buffer is kept for the next snapshot"
 
@@ -54,8 +55,9 @@ def test_buffered_diffs_already_in_the_snapshot_are_dropped_and_the_bridge_appli
 
 def test_first_diff_must_straddle_snapshot_plus_one():
     s = fresh()
-    s.on_update(diff(15, 20))
-    assert s.on_snapshot(snap(13)) == sync.GAP             # 14 is missing
+    s.on_update(diff(11, 12))
+    s.on_update(diff(15, 20))                              # 13..14 never arrived
+    assert s.on_snapshot(snap(12)) == sync.GAP
     assert s.state == sync.RESYNCING and s.gaps == 1
 
 
@@ -73,7 +75,7 @@ def test_snapshot_without_buffered_diffs_waits_for_the_bridge_and_is_not_live():
 def test_live_diff_must_continue_previous_u_plus_one():
     s = fresh()
     s.on_update(diff(11, 12))
-    s.on_snapshot(snap(10))
+    s.on_snapshot(snap(11))
     assert s.on_update(diff(13, 15)) == sync.APPLIED
     assert s.on_update(diff(17, 18)) == sync.GAP
     assert s.state == sync.RESYNCING
@@ -84,7 +86,7 @@ def test_live_diff_must_continue_previous_u_plus_one():
 def test_duplicates_and_old_diffs_are_ignored_while_live():
     s = fresh()
     s.on_update(diff(11, 12))
-    s.on_snapshot(snap(10))
+    s.on_snapshot(snap(11))
     assert s.on_update(diff(11, 12)) == sync.IGNORED
     assert s.on_update(diff(5, 6)) == sync.IGNORED
     assert s.on_update(diff(13, 13)) == sync.APPLIED
@@ -93,7 +95,7 @@ def test_duplicates_and_old_diffs_are_ignored_while_live():
 def test_a_crossed_book_after_a_diff_forces_a_resync():
     s = fresh()
     s.on_update(diff(11, 12))
-    s.on_snapshot(snap(10))
+    s.on_snapshot(snap(11))
     assert s.on_update(diff(13, 13, bids=[102 * P, 1 * P])) == sync.GAP
 
 

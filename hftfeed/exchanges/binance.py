@@ -106,7 +106,9 @@ class BinanceSpot(Venue):
         if type(msg) is not dict:
             raise VenueError("expected a JSON object, got %s" % type(msg).__name__)
         data = msg.get("data")
-        if "stream" in msg and type(data) is dict:
+        if "stream" in msg:
+            if type(data) is not dict:
+                raise VenueError("combined stream message without a data object")
             return [self._event(data)]
         if "result" in msg and "id" in msg:                 # SUBSCRIBE / UNSUBSCRIBE answer
             return [Control(CTRL_SUBSCRIBED, str(msg.get("id")))]
