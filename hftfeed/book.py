@@ -11,17 +11,24 @@ encoder copies the top N with one C-level memoryview assignment on CPython.
 
 Per interpreter (chosen once at import, a tested switch on each instance):
 - moving pairs on insert/delete: CPython uses memoryview slice assignment (one memmove in C;
-  a Python loop costs ~100 ns per element there); PyPy uses a plain loop, which its JIT compiles
-  to a tight copy, while PyPy 7.3.11's memoryview and array slice copies go element by element
-  through the generic buffer protocol (10-30x slower for the short moves that dominate here).
-- copying the top N into a packet: CPython and a little-endian host use the reversed memoryview
-  copy (PERF_NOTES: 4.9M books/s vs 0.56M with per-level ``pack_into``); PyPy uses per-level
-  ``pack_into``, which its JIT turns into direct stores (9.5M/s).
+  its bytecode loop costs ~200 ns per element on the dev VM); PyPy uses a plain loop that its
+  JIT compiles (~7-10 ns per element), because PyPy 7.3.11's memoryview slice copy is 3-5x
+  slower than that loop for the 2-128 element moves that dominate here.
+- copying the top N into a packet: CPython on a little-endian host uses the reversed
+  memoryview copy (measured ~4.5x faster than 40 ``pack_into`` calls there); PyPy uses
+  per-level ``pack_into``, which its JIT turns into direct stores (~13x faster there than the
+  memoryview copy).
 
-Finding a price: scan from the best for ``SCAN_LEVELS`` levels (where nearly all updates land),
-then binary search the rest. Hitting an existing level (most updates) writes one array item and
-allocates nothing; inserts and deletes move memory inside the preallocated array, never resize
-it (CPython's memoryview export even forbids a resize).
+Finding a price: scan from the best for ``SCAN_LEVELS`` (32) levels, then binary search the
+rest. In the captures 67-85 % of updated prices are within 16 levels of the best and 93-99 %
+within 64. Hitting an existing level (most updates) writes one array item and allocates
+nothing; inserts and deletes move memory inside the preallocated array, never resize it
+(CPython's memoryview export even forbids a resize).
+
+Measured with ``python3 -m hftfeed.book`` (1000 levels a side, ~90 % qty changes, ~5 % inserts,
+~5 % deletes near the top, 1 % anywhere; 2-vCPU VM shared with other jobs): PyPy 7.3.11
+8.1-8.5M level updates/s, CPython 3.11 (pyenv build without PGO) 0.6-0.75M/s. The cost that
+remains on PyPy is deep inserts/deletes: moving ~1000 pairs takes ~15 us.
 
 Capacity policy: when a side already holds ``capacity_levels`` levels and a new price arrives,
 a price worse than the worst kept level is ignored; a better one is inserted and the worst kept
@@ -44,8 +51,7 @@ import sys
 from array import array
 
 from hftfeed.errors import BookError
-
-INT64_MAX = (1 << 63) - 1
+from hftfeed.fixed import INT64_MAX
 SCAN_LEVELS = 32            # levels scanned from the best before bisecting (see module doc)
 _SCAN_SLOTS = 2 * SCAN_LEVELS
 _LEVEL = struct.Struct("<qq")   # PROTOCOL.md level: i64 price, i64 qty, little-endian
@@ -202,7 +208,7 @@ class Book(object):
         if len(bids_flat) & 1 or len(asks_flat) & 1:
             raise BookError("flat level lists need an even length (%d bids, %d asks)"
                             % (len(bids_flat), len(asks_flat)))
-        set_bid = self.set_bid
+        set_bid = self.set_bid          # bound once per diff, not once per level
         for i in range(0, len(bids_flat), 2):
             set_bid(bids_flat[i], bids_flat[i + 1])
         set_ask = self.set_ask

@@ -37,7 +37,7 @@ INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
 _INT64_DIGITS = 19                         # 10**19 > INT64_MAX: more digits cannot fit
 _MAX_EXPONENT_DIGITS = 9                   # larger exponents are decided without int()
-_POW10 = tuple(10 ** k for k in range(_INT64_DIGITS + 1))
+_POW10 = tuple(10 ** k for k in range(_INT64_DIGITS + 1))   # no pow() call per parse
 
 _NUMBER = re.compile(r"([+-]?)([0-9]+)(?:\.([0-9]+))?(?:[eE]([+-]?)([0-9]+))?")
 

@@ -482,7 +482,7 @@ def _decode_book(data, off, length, venue, instrument, flags, exch_ns, recv_ns, 
         bids = list(zip(levels[0:split:2], levels[1:split:2]))
         asks = list(zip(levels[split::2], levels[split + 1::2]))
     else:
-        unpack_level = _LEVEL.unpack_from
+        unpack_level = _LEVEL.unpack_from   # bound method hoisted out of the loops
         bids = []
         for _ in range(bid_n):
             bids.append(unpack_level(data, pos))

@@ -324,8 +324,9 @@ def expected_levels(book, bid_n, ask_n):
 def test_copy_levels_writes_little_endian_pairs_best_first(copy_mv, off):
     rng = random.Random(off)
     book = make_book(100, copy_with_memoryview=copy_mv)
-    book.load_snapshot([x for _ in range(30) for x in (rng.randrange(1, 1000), rng.randrange(10 ** 15))],
-                       [x for _ in range(30) for x in (rng.randrange(1000, 2000), rng.randrange(10 ** 15))], 1)
+    bids = [x for _ in range(30) for x in (rng.randrange(1, 1000), rng.randrange(10 ** 15))]
+    asks = [x for _ in range(30) for x in (rng.randrange(1000, 2000), rng.randrange(10 ** 15))]
+    book.load_snapshot(bids, asks, 1)
     for bid_n, ask_n in ((0, 0), (1, 0), (0, 1), (5, 3), (book.bid_count(), book.ask_count())):
         buf = bytearray(b"\xee" * (off + 16 * (bid_n + ask_n) + 8))
         end = book.copy_levels_into(buf, off, bid_n, ask_n)
