@@ -123,6 +123,8 @@ def pack_book(buf, off, venue, instrument, flags, exch_ns, recv_ns, book, depth)
     The levels are copied by the book itself (``Book.copy_levels_into``), which knows its own
     storage layout and picks the fastest copy for the running interpreter.
     """
+    if depth < 0:
+        raise WireError("book depth %r is negative" % (depth,))
     bid_n = book.bid_levels
     if bid_n > depth:
         bid_n = depth

@@ -302,6 +302,13 @@ def test_deep_books_cross_the_scan_and_bisect_boundary(move_mv):
     assert_same(book, ref)
 
 
+def test_buffers_are_the_preallocated_storage_of_both_sides():
+    book = Book(10)
+    bids, asks = book.buffers()
+    assert bids is book._bids and asks is book._asks
+    assert len(bids) == len(asks) == 2 * 10 and bids.itemsize == 8
+
+
 def test_updates_never_resize_or_move_the_storage():
     rng = random.Random(5)
     book = Book(64)

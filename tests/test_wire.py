@@ -205,6 +205,11 @@ def test_book_without_room_raises_and_does_not_grow_the_buffer():
     assert len(buf) == 87
 
 
+def test_book_negative_depth_is_refused():
+    with pytest.raises(WireError):
+        wire.pack_book(bytearray(200), 0, 1, 3, 0, 0, 0, golden_book_source(), -1)
+
+
 def test_book_depth_above_255_levels_is_refused():
     book = Book(capacity_levels=300)
     book.load_snapshot([x for i in range(1, 300) for x in (i, 1)], [], 1)
