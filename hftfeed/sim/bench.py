@@ -87,6 +87,7 @@ async def bench(ns):
         tasks = [asyncio.get_running_loop().create_task(
             count_client("127.0.0.1", port, target, c, stop)) for c in counters]
         await asyncio.sleep(ns.warmup_s)
+        _s, st0 = await rawclient.get_json("127.0.0.1", port, "/_sim/status")
         f0 = sum(c.frames for c in counters)
         b0 = sum(c.bytes for c in counters)
         t0 = time.monotonic()
@@ -104,7 +105,10 @@ async def bench(ns):
             "warmup_s": ns.warmup_s, "measured_s": round(dt, 2),
             "msgs_per_s_per_conn": round((f1 - f0) / dt / ns.conns),
             "mbytes_per_s_total": round((b1 - b0) / dt / 1e6, 1),
-            "sim_behind_msgs": st.get("behind_msgs"),
+            "sim_generated_per_s": round((sum(st["messages_generated"].values())
+                                          - sum(st0["messages_generated"].values())) / dt),
+            "sim_behind_msgs": st["behind_msgs"] - st0["behind_msgs"],
+            "disconnects": st["disconnects"],
         }
         print(json.dumps(result))
         return result

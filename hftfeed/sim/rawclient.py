@@ -8,11 +8,16 @@ answer pings, flood the server with messages).
 
 import asyncio
 import json
+import logging
 import os
+
+from hftfeed.errors import HftfeedError
 
 from hftfeed.ws_proto import (CLIENT, Close, Connection, FrameParser, Message, Ping,
                               build_client_request, check_server_response, host_header,
                               make_client_key, parse_http_head)
+
+log = logging.getLogger("hftfeed.sim.rawclient")
 
 
 async def http_request(host, port, method, target, body=None, timeout_s=5.0, headers=()):
@@ -150,11 +155,12 @@ class RawWs(object):
         self.writer.write(self.conn.data_to_send())
 
     async def close(self):
+        """Send a close frame (if the connection still allows one) and drop the TCP connection."""
         try:
             self.conn.send_close(1000)
             self.writer.write(self.conn.data_to_send())
-        except Exception:  # noqa: BLE001 -- already closed: nothing left to say
-            self.conn.state = "closed"
+        except (HftfeedError, OSError) as exc:
+            log.debug("close frame not sent: %s", exc)
         self.writer.close()
 
 

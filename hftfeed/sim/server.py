@@ -333,9 +333,10 @@ class SimServer(object):
             now = time.monotonic()
             for c in list(self.conns.values()):
                 c.on_timer(now)
-                if not c.closed and c.transport.get_write_buffer_size() > cfg.max_send_buffer_bytes:
+                unsent = c.backlog_bytes + (0 if c.closed else c.transport.get_write_buffer_size())
+                if not c.closed and unsent > cfg.max_send_buffer_bytes:
                     log.warning("conn %d: %d bytes unsent (slow consumer): disconnecting",
-                                c.id, c.transport.get_write_buffer_size())
+                                c.id, unsent)
                     self.count_disconnect("slow_consumer")
                     c.drop("slow consumer", abort=True)
             if self._scheduled:
@@ -519,6 +520,16 @@ class _SimProtocol(asyncio.Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if peer else ""
+        # Pause above 1 MiB: past that, frames wait in WsConn.backlog (see its comment).
+        transport.set_write_buffer_limits(high=1 << 20)
+
+    def pause_writing(self):
+        if self.conn is not None:
+            self.conn.pause_writing()
+
+    def resume_writing(self):
+        if self.conn is not None:
+            self.conn.resume_writing()
 
     def data_received(self, data):
         if self.conn is not None:

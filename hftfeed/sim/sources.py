@@ -41,8 +41,9 @@ class SyntheticSource(object):
         self.max_steps_per_msg = max(1, int(max_steps_per_msg))
         self.engines = [MarketEngine(s, seed=seed, depth_levels=depth_levels) for s in self.symbols]
         self.by_symbol = dict(zip(self.symbols, self.engines))
-        # A tick never produces more than ~50 ms worth of messages: a stalled loop does not burst.
-        self.max_batch = int(max_batch) if max_batch else max(1, int(self.rate * 0.05))
+        # A tick never produces more than ~10 ms worth of messages: a stalled or overloaded loop
+        # does not burst (huge writes measured slower than a steady trickle of small ones).
+        self.max_batch = int(max_batch) if max_batch else max(1, int(self.rate * 0.01))
         self.produced = 0
         self.behind_msgs = 0     # messages skipped because the loop could not keep up
         self._rr = 0

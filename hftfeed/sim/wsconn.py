@@ -8,6 +8,7 @@ requests all count), the connection lifetime with its ``serverShutdown`` notice,
 per-connection faults (fragmented messages, half-open, abrupt close, broken frames).
 """
 
+import collections
 import logging
 import time
 
@@ -54,6 +55,12 @@ class WsConn(object):
         self.win_count = 0
         self.messages_sent = 0
         self.bytes_sent = 0
+        # Our own backlog while the transport is paused (above its high-water mark): appending
+        # chunks is O(1), while letting asyncio's buffer grow costs a memmove of the whole
+        # buffer per send (measured: a 300k msg/s overload fell to 90k msg/s that way).
+        self.paused = False
+        self.backlog = collections.deque()
+        self.backlog_bytes = 0
         self.pings_sent = 0
         self.pongs_received = 0
 
@@ -137,7 +144,27 @@ class WsConn(object):
     def _write_control(self):
         data = self.ws.data_to_send()
         if data and not self.closed:
+            self.write(data)
+
+    def write(self, data):
+        """Every byte to the client goes through here, so frames keep their order."""
+        if self.paused or self.backlog:
+            self.backlog.append(data)
+            self.backlog_bytes += len(data)
+        else:
             self.transport.write(data)
+
+    def pause_writing(self):
+        self.paused = True
+
+    def resume_writing(self):
+        """Feed the backlog to the transport until it pauses us again (or the backlog is empty)."""
+        self.paused = False
+        backlog = self.backlog
+        while backlog and not self.paused and not self.closed:
+            data = backlog.popleft()
+            self.backlog_bytes -= len(data)
+            self.transport.write(data)  # may call pause_writing() synchronously
 
     # ------------------------------------------------------------------ sending
     def send_raw_text(self, text):
@@ -151,7 +178,7 @@ class WsConn(object):
             self.out = []
         else:
             frames = encode_frame(OP_TEXT, payload)
-        self.transport.write(frames)
+        self.write(frames)
 
     def push_special(self, payload):
         """Queue one data message when a per-connection transform (fragmentation) is armed."""
@@ -177,14 +204,14 @@ class WsConn(object):
             return 0
         self.out = []
         data = out[0] if len(out) == 1 else b"".join(out)
-        self.transport.write(data)
+        self.write(data)
         self.messages_sent += len(out)
         self.bytes_sent += len(data)
         return len(data)
 
     def send_frame_bytes(self, data):
         if not self.closed:
-            self.transport.write(data)
+            self.write(data)
 
     # ------------------------------------------------------------------ keepalive and timers
     def on_timer(self, now_s):
@@ -250,6 +277,8 @@ class WsConn(object):
         self.closed = True
         self.close_reason = reason
         self.out = []
+        self.backlog.clear()
+        self.backlog_bytes = 0
         log.debug("conn %d closed: %s", self.id, reason)
         if abort:
             self.transport.abort()
