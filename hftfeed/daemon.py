@@ -17,6 +17,7 @@ import time
 from . import hw
 from .config import default_config_path, load_config
 from .exchanges import VENUES
+from .errors import ConfigError
 from .feed import Feed, FeedStats
 from .publisher import Publisher
 from .sdnotify import Notifier
@@ -53,8 +54,9 @@ def hw_settings(cfg):
 class Daemon(object):
     """Owns the publisher, the feeds and the housekeeping timer of one daemon process."""
 
-    def __init__(self, cfg, notifier=None):
+    def __init__(self, cfg, notifier=None, config_path=None):
         self.cfg = cfg
+        self.config_path = config_path
         self.notifier = notifier or Notifier()
         self.stats = FeedStats()
         self.latency = LatencyHistogram()
@@ -63,6 +65,7 @@ class Daemon(object):
         self.stop_requested = None
         self.ready_sent = False
         self.gc_scheduler = None
+        self.ssl_context = None
         self.last_stats_ns = 0
         self.last_counts = (0, 0, 0)
         self.last_watchdog_ns = 0
@@ -84,10 +87,10 @@ class Daemon(object):
         log.info("publisher: channel %d to %s:%d, session %d, depth %d; %s", pub.channel,
                  pub.target_host, pub.target_port, self.publisher.session, pub.depth,
                  report.message if report is not None else "")
-        ssl_context = ssl.create_default_context()
+        self.ssl_context = ssl.create_default_context()
         for feed_cfg in cfg.feeds:
             feed = Feed(feed_cfg, VENUES[feed_cfg.venue], self.publisher, self.stats,
-                        cfg.book_capacity_levels, ssl_context=ssl_context,
+                        cfg.book_capacity_levels, ssl_context=self.ssl_context,
                         rcvbuf_bytes=cfg.rcvbuf_bytes)
             self.feeds.append(feed)
         self.publisher.set_instruments([d for f in self.feeds for d in f.instrument_defs()])
@@ -103,6 +106,8 @@ class Daemon(object):
         self.stop_requested = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop, signum)
+        if self.config_path is not None:
+            loop.add_signal_handler(signal.SIGHUP, self.reload)
         self.build()
         self.publisher.send_instruments()
         for feed in self.feeds:
@@ -123,6 +128,41 @@ class Daemon(object):
                 self.housekeeping()
         await self.shutdown()
         return self.exit_code
+
+    def reload(self):
+        """SIGHUP: re-read the config file and add/remove symbols without dropping the others.
+
+        Only the symbol lists are applied live; any other change (publisher, Phase 1 switches,
+        feed limits) is reported as needing a restart. A reload that would renumber an
+        instrument that keeps running, or that is invalid, is refused as a whole."""
+        log.info("SIGHUP: reloading %s", self.config_path)
+        try:
+            new = load_config(self.config_path)
+            plan = plan_reload(self.cfg, new, self.feeds)
+        except ConfigError as exc:
+            log.error("reload refused, still running the old config: %s", exc)
+            return
+        for feed, feed_cfg in plan["changed"]:
+            added, removed = feed.apply_symbols(feed_cfg)
+            log.info("reload: %s feed: added %s, removed %s", feed.venue.NAME,
+                     added or "nothing", removed or "nothing")
+        for feed_cfg in plan["new"]:
+            feed = Feed(feed_cfg, VENUES[feed_cfg.venue], self.publisher, self.stats,
+                        self.cfg.book_capacity_levels, ssl_context=self.ssl_context,
+                        rcvbuf_bytes=self.cfg.rcvbuf_bytes)
+            self.feeds.append(feed)
+            feed.start()
+            log.info("reload: new %s feed with %d instrument(s)", feed_cfg.venue,
+                     len(feed.instruments))
+        for feed in plan["gone"]:
+            self.feeds.remove(feed)
+            feed.apply_symbols(_EmptyFeed())
+            asyncio.ensure_future(feed.stop())
+            log.info("reload: %s feed removed", feed.venue.NAME)
+        for note in plan["restart_needed"]:
+            log.warning("reload: %s changed; takes effect after a restart", note)
+        self.publisher.set_instruments([d for f in self.feeds for d in f.instrument_defs()])
+        self.publisher.send_instruments()
 
     def request_stop(self, signum=None):
         if signum is not None:
@@ -174,14 +214,62 @@ class Daemon(object):
         self.publisher.close()
 
 
-def run_config(cfg):
+class _EmptyFeed(object):
+    """A feed entry with no symbols: what a feed removed by a reload is reduced to."""
+    instruments = ()
+
+
+def plan_reload(old, new, feeds):
+    """Decide what a reload changes. Raises ConfigError if it would renumber a running
+    instrument or give a new one an id that is taken."""
+    from .feed import feed_identity
+    running = {}
+    for feed in feeds:
+        for inst in feed.instruments.values():
+            running[(feed.identity(), inst.symbol)] = inst.instrument_id
+    by_identity = {feed.identity(): feed for feed in feeds}
+    plan = {"changed": [], "new": [], "gone": [], "restart_needed": []}
+    wanted_ids = {}
+    for feed_cfg in new.feeds:
+        ident = feed_identity(feed_cfg)
+        venue = VENUES[feed_cfg.venue]
+        for inst in feed_cfg.instruments:
+            key = (ident, venue.venue_symbol(inst.symbol))
+            wanted_ids[key] = inst.instrument_id
+        if ident in by_identity:
+            plan["changed"].append((by_identity.pop(ident), feed_cfg))
+        else:
+            plan["new"].append(feed_cfg)
+    plan["gone"] = list(by_identity.values())
+    for key, inst_id in wanted_ids.items():
+        if key in running and running[key] != inst_id:
+            raise ConfigError("instrument id of %s would change from %d to %d; restart to renumber"
+                              % (key[1], running[key], inst_id))
+    kept_ids = {v: k for k, v in running.items() if k in wanted_ids}
+    for key, inst_id in wanted_ids.items():
+        if key not in running and inst_id in kept_ids:
+            raise ConfigError("new instrument %s would take id %d, still used by %s"
+                              % (key[1], inst_id, kept_ids[inst_id][1]))
+    for name in ("publisher", "memory_lock", "prefault", "cpu_core", "sched_policy",
+                 "sched_priority", "sndbuf_bytes", "rcvbuf_bytes", "busy_poll",
+                 "book_capacity_levels"):
+        if _attrs(getattr(old, name)) != _attrs(getattr(new, name)):
+            plan["restart_needed"].append(name)
+    return plan
+
+
+def _attrs(value):
+    return value.__dict__ if hasattr(value, "__dict__") else value
+
+
+def run_config(cfg, config_path=None):
     """Apply Phase 1 controls, then run the daemon until SIGTERM/SIGINT; returns the exit code."""
     for result in hw.apply_startup(hw_settings(cfg)):
         log.debug("startup: %r", result)
     from .busypoll import new_event_loop
     loop = new_event_loop(cfg.busy_poll)
     asyncio.set_event_loop(loop)
-    daemon = Daemon(cfg)
+    daemon = Daemon(cfg, config_path=config_path)
     try:
         return loop.run_until_complete(daemon.run())
     finally:
@@ -211,5 +299,5 @@ def main(argv):
         print("config %s is valid: %d feed(s), %d instrument(s)"
               % (path, len(cfg.feeds), len(cfg.instruments)))
         return 0
-    return run_config(cfg)
+    return run_config(cfg, config_path=path)
 

@@ -68,6 +68,7 @@ class FeedStats(object):
         self.snapshot_errors = 0
         self.rate_limited = 0
         self.handler_errors = 0
+        self.feed_crashes = 0
 
     def as_dict(self):
         return dict(self.__dict__)
@@ -156,16 +157,17 @@ class Feed(object):
             self.instruments[symbol] = Instrument(symbol, inst_cfg.instrument_id, self.venue_id,
                                                   self.venue.rule, capacity_levels,
                                                   feed_cfg.max_buffered_updates)
+        self.capacity_levels = capacity_levels
         self.budget = WeightBudget(feed_cfg.rest_weight_per_min)
         self.http = None
         self.supervisors = [Supervisor(self, n, chunk) for n, chunk in enumerate(self._chunks())]
         self.tasks = []
 
-    def _chunks(self):
+    def _chunks(self, instruments=None):
         """Split instruments so no connection carries more streams than the venue allows."""
         chunks, current, streams = [], [], 0
         limit = self.cfg.max_streams_per_connection
-        for inst in self.instruments.values():
+        for inst in (self.instruments.values() if instruments is None else instruments):
             n = len(self.venue.streams_for(inst.symbol))
             if current and streams + n > limit:
                 chunks.append(current)
@@ -175,6 +177,48 @@ class Feed(object):
         if current:
             chunks.append(current)
         return chunks
+
+    def identity(self):
+        """What must match for a reloaded feed entry to be this feed (else: a new feed)."""
+        return feed_identity(self.cfg)
+
+    def apply_symbols(self, new_cfg, loop_started=True):
+        """SIGHUP reload: add and remove instruments without touching the others.
+
+        Removed instruments stop being routed at once (their streams leave the connection at
+        its next reconnect or rollover) and are announced as disconnected; added ones get a
+        connection of their own. Returns (added symbols, removed symbols)."""
+        wanted = {self.venue.venue_symbol(i.symbol): i for i in new_cfg.instruments}
+        removed = [inst for sym, inst in self.instruments.items() if sym not in wanted]
+        now_ns = time.time_ns()
+        for inst in removed:
+            del self.instruments[inst.symbol]
+            if inst.snapshot_task is not None:
+                inst.snapshot_task.cancel()
+            if inst.supervisor is not None:
+                inst.supervisor.remove_instrument(inst)
+            inst.sync.disconnect()
+            self.set_state(inst, wire.STATE_DISCONNECTED, now_ns)
+        added = []
+        for sym, inst_cfg in wanted.items():
+            if sym not in self.instruments:
+                inst = Instrument(sym, inst_cfg.instrument_id, self.venue_id, self.venue.rule,
+                                  self.capacity_levels, self.cfg.max_buffered_updates)
+                self.instruments[sym] = inst
+                added.append(inst)
+        self.venue.symbols = list(self.instruments)
+        self.cfg.instruments = list(new_cfg.instruments)
+        for chunk in self._chunks(added):
+            sup = Supervisor(self, len(self.supervisors), chunk)
+            self.supervisors.append(sup)
+            if loop_started:
+                self.tasks.append(asyncio.ensure_future(sup.run()))
+        for sup in [s for s in self.supervisors if not s.instruments]:
+            self.supervisors.remove(sup)
+            sup.stopping = True
+            asyncio.ensure_future(sup.close_links())    # its connection carries nothing now
+        self.publisher.flush()
+        return [i.symbol for i in added], [i.symbol for i in removed]
 
     def instrument_defs(self):
         return [(i.venue_id, i.instrument_id, i.symbol) for i in self.instruments.values()]
@@ -299,11 +343,12 @@ class Supervisor(object):
     def __init__(self, feed, number, instruments):
         self.feed = feed
         self.number = number
-        self.instruments = instruments
-        for inst in instruments:
+        self.instruments = list(instruments)
+        for inst in self.instruments:
             inst.supervisor = self
-        self.streams = [s for inst in instruments for s in feed.venue.streams_for(inst.symbol)]
-        self.url = feed.cfg.ws_url + feed.venue.connection_path(self.streams)
+        self.streams = []
+        self.url = ""
+        self._build_url()
         self.link = None
         self.links = []
         self.link_counter = 0
@@ -317,6 +362,18 @@ class Supervisor(object):
         self._stats = feed.stats
         self._publisher = feed.publisher
         self._monotonic_trades = getattr(feed.venue, "MONOTONIC_TRADE_IDS", True)
+
+    def _build_url(self):
+        """Streams and URL from the current instruments (re-read on every connect, so a reload
+        that removed an instrument takes effect at the next reconnect or rollover)."""
+        venue = self.feed.venue
+        self.streams = [s for inst in self.instruments for s in venue.streams_for(inst.symbol)]
+        self.url = self.feed.cfg.ws_url + venue.connection_path(self.streams)
+
+    def remove_instrument(self, inst):
+        if inst in self.instruments:
+            self.instruments.remove(inst)
+        self._build_url()
 
     # -- the hot path ---------------------------------------------------------------------------
 
@@ -348,6 +405,11 @@ class Supervisor(object):
             stats.handler_errors += 1
             log.warning("%s: %s while handling a message (%s)", self.name, exc,
                         recovery_for(exc))
+            self._resync_symbol_of(events, recv_ns)
+        except Exception:   # noqa: BLE001 -- a bug: log the traceback, distrust the book, go on
+            stats.handler_errors += 1
+            log.exception("%s: unexpected error while handling a message; resyncing its "
+                          "instrument", self.name)
             self._resync_symbol_of(events, recv_ns)
         self._publisher.flush()
 
@@ -445,6 +507,28 @@ class Supervisor(object):
         self.wakeup.set()
 
     async def run(self):
+        """Run the connection loop; a crash inside it (a bug, not a venue fault) is logged with
+        its traceback and the loop starts again after a backoff: it never dies silently."""
+        crashes = 0
+        while not self.stopping:
+            try:
+                await self._connection_loop()
+            except asyncio.CancelledError:
+                raise
+            except Exception:   # noqa: BLE001 -- last line of defence, logged with traceback
+                crashes += 1
+                self.feed.stats.feed_crashes += 1
+                log.exception("%s: feed task crashed (%d so far); restarting it", self.name,
+                              crashes)
+                for link in list(self.links):
+                    link.client.abort()
+                    self._forget(link)
+                if self.link is not None:
+                    self._disconnected(self.link)
+                await self._sleep(backoff_delay_s(crashes, self.feed.cfg.reconnect_backoff_initial_s,
+                                                  self.feed.cfg.reconnect_backoff_max_s))
+
+    async def _connection_loop(self):
         """Connect, serve, and reconnect forever (until stopped)."""
         attempt = 0
         while not self.stopping:
@@ -469,6 +553,7 @@ class Supervisor(object):
 
     async def _open_link(self, attempt):
         cfg = self.feed.cfg
+        self._build_url()
         self.link_counter += 1
         link = Link(self, self.link_counter)
         try:
@@ -599,6 +684,13 @@ class Supervisor(object):
     async def close_links(self):
         for link in list(self.links):
             await self._close_link(link)
+
+
+def feed_identity(feed_cfg):
+    """Feeds are matched across a reload by venue, endpoints and channels; everything else
+    about a feed (limits, timeouts) only changes with a restart."""
+    return (feed_cfg.venue, feed_cfg.ws_url, feed_cfg.rest_url, feed_cfg.channels,
+            feed_cfg.depth_speed)
 
 
 def _short(url, limit=120):

@@ -37,6 +37,11 @@ class Venue(object):
         self.depth_speed = depth_speed
 
     # -- connection facts (override) -----------------------------------------------------------
+    @classmethod
+    def venue_symbol(cls, symbol):
+        """The venue's own spelling of a configured symbol (what its messages carry)."""
+        return symbol
+
     def streams_for(self, symbol):
         """The venue's stream / subscription names for one symbol (counted against limits)."""
         raise NotImplementedError

@@ -64,7 +64,8 @@ class BinanceSpot(Venue):
     SNAPSHOT_PATH = "/api/v3/depth"
     rule = BinanceSpotRule()
 
-    def venue_symbol(self, symbol):
+    @classmethod
+    def venue_symbol(cls, symbol):
         """Binance spells symbols upper-case in events and REST (streams are lower-case)."""
         return symbol.upper()
 
