@@ -54,6 +54,9 @@ class BinanceRequestError(ValueError):
         self.msg = msg
 
 
+RequestError = BinanceRequestError  # the name every dialect exposes
+
+
 # ---------------------------------------------------------------------- stream names and paths
 def parse_stream_name(name):
     """Return ``(lowercase symbol, kind)`` for a stream name; raise ValueError if malformed.

@@ -9,7 +9,7 @@ stream or a REST request is journaled where that happens.
 import logging
 import time
 
-from hftfeed.sim import binance, faults
+from hftfeed.sim import faults
 from hftfeed.ws_proto import OP_TEXT, encode_frame, is_valid_close_code
 
 log = logging.getLogger("hftfeed.sim.faultexec")
@@ -51,7 +51,7 @@ def _stale(server, spec):
     syms = [spec["symbol"]] if spec["symbol"] else list(server.symbols)
     captured = {}
     for s in syms:
-        snap = server.source.snapshot(s, binance.MAX_DEPTH_LIMIT)
+        snap = server.source.snapshot(s, server.dialect.MAX_DEPTH_LIMIT)
         if isinstance(snap, bytes):
             raise faults.FaultSpecError("stale_snapshot needs a synthetic or journal source")
         captured[s] = snap
@@ -119,23 +119,23 @@ def _send_text_everywhere(server, spec, make_text, wrap):
         sym = _symbol_for(server, spec, c)
         text = make_text(server, sym, now_ms)
         if wrap and c.session.combined:
-            text = binance.combined(sym.lower() + "@depth@100ms", text)
+            text = server.dialect.combined(sym.lower() + "@depth@100ms", text)
         c.send_raw_text(text)
 
 
 def _malformed(server, spec):
-    _send_text_everywhere(server, spec, lambda s, sym, ms: binance.malformed_payload(sym, ms), False)
+    _send_text_everywhere(server, spec, lambda s, sym, ms: server.dialect.malformed_payload(sym, ms), False)
 
 
 def _unknown(server, spec):
-    _send_text_everywhere(server, spec, lambda s, sym, ms: binance.unknown_event_payload(sym, ms),
+    _send_text_everywhere(server, spec, lambda s, sym, ms: server.dialect.unknown_event_payload(sym, ms),
                           True)
-    server.arm_depth_extra(binance.UNKNOWN_DEPTH_FIELDS)
+    server.arm_depth_extra(server.dialect.UNKNOWN_DEPTH_FIELDS)
 
 
 def _absurd(server, spec):
     def make(s, sym, ms):
-        return binance.absurd_depth_payload(sym, s.source.last_update_id(sym) + 1, ms)
+        return server.dialect.absurd_depth_payload(sym, s.source.last_update_id(sym) + 1, ms)
     _send_text_everywhere(server, spec, make, True)
 
 

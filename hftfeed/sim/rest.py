@@ -11,7 +11,7 @@ import json
 import logging
 import time
 
-from hftfeed.sim import binance, faults, httpd
+from hftfeed.sim import faults, httpd
 
 log = logging.getLogger("hftfeed.sim.rest")
 
@@ -41,12 +41,12 @@ def handle(server, proto, req):
         respond(proto, req, 200, body)
     elif path == "/_sim/fault":
         _control_fault(server, proto, req)
-    elif path == binance.DEPTH_PATH:
+    elif path == server.dialect.DEPTH_PATH:
         _depth(server, proto, req)
     elif path in ("/api/v3/ping", "/api/v3/time"):
         _cheap(server, proto, req)
     else:
-        respond(proto, req, 404, binance.error_body(-1, "Not found: %s" % path))
+        respond(proto, req, 404, server.dialect.error_body(-1, "Not found: %s" % path))
 
 
 def _control_fault(server, proto, req):
@@ -78,21 +78,21 @@ def _cheap(server, proto, req):
 
 def _rate_limited(server, proto, req, status, used, retry_s):
     banned_until_ms = time.time_ns() // 1000000 + retry_s * 1000
-    body = binance.rate_limit_body(status, server.config.weight_limit, banned_until_ms)
+    body = server.dialect.rate_limit_body(status, server.config.weight_limit, banned_until_ms)
     respond(proto, req, status, body, [(_WEIGHT_HEADER, used), ("Retry-After", retry_s)])
 
 
 def _depth(server, proto, req):
     if req.method != "GET":
-        respond(proto, req, 405, binance.error_body(-1, "Method not allowed"))
+        respond(proto, req, 405, server.dialect.error_body(-1, "Method not allowed"))
         return
     try:
-        symbol, limit = binance.parse_depth_query(req.query, server.known_symbols)
-    except binance.BinanceRequestError as exc:
-        respond(proto, req, 400, binance.error_body(exc.code, exc.msg),
+        symbol, limit = server.dialect.parse_depth_query(req.query, server.known_symbols)
+    except server.dialect.RequestError as exc:
+        respond(proto, req, 400, server.dialect.error_body(exc.code, exc.msg),
                 [(_WEIGHT_HEADER, server.limiter.used(proto.peer, time.monotonic()))])
         return
-    status, used, retry = server.limiter.check(proto.peer, binance.depth_weight(limit),
+    status, used, retry = server.limiter.check(proto.peer, server.dialect.depth_weight(limit),
                                                time.monotonic())
     if status != 200:
         _rate_limited(server, proto, req, status, used, retry)
@@ -107,17 +107,17 @@ def _depth(server, proto, req):
             _rate_limited(server, proto, req, code, used, spec["retry_after_s"])
             return
         err = _STATUS_BODIES.get(code, (-1000, "error"))
-        respond(proto, req, code, binance.error_body(err[0], err[1]),
+        respond(proto, req, code, server.dialect.error_body(err[0], err[1]),
                 headers + [("Retry-After", spec["retry_after_s"])] if code == 503 else headers)
         return
     if name == "stale_snapshot":
         uid, bids, asks = spec["captured"][symbol]
-        body = binance.snapshot_body(uid, bids[:2 * limit], asks[:2 * limit])
+        body = server.dialect.snapshot_body(uid, bids[:2 * limit], asks[:2 * limit])
         server.note_fault("stale_snapshot", {"symbol": symbol, "lastUpdateId": uid,
                                               "current_update_id": server.source.last_update_id(symbol)})
     else:
         snap = server.source.snapshot(symbol, limit)
-        body = snap if isinstance(snap, bytes) else binance.snapshot_body(*snap)
+        body = snap if isinstance(snap, bytes) else server.dialect.snapshot_body(*snap)
     server.snapshots_served += 1
     if server.journal is not None:
         uid = server.source.last_update_id(symbol) if name != "stale_snapshot" else \

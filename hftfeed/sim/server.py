@@ -12,7 +12,6 @@ pong timeout and the connection lifetime, runs scheduled faults and flushes the 
 """
 
 import asyncio
-import json
 import logging
 import socket
 import struct
@@ -28,6 +27,9 @@ from hftfeed.sim.wsconn import WsConn
 from hftfeed.ws_proto import build_rejection, build_server_response, parse_client_request
 
 log = logging.getLogger("hftfeed.sim.server")
+
+# Venue dialects: modules with binance.py's functions (JSON shapes, paths, limits, REST rules).
+DIALECTS = {"binance": binance}
 
 _HDR16 = struct.Struct("!BBH").pack
 _HDR64 = struct.Struct("!BBQ").pack
@@ -63,7 +65,8 @@ class SimServer(object):
         self.source = make_source(config)
         self.symbols = list(self.source.symbols)
         self.known_symbols = frozenset(self.symbols)
-        self.limiter = binance.WeightLimiter(config.weight_limit, config.weight_window_s,
+        self.dialect = DIALECTS[config.venue]
+        self.limiter = self.dialect.WeightLimiter(config.weight_limit, config.weight_window_s,
                                              config.ban_after_429, config.ban_s)
         self.stream_faults = faults.StreamFaults()
         self.journal = None
@@ -97,9 +100,9 @@ class SimServer(object):
         for s in self.symbols:
             lo = s.lower()
             self._names[s] = {
-                EV_DEPTH: [(lo + "@" + x, x) for x in binance.DEPTH_SUFFIXES],
-                EV_TRADE: [(lo + "@" + x, x) for x in binance.TRADE_SUFFIXES],
-                EV_QUOTE: [(lo + "@" + x, x) for x in binance.QUOTE_SUFFIXES],
+                EV_DEPTH: [(lo + "@" + x, x) for x in self.dialect.DEPTH_SUFFIXES],
+                EV_TRADE: [(lo + "@" + x, x) for x in self.dialect.TRADE_SUFFIXES],
+                EV_QUOTE: [(lo + "@" + x, x) for x in self.dialect.QUOTE_SUFFIXES],
             }
         self._rebuild_subs()
 
@@ -109,7 +112,7 @@ class SimServer(object):
         loop = asyncio.get_running_loop()
         self.stopped = asyncio.Event()
         if cfg.record:
-            self.journal = JournalWriter(cfg.record, cfg.seed, binance.VENUE, self.symbols,
+            self.journal = JournalWriter(cfg.record, cfg.seed, self.dialect.VENUE, self.symbols,
                                          extra={"rate": getattr(self.source, "rate", None),
                                                 "depth_levels": cfg.depth_levels})
             for sym, uid, bids, asks in self.source.initial_books():
@@ -282,10 +285,11 @@ class SimServer(object):
             extra = self._depth_extra
             self._depth_extra = ""
         delivered = 0
+        event_payload = self.dialect.event_payload
         for suffix, prefix, comb, raw in targets:
-            payload = binance.event_payload(ev, suffix, now_ms, extra)
+            payload = event_payload(ev, suffix, now_ms, extra)
             if comb:
-                text = (prefix + payload + "}").encode("ascii")  # binance.combined(), inlined
+                text = (prefix + payload + "}").encode("ascii")  # dialect.combined(), inlined
                 frame = text_frame(text)
                 for c in comb:
                     if c.special:
@@ -416,7 +420,7 @@ class SimServer(object):
                 for stream, suffix in streams:
                     pair = subs.get(stream)
                     if pair is not None:
-                        row[kind].append((suffix, binance.combined_prefix(stream),
+                        row[kind].append((suffix, self.dialect.combined_prefix(stream),
                                           pair[0], pair[1]))
             live[sym] = row
         self.subs = subs
@@ -451,7 +455,7 @@ class SimServer(object):
     # ------------------------------------------------------------------ status
     def status(self):
         return {
-            "venue": binance.VENUE,
+            "venue": self.dialect.VENUE,
             "symbols": self.symbols,
             "uptime_s": round(time.monotonic() - self.started_s, 3) if self.started_s else 0,
             "connections_open": len([c for c in self.conns.values() if not c.closed]),
@@ -476,18 +480,18 @@ class SimServer(object):
     # ------------------------------------------------------------------ HTTP
     def handle_upgrade(self, proto, req):
         """Validate the upgrade; answer 101 and return the new WsConn, or reject and return None."""
-        if not binance.is_ws_path(req.target):
+        if not self.dialect.is_ws_path(req.target):
             proto.reject(404, b'{"code":-1,"msg":"Not found"}')
             return None
         try:
             parse_client_request(req.head_bytes)
-            combined, streams = binance.parse_ws_target(req.target)
-            session = binance.StreamSession(combined, streams, self.config.max_streams)
+            combined, streams = self.dialect.parse_ws_target(req.target)
+            session = self.dialect.StreamSession(combined, streams, self.config.max_streams)
         except InvalidHandshake as exc:
-            proto.reject(400, binance.error_body(-1, "Bad WebSocket handshake: %s" % exc))
+            proto.reject(400, self.dialect.error_body(-1, "Bad WebSocket handshake: %s" % exc))
             return None
         except ValueError as exc:  # bad stream name or too many streams (BinanceRequestError)
-            proto.reject(400, binance.error_body(-1, str(exc)))
+            proto.reject(400, self.dialect.error_body(-1, str(exc)))
             return None
         proto.transport.write(build_server_response(req.headers["sec-websocket-key"]))
         return self.register(proto.transport, session, proto.peer)
@@ -545,7 +549,7 @@ class _SimProtocol(asyncio.Protocol):
                 found = httpd.parse_request(self.buf)
             except httpd.BadRequest as exc:
                 log.info("bad HTTP request from %s: %s", self.peer, exc)
-                self.reject(400, binance.error_body(-1, "Bad request: %s" % exc))
+                self.reject(400, self.server.dialect.error_body(-1, "Bad request: %s" % exc))
                 return
             if found is None:
                 return

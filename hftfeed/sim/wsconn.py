@@ -13,7 +13,6 @@ import logging
 import time
 
 from hftfeed.errors import HftfeedError
-from hftfeed.sim import binance
 from hftfeed.ws_proto import (OP_CONT, OP_TEXT, SERVER, Close, Connection, Message, Ping, Pong,
                               encode_frame)
 
@@ -30,7 +29,7 @@ class WsConn(object):
         self.server = server
         self.id = conn_id
         self.transport = transport
-        self.session = session             # binance.StreamSession: streams + combined flag
+        self.session = session             # dialect.StreamSession: streams + combined flag
         self.peer = peer
         self.opened_s = now_s
         self.ws = Connection(SERVER, max_message_bytes=MAX_CLIENT_MESSAGE_BYTES)
@@ -251,7 +250,7 @@ class WsConn(object):
         """The venue's notice that the server goes away; the close follows ``close_after_s`` later."""
         self.shutdown_sent = True
         self.shutdown_reason = reason
-        self.send_raw_text(binance.server_shutdown_payload(int(time.time() * 1000)))
+        self.send_raw_text(self.server.dialect.server_shutdown_payload(int(time.time() * 1000)))
         self.close_at_s = time.monotonic() + max(0.0, close_after_s)
 
     # ------------------------------------------------------------------ closing
