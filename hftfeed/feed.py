@@ -437,19 +437,25 @@ class Supervisor(object):
 
     def _adopt_from(self, inst, link, upd):
         """A diff from a link that is not the instrument's current source (make-before-break).
-        Switch to it where the chain continues; never let the overlap cause a gap."""
+
+        Both connections carry the same stream, so the newer link takes over as soon as it is
+        proven level with the book: it delivers the diff the book ended on (u == book id) or the
+        one that continues it. Until then its diffs are ignored; an older link's diff is applied
+        only if it continues the book. Either way the overlap never causes a gap."""
         if link.retiring or inst.link is None:
             return False
         sync = inst.sync
         if sync.state != sync_mod.LIVE:
-            inst.link = link        # not live anyway: take the new connection's stream now
-            sync.start_resync()
-            return True
-        rule = sync.rule
-        if rule.stale_live(inst.book.update_id, upd) or not rule.continues(inst.book.update_id, upd):
+            if link.number > inst.link.number:
+                inst.link = link    # not live anyway: take the new connection's stream now
+                sync.start_resync()
+                return True
             return False
-        inst.link = link
-        return True
+        book_id = inst.book.update_id
+        continues = sync.rule.continues(book_id, upd) and not sync.rule.stale_live(book_id, upd)
+        if link.number > inst.link.number and (continues or upd.last_id == book_id):
+            inst.link = link
+        return continues
 
     def _on_trade(self, link, trade, recv_ns):
         inst = self._by_symbol.get(trade.symbol)
@@ -484,6 +490,8 @@ class Supervisor(object):
         if type(event) is not Control:
             return
         if event.kind == CTRL_SERVER_SHUTDOWN:
+            if link.retiring or link is not self.link:
+                return      # the connection being replaced anyway
             log.warning("%s: venue announced a server shutdown; reconnecting (make-before-break)",
                         self.name)
             self.request_rollover()
