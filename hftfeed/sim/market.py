@@ -192,13 +192,27 @@ class MarketEngine(object):
             return
         k = int(rnd() * rnd() * 12)  # skewed towards the top of the book
         action = rnd()
+        if action < 0.6:
+            # The most common change: a new size at an existing level. Inlined (no _set_* and
+            # _rand_lots calls, same RNG draws) because it runs for most engine steps.
+            r = rnd()
+            lots = 1 + int(self._base_lots * (0.05 + r * r * 3.0) * (1.0 + k / 40.0))
+            if is_bid:
+                px = self.bid_px
+                price = px[-1 - k] if k < len(px) else px[0]
+                self.bids[price] = lots
+                self._ch_bids[price] = lots
+            else:
+                px = self.ask_px
+                price = px[k] if k < len(px) else px[-1]
+                self.asks[price] = lots
+                self._ch_asks[price] = lots
+            return
         if is_bid:
             px = self.bid_px
             k = min(k, len(px) - 1)
             price = px[-1 - k]
-            if action < 0.6:
-                self._set_bid(price, self._rand_lots(k))
-            elif action < 0.78 and len(px) > 2:
+            if action < 0.78 and len(px) > 2:
                 self._del_bid(price)
             else:
                 cand = px[-1] + 1 - int(rnd() * 8)  # may improve the best bid by one tick
@@ -210,9 +224,7 @@ class MarketEngine(object):
             px = self.ask_px
             k = min(k, len(px) - 1)
             price = px[k]
-            if action < 0.6:
-                self._set_ask(price, self._rand_lots(k))
-            elif action < 0.78 and len(px) > 2:
+            if action < 0.78 and len(px) > 2:
                 self._del_ask(price)
             else:
                 cand = px[0] - 1 + int(rnd() * 8)

@@ -194,13 +194,18 @@ class SimServer(object):
         start_s = None
         out = []
         reported_done = False
+        max_batch = getattr(source, "max_batch", 0)
+        pause_s = tick_s
         while True:
-            await asyncio.sleep(tick_s)
+            await asyncio.sleep(pause_s)
             if start_s is None:
                 if source.start_on_connect and not self._had_client:
                     continue
                 start_s = time.monotonic()
-            source.pull(time.monotonic() - start_s, out)
+            n = source.pull(time.monotonic() - start_s, out)
+            # A full batch means we are behind the rate: only yield to the loop (readers,
+            # pings, REST) instead of idling a whole tick.
+            pause_s = 0 if max_batch and n >= max_batch else tick_s
             if out:
                 self._dispatch(out)
                 out = []

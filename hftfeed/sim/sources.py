@@ -76,7 +76,7 @@ class SyntheticSource(object):
             rr += 1
             if rr == n_eng:
                 rr = 0
-            eng.generate(eng.draw_steps(max_steps), out)
+            eng.generate(1 if max_steps == 1 else eng.draw_steps(max_steps), out)
         self._rr = rr
         self.produced += n_msgs
         return n_msgs
