@@ -36,9 +36,14 @@ if [[ " $want " == *" pypy "* ]]; then
 fi
 
 status=0
-run() {  # run <label> <python>
+soak_s="${HFTFEED_SOAK_S:-60}"   # 0 skips the soak; the documented long run is 3600
+run() {  # run <label> <python> [pytest args]
   echo "=== tests under $1: $("$2" -c 'import sys, platform; print(platform.python_implementation(), sys.version.split()[0])')"
   "$2" -m pytest -q -p no:cacheprovider tests "${@:3}" || status=1
+  if [ "$soak_s" != "0" ] && [ $# -le 2 ]; then
+    echo "=== soak under $1: ${soak_s} s of random faults (tests/soak.py)"
+    "$2" tests/soak.py --duration-s "$soak_s" || status=1
+  fi
 }
 [[ " $want " == *" cpython "* ]] && run CPython python3 "$@"
 [[ " $want " == *" pypy "* ]] && run PyPy "$PYPY_VENV/bin/python" "$@"

@@ -1,0 +1,270 @@
+#!/usr/bin/env python3
+"""Soak: simulator + daemon for a long time at a high rate with random faults, then proof.
+
+    python3 tests/soak.py --duration-s 3600 --rate 5000       # the documented 1-hour run
+    pypy3 tests/soak.py --duration-s 60                        # what CI runs (via test_soak.py)
+
+Faults (gaps, reorders, junk messages, dead connections, REST errors, stale snapshots, server
+shutdowns) are injected at random intervals. At the end it checks, and prints as figures:
+- zero wrong books: every B message equals the simulator's top-20 at its update id;
+- every injected gap was followed by a resync (status 2 then 1) of that instrument;
+- no sequence hole on the UDP channel, no crash (exit code 0, no traceback in the log);
+- RSS growth between the end of warm-up and the end under a stated bound;
+- daemon-internal latency p99 in the last window no worse than 1.5x the first window.
+Exit code 0 when every check holds, 1 otherwise; ``--json FILE`` writes the figures.
+"""
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+from hftfeed import wire  # noqa: E402
+from hftfeed.stats import LatencyHistogram  # noqa: E402
+
+from e2e import Collector, DaemonProcess, SimProcess, daemon_config  # noqa: E402
+from simtruth import load_journal  # noqa: E402
+
+SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+WARMUP_S = 5.0                 # excluded from latency windows and the RSS baseline (PyPy JIT)
+RSS_BOUND_BYTES = 48 * 2 ** 20  # allowed growth after warm-up (GC high-water marks, JIT code)
+P99_RATIO_BOUND = 1.5
+P99_SLACK_NS = 100000          # below 100 us of difference is scheduler noise on a shared VM
+
+GAP_FAULTS = ("drop_diff", "reorder_diffs")
+OTHER_FAULTS = (
+    {"fault": "duplicate_diff"}, {"fault": "malformed_json"}, {"fault": "absurd_numbers"},
+    {"fault": "unknown_event"}, {"fault": "fragment"}, {"fault": "close_abrupt"},
+    {"fault": "close_frame", "code": 1001}, {"fault": "invalid_utf8"},
+    {"fault": "server_shutdown", "after_s": 1.0},
+    {"fault": "rest_status", "code": 429, "retry_after_s": 1}, {"fault": "rest_status", "code": 503},
+    {"fault": "rest_truncated"}, {"fault": "stale_snapshot"},
+)
+
+
+def vm_kb(pid, field):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+class Tracker(object):
+    """Follows statuses as datagrams arrive (for gap -> resync checks) and keeps them."""
+
+    def __init__(self):
+        self.events = []      # (recv_ns, instrument, state)
+
+    def __call__(self, data):
+        try:
+            pkt = wire.decode_packet(data)
+        except Exception:     # noqa: BLE001 -- counted by the final decode, which must not fail
+            return False
+        for m in pkt.messages:
+            if m.type == wire.TYPE_STATUS:
+                self.events.append((time.time_ns(), m.instrument, m.state))
+        return False
+
+
+def run(duration_s, rate, seed, workdir, fault_interval_s):
+    rng = random.Random(seed)
+    workdir = Path(workdir)
+    sim = SimProcess(workdir, SYMBOLS, rate=rate, seed=seed)
+    col = Collector()
+    cfg = daemon_config(sim, col.target, SYMBOLS, feed_silence_timeout_s=2.0,
+                        feed_snapshot_timeout_s=2.0, feed_reconnect_backoff_initial_s=0.1,
+                        feed_reconnect_backoff_max_s=1.0, stats_interval_s=5)
+    daemon = DaemonProcess(workdir, cfg)
+    tracker = Tracker()
+    injected = []            # (wall ns, spec)
+    rss = []                 # (seconds since start, VmRSS kB)
+    start = time.monotonic()
+    next_fault = start + WARMUP_S + rng.uniform(0.5, fault_interval_s)
+    next_rss = start
+    try:
+        while time.monotonic() - start < duration_s:
+            col.collect(0.05, until=tracker)
+            now = time.monotonic()
+            if now >= next_rss:
+                rss.append((now - start, vm_kb(daemon.pid, "VmRSS")))
+                next_rss = now + 1.0
+            if now >= next_fault and now - start < duration_s - 4.0:
+                spec = pick_fault(rng)
+                try:
+                    sim.fault(**spec)
+                    if spec["fault"] in ("rest_status", "rest_truncated", "stale_snapshot"):
+                        sim.fault(fault="drop_diff", symbol=spec["symbol"])  # needs a snapshot
+                    injected.append((time.time_ns(), spec))
+                except AssertionError as exc:
+                    print("fault %s refused: %s" % (spec, exc), file=sys.stderr)
+                next_fault = now + rng.uniform(0.5, fault_interval_s)
+            if daemon.proc.poll() is not None:
+                break
+        crashed = daemon.proc.poll() is not None
+        code, stop_s = daemon.stop()
+        col.collect(0.3, until=tracker)
+    finally:
+        sim.stop()
+        col.close()
+    return verify(sim, col, daemon, tracker, injected, rss, crashed, code, stop_s, duration_s)
+
+
+def pick_fault(rng):
+    symbol = rng.choice(SYMBOLS)
+    if rng.random() < 0.4:
+        return {"fault": rng.choice(GAP_FAULTS), "symbol": symbol}
+    spec = dict(rng.choice(OTHER_FAULTS))
+    if spec["fault"] in ("duplicate_diff", "rest_status", "rest_truncated", "stale_snapshot"):
+        spec["symbol"] = symbol
+    return spec
+
+
+def verify(sim, col, daemon, tracker, injected, rss, crashed, code, stop_s, duration_s):
+    fig = {"duration_s": duration_s, "faults_injected": len(injected),
+           "faults_by_name": {}, "daemon_exit_code": code, "stop_s": round(stop_s, 3)}
+    for _, spec in injected:
+        fig["faults_by_name"][spec["fault"]] = fig["faults_by_name"].get(spec["fault"], 0) + 1
+    problems = []
+    packets = []
+    decode_errors = 0
+    for recv_ns, data in col.datagrams:
+        try:
+            packets.append((recv_ns, wire.decode_packet(data)))
+        except wire.WireError:
+            decode_errors += 1
+    fig["datagrams"] = len(col.datagrams)
+    fig["decode_errors"] = decode_errors
+    if decode_errors:
+        problems.append("%d datagrams did not decode" % decode_errors)
+
+    # sequence: no hole, no repeat
+    holes, expected = 0, None
+    for _, pkt in packets:
+        if expected is not None and pkt.seq != expected:
+            holes += 1
+        expected = pkt.seq + pkt.count
+    fig["sequence_holes"] = holes
+    if holes:
+        problems.append("%d sequence holes" % holes)
+
+    truth = load_journal(sim.journal)
+    ids = {}
+    for _, pkt in packets:
+        for m in pkt.messages:
+            if m.type == wire.TYPE_INSTRUMENT:
+                ids[m.instrument] = m.symbol
+    wrong = books = 0
+    first_ns = packets[0][0] if packets else 0
+    windows = {"first": LatencyHistogram(), "last": LatencyHistogram()}
+    window_s = max(5.0, min(60.0, (duration_s - WARMUP_S) / 3.0))
+    for recv_ns, pkt in packets:
+        t = (recv_ns - first_ns) / 1e9
+        for m in pkt.messages:
+            if m.type != wire.TYPE_BOOK:
+                continue
+            books += 1
+            expect = truth.book_at(ids[m.instrument], m.update_id).top(20)
+            if (m.bids, m.asks) != expect:
+                wrong += 1
+            if WARMUP_S <= t < WARMUP_S + window_s:
+                windows["first"].record(pkt.send_ns - m.recv_ns)
+            elif t >= duration_s - window_s:
+                windows["last"].record(pkt.send_ns - m.recv_ns)
+    fig["books_checked"] = books
+    fig["wrong_books"] = wrong
+    if wrong:
+        problems.append("%d wrong books" % wrong)
+    if books == 0:
+        problems.append("no books published")
+
+    # every injected gap was followed by a resync of that instrument
+    by_symbol = {s: i for i, s in ids.items()}
+    unresolved = 0
+    for when_ns, spec in injected:
+        if spec["fault"] not in GAP_FAULTS:
+            continue
+        inst = by_symbol.get(spec["symbol"])
+        before = [st for t, i, st in tracker.events if i == inst and t < when_ns]
+        after = "".join(str(st) for t, i, st in tracker.events
+                        if i == inst and when_ns <= t <= when_ns + 10 ** 10)
+        # live when hit: must go 2 then 1; already resyncing/disconnected: must end up live
+        needed = RESYNC_THEN_LIVE if before and before[-1] == wire.STATE_LIVE else "1"
+        if needed not in after:
+            unresolved += 1
+    fig["gaps_injected"] = sum(1 for _, s in injected if s["fault"] in GAP_FAULTS)
+    fig["gaps_without_resync"] = unresolved
+    if unresolved:
+        problems.append("%d injected gaps not followed by status 2 then 1" % unresolved)
+    final_states = {}
+    for _, inst, state in tracker.events:
+        final_states[inst] = state
+    fig["final_states"] = {ids.get(i, str(i)): s for i, s in final_states.items()}
+    if any(s != wire.STATE_LIVE for s in final_states.values()):
+        problems.append("not every instrument was live at the end: %s" % fig["final_states"])
+
+    log = daemon.log_text()
+    fig["resyncs_logged"] = log.count("resynchronising this instrument")
+    fig["reconnects_logged"] = log.count("reconnecting")
+    fig["rollovers_logged"] = log.count("rolled over to a new connection")
+    if crashed or code != 0 or "Traceback" in log:
+        problems.append("daemon crashed or exited with %s" % code)
+
+    base = [kb for t, kb in rss if t >= WARMUP_S and kb]
+    fig["rss_start_kb"] = base[0] if base else None
+    fig["rss_end_kb"] = base[-1] if base else None
+    fig["rss_bound_kb"] = RSS_BOUND_BYTES // 1024
+    if base and base[-1] - base[0] > RSS_BOUND_BYTES // 1024:
+        problems.append("RSS grew by %d kB (bound %d kB)" % (base[-1] - base[0],
+                                                             RSS_BOUND_BYTES // 1024))
+    first, last = windows["first"], windows["last"]
+    fig["latency_window_s"] = window_s
+    fig["p99_first_ns"] = first.percentile(99)
+    fig["p99_last_ns"] = last.percentile(99)
+    if first.count and last.count and fig["p99_last_ns"] > P99_RATIO_BOUND * fig["p99_first_ns"] \
+            and fig["p99_last_ns"] - fig["p99_first_ns"] > P99_SLACK_NS:
+        problems.append("p99 crept up: first window %d ns, last %d ns"
+                        % (fig["p99_first_ns"], fig["p99_last_ns"]))
+    fig["problems"] = problems
+    return fig
+
+
+RESYNC_THEN_LIVE = "21"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration-s", type=float, default=60.0)
+    parser.add_argument("--rate", type=int, default=3000, help="depth messages/s offered")
+    parser.add_argument("--seed", type=int, default=int(time.time()) % 100000)
+    parser.add_argument("--fault-interval-s", type=float, default=3.0,
+                        help="after warm-up, a fault every 0.5..N s (uniform)")
+    parser.add_argument("--workdir", default=None)
+    parser.add_argument("--json", default=None, help="write the figures here")
+    args = parser.parse_args(argv)
+    workdir = args.workdir or tempfile.mkdtemp(prefix="hftfeed-soak-")
+    fig = run(args.duration_s, args.rate, args.seed, workdir, args.fault_interval_s)
+    fig["seed"] = args.seed
+    fig["workdir"] = workdir
+    fig["interpreter"] = sys.implementation.name
+    text = json.dumps(fig, indent=1, sort_keys=True)
+    print(text)
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(text)
+    return 0 if not fig["problems"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
