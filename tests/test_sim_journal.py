@@ -134,3 +134,16 @@ def test_writes_are_batched_until_flush(tmp_path):
     assert len(path.read_text().splitlines()) == 2
     j.close()
     j.close()                            # closing twice is harmless
+
+
+def test_batch_writes_produce_the_same_lines_as_single_writes(tmp_path):
+    evs = [(EV_DEPTH, "BTCUSDT", 1, 3, [10, 20, 9, 0], [11, 5]), (EV_TRADE, "BTCUSDT", 5, 10, 20, 2),
+           (EV_QUOTE, "BTCUSDT", 3, 10, 20, 11, 5), (EV_DEPTH, "BTCUSDT", 4, 4, [], [])]
+    a = JournalWriter(tmp_path / "a.jsonl", 1, "binance", ["BTCUSDT"])
+    for i, ev in enumerate(evs):
+        a.write_event(ev, 77, i != 3)
+    a.close()
+    b = JournalWriter(tmp_path / "b.jsonl", 1, "binance", ["BTCUSDT"])
+    b.write_events([(ev, i != 3) for i, ev in enumerate(evs)], 77)
+    b.close()
+    assert (tmp_path / "a.jsonl").read_text() == (tmp_path / "b.jsonl").read_text()

@@ -124,10 +124,13 @@ def main(argv=None):
     p.add_argument("--conns", type=int, default=1)
     p.add_argument("--steps-per-msg", type=int, default=1)
     p.add_argument("--seconds", type=float, default=10)
-    p.add_argument("--warmup-s", type=float, default=5)
+    p.add_argument("--warmup-s", type=float, default=None,
+                   help="default 20 s for a PyPy simulator (JIT warm-up), else 3 s")
     p.add_argument("--record", default=None)
     p.add_argument("--sim-python", default=sys.executable)
     ns = p.parse_args(argv)
+    if ns.warmup_s is None:
+        ns.warmup_s = 20.0 if "pypy" in os.path.basename(ns.sim_python) else 3.0
     asyncio.run(bench(ns))
     return 0
 

@@ -257,9 +257,7 @@ class SimServer(object):
             if c.out:
                 c.flush()
         if record:
-            write = self.journal.write_event
-            for ev, delivered in journal_rows:
-                write(ev, send_ns, delivered)
+            self.journal.write_events(journal_rows, send_ns)
 
     def _depth_fault(self, action, ev, now_ms):
         sym = ev[1]

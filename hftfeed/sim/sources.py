@@ -44,6 +44,7 @@ class SyntheticSource(object):
         # A tick never produces more than ~10 ms worth of messages: a stalled or overloaded loop
         # does not burst (huge writes measured slower than a steady trickle of small ones).
         self.max_batch = int(max_batch) if max_batch else max(1, int(self.rate * 0.01))
+        self.max_backlog = max(2 * self.max_batch, int(self.rate))
         self.produced = 0
         self.behind_msgs = 0     # messages skipped because the loop could not keep up
         self._rr = 0
@@ -57,12 +58,14 @@ class SyntheticSource(object):
         due = target - self.produced
         if due <= 0:
             return 0
-        if due > 2 * self.max_batch:
+        if due > self.max_backlog:
+            # More than a second behind: the loop cannot keep this rate; forget the excess
+            # rather than bursting it out later (counted, reported by /_sim/status).
             self.behind_msgs += due - self.max_batch
             self.produced = target - self.max_batch
             due = self.max_batch
         elif due > self.max_batch:
-            due = self.max_batch
+            due = self.max_batch  # catch up over the next ticks (the server does not idle)
         return self.generate(due, out)
 
     def generate(self, n_msgs, out):
