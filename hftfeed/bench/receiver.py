@@ -56,6 +56,7 @@ class Receiver(object):
         self.sock = sock
         self.buf = bytearray(65536)              # preallocated: recv_into never allocates
         self.recording = False
+        self.stopped = False                     # after the window nothing is counted
         self.receipts = array("q")               # instrument, update_id, recv_ns per book
         self.latency_daemon = LatencyHistogram()
         self.symbols = {}
@@ -88,6 +89,8 @@ class Receiver(object):
         return handled
 
     def handle(self, nbytes, recv_ns):
+        if self.stopped:
+            return
         buf = self.buf
         try:
             _magic, _ver, _flags, _chan, count, session, _res, seq, send_ns = \
@@ -156,6 +159,7 @@ class Receiver(object):
 
     def stop(self):
         self.recording = False
+        self.stopped = True
         self.window_end_ns = time.time_ns()
 
     def result(self, port):
