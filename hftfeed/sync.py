@@ -17,7 +17,6 @@ The procedure (Binance's "How to manage a local order book correctly", generalis
      stale, the caller publishes status 2 and starts again at step 1 for this instrument only.
 """
 
-from .errors import SyncError
 
 # Instrument states (the numbers are PROTOCOL.md's S-message states where they overlap).
 LIVE = 1          # synchronised: books may be published

@@ -16,7 +16,6 @@ Exit code 0 when every check holds, 1 otherwise; ``--json FILE`` writes the figu
 
 import argparse
 import json
-import os
 import random
 import sys
 import tempfile

@@ -29,6 +29,8 @@ class Venue(object):
     MAX_SNAPSHOT_LIMIT = 5000
     APP_PING_TEXT = None
     APP_PING_INTERVAL_S = None
+    APP_PING_ALWAYS = False       # True: ping every interval; False: only after that much silence
+    SUBSCRIBE_ACKS = False        # each subscribe message is answered (CTRL_SUBSCRIBED / CTRL_ERROR)
     rule = None
 
     def __init__(self, symbols, channels, depth_speed="100ms"):
@@ -42,8 +44,14 @@ class Venue(object):
         """The venue's own spelling of a configured symbol (what its messages carry)."""
         return symbol
 
-    def streams_for(self, symbol):
-        """The venue's stream / subscription names for one symbol (counted against limits)."""
+    def routes(self):
+        """[(url path prefix, channels)]: the connections a symbol's channels need. One route
+        for most venues; Binance USD-M splits /public (depth, bookTicker) and /market (trades)."""
+        return [("", self.channels)]
+
+    def streams_for(self, symbol, channels=None):
+        """The venue's stream / subscription names for one symbol and the given channels
+        (default: all configured channels); these count against the per-connection limit."""
         raise NotImplementedError
 
     def connection_path(self, streams):

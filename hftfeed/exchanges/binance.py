@@ -69,10 +69,10 @@ class BinanceSpot(Venue):
         """Binance spells symbols upper-case in events and REST (streams are lower-case)."""
         return symbol.upper()
 
-    def streams_for(self, symbol):
+    def streams_for(self, symbol, channels=None):
         lower = symbol.lower()
         names = []
-        for channel in self.channels:
+        for channel in (self.channels if channels is None else channels):
             if channel == "depth":
                 names.append(lower + ("@depth@100ms" if self.depth_speed == "100ms" else "@depth"))
             elif channel == "trade":
