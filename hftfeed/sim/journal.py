@@ -22,6 +22,7 @@ batches (a write per event would cost more than generating it), and flushed on :
 
 import json
 import logging
+import os
 
 from hftfeed.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SCALE
 
@@ -62,7 +63,9 @@ class JournalWriter(object):
 
     def __init__(self, path, seed, venue, symbols, extra=None):
         self.path = str(path)
-        self._fh = open(self.path, "w", encoding="ascii", buffering=1 << 20)
+        # A raw fd and os.write of one encoded batch: PyPy's text-file layer measured ~3x slower
+        # per line than formatting it, a raw write of the joined batch much less.
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         self._lines = []
         self.lines_written = 0
         self.closed = False
@@ -79,12 +82,16 @@ class JournalWriter(object):
             self._write_batch()
 
     def _write_batch(self):
-        if not self._lines:
+        lines = self._lines
+        if not lines:
             return
-        self._fh.write("\n".join(self._lines))
-        self._fh.write("\n")
-        self.lines_written += len(self._lines)
+        lines.append("")  # the final newline
+        data = "\n".join(lines).encode("ascii")
+        self.lines_written += len(lines) - 1
         self._lines = []
+        while data:
+            n = os.write(self._fd, data)
+            data = data[n:] if n < len(data) else b""
 
     def write_book(self, symbol, update_id, bids, asks):
         """The full book of ``symbol`` as of ``update_id`` (written once per symbol at start)."""
@@ -130,17 +137,16 @@ class JournalWriter(object):
                   '"stale":%s}' % (symbol, update_id, limit, send_ns, "true" if stale else "false"))
 
     def flush(self):
-        """Write buffered lines and flush the file (called periodically and on shutdown)."""
+        """Write buffered lines to the file (called periodically and on shutdown)."""
         if self.closed:
             return
         self._write_batch()
-        self._fh.flush()
 
     def close(self):
         if self.closed:
             return
         self.flush()
-        self._fh.close()
+        os.close(self._fd)
         self.closed = True
 
 
