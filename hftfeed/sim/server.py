@@ -13,18 +13,15 @@ pong timeout and the connection lifetime, runs scheduled faults and flushes the 
 
 import asyncio
 import logging
-import socket
 import struct
 import time
 
-from hftfeed.errors import InvalidHandshake
-from hftfeed.sim import binance, faultexec, faults, httpd, rest
+from hftfeed.sim import binance, faultexec, faults, protocol, rest
 from hftfeed.sim.config import SimConfig
 from hftfeed.sim.journal import JournalWriter
 from hftfeed.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE
 from hftfeed.sim.sources import EV_RAW, CaptureSource, JournalSource, SyntheticSource
 from hftfeed.sim.wsconn import WsConn
-from hftfeed.ws_proto import build_rejection, build_server_response, parse_client_request
 
 log = logging.getLogger("hftfeed.sim.server")
 
@@ -122,7 +119,7 @@ class SimServer(object):
         port = cfg.port
         for i, host in enumerate(hosts):
             try:
-                srv = await loop.create_server(lambda: _SimProtocol(self), host, port,
+                srv = await loop.create_server(lambda: protocol.SimProtocol(self), host, port,
                                                reuse_address=True, backlog=512)
             except OSError as exc:
                 if i == 0:
@@ -483,21 +480,7 @@ class SimServer(object):
     # ------------------------------------------------------------------ HTTP
     def handle_upgrade(self, proto, req):
         """Validate the upgrade; answer 101 and return the new WsConn, or reject and return None."""
-        if not self.dialect.is_ws_path(req.target):
-            proto.reject(404, b'{"code":-1,"msg":"Not found"}')
-            return None
-        try:
-            parse_client_request(req.head_bytes)
-            combined, streams = self.dialect.parse_ws_target(req.target)
-            session = self.dialect.StreamSession(combined, streams, self.config.max_streams)
-        except InvalidHandshake as exc:
-            proto.reject(400, self.dialect.error_body(-1, "Bad WebSocket handshake: %s" % exc))
-            return None
-        except ValueError as exc:  # bad stream name or too many streams (BinanceRequestError)
-            proto.reject(400, self.dialect.error_body(-1, str(exc)))
-            return None
-        proto.transport.write(build_server_response(req.headers["sec-websocket-key"]))
-        return self.register(proto.transport, session, proto.peer)
+        return protocol.upgrade(self, proto, req)
 
     def handle_rest(self, proto, req):
         self.rest_requests += 1
@@ -506,78 +489,6 @@ class SimServer(object):
 
 def _url_host(host):
     return "[%s]" % host if ":" in host else host
-
-
-class _SimProtocol(asyncio.Protocol):
-    """One TCP connection: HTTP requests until (maybe) a WebSocket upgrade, then frames."""
-
-    def __init__(self, server):
-        self.server = server
-        self.transport = None
-        self.peer = ""
-        self.buf = bytearray()
-        self.conn = None
-        self.busy = False       # a slow REST response is in progress: later requests wait
-
-    def connection_made(self, transport):
-        self.transport = transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            # No Nagle delay: small frames must leave at once (latency is what we measure).
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        peer = transport.get_extra_info("peername")
-        self.peer = peer[0] if peer else ""
-        # Pause above 1 MiB: past that, frames wait in WsConn.backlog (see its comment).
-        transport.set_write_buffer_limits(high=1 << 20)
-
-    def pause_writing(self):
-        if self.conn is not None:
-            self.conn.pause_writing()
-
-    def resume_writing(self):
-        if self.conn is not None:
-            self.conn.resume_writing()
-
-    def data_received(self, data):
-        if self.conn is not None:
-            self.conn.on_data(data)
-            return
-        self.buf += data
-        self.process()
-
-    def process(self):
-        while self.conn is None and not self.busy and self.transport is not None \
-                and not self.transport.is_closing():
-            try:
-                found = httpd.parse_request(self.buf)
-            except httpd.BadRequest as exc:
-                log.info("bad HTTP request from %s: %s", self.peer, exc)
-                self.reject(400, self.server.dialect.error_body(-1, "Bad request: %s" % exc))
-                return
-            if found is None:
-                return
-            req, consumed = found
-            del self.buf[:consumed]
-            if req.is_upgrade():
-                self.conn = self.server.handle_upgrade(self, req)
-                if self.conn is not None and self.buf:
-                    rest = bytes(self.buf)
-                    self.buf = bytearray()
-                    self.conn.on_data(rest)
-                return
-            self.server.handle_rest(self, req)
-
-    def reject(self, status, body):
-        self.transport.write(build_rejection(status, httpd.REASONS.get(status, "Error"), body,
-                                             [("Content-Type", "application/json;charset=UTF-8")]))
-        self.transport.close()
-
-    def connection_lost(self, exc):
-        if self.conn is not None:
-            if not self.conn.closed:
-                self.server.count_disconnect("client_gone")
-            self.server.forget(self.conn)
-        self.transport = None
 
 
 async def start_sim(config=None, **overrides):
