@@ -33,7 +33,13 @@ def upgrade(server, proto, req):
         proto.reject(400, server.dialect.error_body(-1, str(exc)))
         return None
     proto.transport.write(build_server_response(req.headers["sec-websocket-key"]))
-    return server.register(proto.transport, session, proto.peer)
+    conn = server.register(proto.transport, session, proto.peer)
+    silent = [s for s in streams if s not in server.stream_names]
+    if silent:
+        # Legal names the venue would accept, but nothing here produces them (kline_1m, an
+        # upper-case symbol, a symbol not simulated): say so, a typo otherwise looks like a hang.
+        log.info("conn %d: streams with no simulated data: %s", conn.id, ", ".join(silent[:10]))
+    return conn
 
 
 class SimProtocol(asyncio.Protocol):

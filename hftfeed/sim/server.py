@@ -101,6 +101,8 @@ class SimServer(object):
                 EV_TRADE: [(lo + "@" + x, x) for x in self.dialect.TRADE_SUFFIXES],
                 EV_QUOTE: [(lo + "@" + x, x) for x in self.dialect.QUOTE_SUFFIXES],
             }
+        self.stream_names = frozenset(name for by_kind in self._names.values()
+                                      for streams in by_kind.values() for name, _ in streams)
         self._rebuild_subs()
 
     # ------------------------------------------------------------------ lifecycle
