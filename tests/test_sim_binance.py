@@ -237,3 +237,12 @@ def test_weight_window_resets_usage():
 def test_rate_limit_bodies_use_code_minus_1003():
     assert json.loads(binance.rate_limit_body(429, 6000))["code"] == -1003
     assert "banned" in json.loads(binance.rate_limit_body(418, 6000, 5))["msg"]
+
+
+def test_per_stream_formatters_match_event_payload():
+    evs = [(EV_DEPTH, "BTCUSDT", 1, 2, [P, Q], []), (EV_TRADE, "BTCUSDT", 3, P, Q, SIDE_BUY),
+           (EV_QUOTE, "BTCUSDT", 4, P, Q, P + 1, Q)]
+    for ev, suffixes in zip(evs, (binance.DEPTH_SUFFIXES, binance.TRADE_SUFFIXES,
+                                  binance.QUOTE_SUFFIXES)):
+        for suffix in suffixes:
+            assert binance.formatter(suffix)(ev, 7, "") == binance.event_payload(ev, suffix, 7)

@@ -200,6 +200,36 @@ def event_payload(ev, suffix, event_ms, depth_extra=""):
     raise ValueError("unknown event kind %r" % (kind,))
 
 
+def _depth_event(ev, event_ms, extra):
+    return ('{"e":"depthUpdate","E":%d,"s":"%s","U":%d,"u":%d,"b":[%s],"a":[%s]%s}'
+            % (event_ms, ev[1], ev[2], ev[3], _levels(ev[4]), _levels(ev[5]), extra))
+
+
+def _trade_event(ev, event_ms, extra):
+    return trade_payload(ev[1], ev[2], ev[3], ev[4], ev[5], event_ms)
+
+
+def _aggtrade_event(ev, event_ms, extra):
+    return aggtrade_payload(ev[1], ev[2], ev[3], ev[4], ev[5], event_ms)
+
+
+def _bookticker_event(ev, event_ms, extra):
+    return bookticker_payload(ev[1], ev[2], ev[3], ev[4], ev[5], ev[6])
+
+
+_FORMATTERS = {"depth@100ms": _depth_event, "depth": _depth_event, "trade": _trade_event,
+               "aggTrade": _aggtrade_event, "bookTicker": _bookticker_event}
+
+
+def formatter(suffix):
+    """``fn(ev, event_ms, extra) -> raw JSON text`` for the stream kind ``suffix``.
+
+    Same result as :func:`event_payload`, resolved once per subscription change instead of
+    once per event (the server's fan-out calls it for every event and stream).
+    """
+    return _FORMATTERS[suffix]
+
+
 # ---------------------------------------------------------------------- fault payloads
 def malformed_payload(symbol, event_ms):
     """A depth event cut short: not parseable JSON."""

@@ -279,20 +279,21 @@ class SimServer(object):
     def _fan(self, ev, targets, now_ms):
         """Build the payload once per subscribed stream and queue the frame on each subscriber.
 
-        ``targets`` is ``[(suffix, combined prefix, combined conns, raw conns)]`` for the streams
-        of this event that have subscribers (see :meth:`_rebuild_subs`).
+        ``targets`` is ``[(formatter, combined prefix, combined conns, raw conns)]`` for the
+        streams of this event that have subscribers (see :meth:`_rebuild_subs`).
         """
         extra = ""
         if self._depth_extra and ev[0] == EV_DEPTH:
             extra = self._depth_extra
             self._depth_extra = ""
         delivered = 0
-        event_payload = self.dialect.event_payload
-        for suffix, prefix, comb, raw in targets:
-            payload = event_payload(ev, suffix, now_ms, extra)
+        for fmt, prefix, comb, raw in targets:
+            payload = fmt(ev, now_ms, extra)
             if comb:
                 text = (prefix + payload + "}").encode("ascii")  # dialect.combined(), inlined
-                frame = text_frame(text)
+                n = len(text)
+                # text_frame(), inlined: this line runs for every event and stream
+                frame = (bytes((0x81, n)) + text) if n < 126 else text_frame(text)
                 for c in comb:
                     if c.special:
                         c.push_special(text)
@@ -422,7 +423,8 @@ class SimServer(object):
                 for stream, suffix in streams:
                     pair = subs.get(stream)
                     if pair is not None:
-                        row[kind].append((suffix, self.dialect.combined_prefix(stream),
+                        row[kind].append((self.dialect.formatter(suffix),
+                                          self.dialect.combined_prefix(stream),
                                           pair[0], pair[1]))
             live[sym] = row
         self.subs = subs
