@@ -64,7 +64,7 @@ class SimServer(object):
         self.known_symbols = frozenset(self.symbols)
         self.dialect = DIALECTS[config.venue]
         self.limiter = self.dialect.WeightLimiter(config.weight_limit, config.weight_window_s,
-                                             config.ban_after_429, config.ban_s)
+                                                  config.ban_after_429, config.ban_s)
         self.stream_faults = faults.StreamFaults()
         self.journal = None
         self.port = None
