@@ -129,9 +129,11 @@ def print_floor(results, labels, out):
             row = ["%s one-way %s us" % (mode, key[:-3])]
             for label in labels:
                 f = _get(results, label, "floor", mode)
-                text = us(f.get(key)) if f and f.get("count") else "-"
+                measured = bool(f) and bool(f.get("p50_ns"))
+                text = us(f.get(key)) if measured else "-"
                 if f and f.get("timed_out"):
-                    text += " (timed out after %d trips: cores busy)" % f.get("count", 0)
+                    text += (" (timed out after %d trips: cores busy)" % f.get("count", 0)
+                             if measured else " (timed out: cores busy)")
                 row.append(text)
             rows.append(row)
     if any(_get(results, l, "floor") for l in labels):

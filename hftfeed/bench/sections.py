@@ -36,7 +36,7 @@ from hftfeed.updates import Snapshot
 
 SYMBOL = "BTCUSDT"
 FRAMES_PER_READ = 5
-SIZES = {"full": (20000, 7, 2), "quick": (4000, 3, 1)}   # messages, reps, warm-up reps discarded
+SIZES = {"full": (10000, 5, 2), "quick": (4000, 3, 1)}   # messages, reps, warm-up reps discarded
 
 
 def sim_messages(count, seed=4242, max_steps=3):
