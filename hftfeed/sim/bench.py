@@ -18,6 +18,20 @@ from hftfeed.sim import rawclient
 from hftfeed.ws_proto import build_client_request, make_client_key, parse_http_head
 
 
+def cpu_seconds(pid):
+    """user + system CPU time of a process (Linux /proc), or None elsewhere.
+
+    Why: on a shared machine wall-clock rates depend on the neighbours; messages per CPU-second
+    of the simulator is what one dedicated core would sustain.
+    """
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class FrameCounter(object):
     """Counts complete frames in a byte stream without decoding payloads."""
 
@@ -88,6 +102,7 @@ async def bench(ns):
             count_client("127.0.0.1", port, target, c, stop)) for c in counters]
         await asyncio.sleep(ns.warmup_s)
         _s, st0 = await rawclient.get_json("127.0.0.1", port, "/_sim/status")
+        cpu0 = cpu_seconds(proc.pid)
         f0 = sum(c.frames for c in counters)
         b0 = sum(c.bytes for c in counters)
         t0 = time.monotonic()
@@ -95,6 +110,7 @@ async def bench(ns):
         f1 = sum(c.frames for c in counters)
         b1 = sum(c.bytes for c in counters)
         dt = time.monotonic() - t0
+        cpu1 = cpu_seconds(proc.pid)
         _s, st = await rawclient.get_json("127.0.0.1", port, "/_sim/status")
         stop.set()
         for t in tasks:
@@ -108,6 +124,9 @@ async def bench(ns):
             "sim_generated_per_s": round((sum(st["messages_generated"].values())
                                           - sum(st0["messages_generated"].values())) / dt),
             "sim_behind_msgs": st["behind_msgs"] - st0["behind_msgs"],
+            "sim_cpu_share": round((cpu1 - cpu0) / dt, 2) if cpu0 is not None else None,
+            "sim_msgs_per_cpu_s": (round((f1 - f0) / ns.conns / (cpu1 - cpu0))
+                                   if cpu0 is not None and cpu1 > cpu0 else None),
             "disconnects": st["disconnects"],
         }
         print(json.dumps(result))
