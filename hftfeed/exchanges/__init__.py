@@ -6,9 +6,12 @@ limits, subscribe messages). Connecting, reconnecting, snapshots, resync and pub
 ``hftfeed/feed.py`` and are shared by every venue.
 """
 
-from . import binance
+from . import binance, binance_usdm, bybit, okx
 
 #: config "venue" value -> adapter class
 VENUES = {
     binance.BinanceSpot.NAME: binance.BinanceSpot,
+    binance_usdm.BinanceUsdm.NAME: binance_usdm.BinanceUsdm,
+    bybit.Bybit.NAME: bybit.Bybit,
+    okx.Okx.NAME: okx.Okx,
 }
