@@ -4,6 +4,7 @@ the canonical-string guard, and the real 2022 capture replayed through the adapt
 
 import json
 import logging
+import random
 import zlib
 from pathlib import Path
 
@@ -207,3 +208,13 @@ def test_every_non_zero_checksum_in_the_capture_verifies():
     assert not venue._checksum_untrusted   # OKX's strings were all in canonical form
     for s in syncs.values():
         assert s.state == sync.LIVE and not s.book.is_crossed()
+
+
+def test_decimal_text_writes_what_format_fixed_writes_for_every_non_negative_value():
+    from hftfeed.exchanges.okx import decimal_text
+    from hftfeed.fixed import format_fixed
+    rng = random.Random(7)
+    values = [0, 1, 10, 99999999, 100000000, 100000001, 2 ** 63 - 1, 3366 * P, 336610000000]
+    values += [rng.randrange(10 ** rng.randint(1, 18)) for _ in range(3000)]
+    for value in values:
+        assert decimal_text(value) == format_fixed(value), value
