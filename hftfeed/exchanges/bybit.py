@@ -1,14 +1,12 @@
 """Bybit v5 public linear (USDT/USDC perpetuals): in-stream snapshots + deltas (venue id 3).
 
-Facts from Bybit's v5 docs ("Connect", "Orderbook", "Trade", ping/pong examples):
+Facts from Bybit's v5 docs ("Connect", "Orderbook", "Trade", the ping/pong examples):
 - public linear endpoint ``wss://stream.bybit.com/v5/public/linear``; topics are requested with
   ``{"op":"subscribe","args":[...]}`` and each request is answered by
-  ``{"success":true|false,"ret_msg":..,"conn_id":..,"op":"subscribe"}``; spot caps a request at
-  10 args and linear caps the args of a connection at 21,000 characters, so requests carry at
-  most 10 args here and a connection at most 500 topics (500 x the longest topic < 21,000);
-- heartbeat: the client sends ``{"op":"ping"}`` (Bybit recommends every 20 s); the linear
-  answer is ``{"success":true,"ret_msg":"pong",..,"op":"ping"}`` (spot answers ``"op":"pong"``);
-  a public connection with no traffic is cut after 10 minutes;
+  ``{"success":true|false,"ret_msg":..,"conn_id":..,"op":"subscribe"}``;
+- heartbeat: the client sends ``{"op":"ping"}``; the answer is
+  ``{"success":true,"ret_msg":"pong",..,"op":"ping"}`` (spot answers ``"op":"pong"``); a public
+  connection with neither pings nor data is cut after 10 minutes;
 - ``orderbook.{depth}.{symbol}``: the first message after subscribing is a ``snapshot``, then
   ``delta``s; "if you receive a new snapshot message, you will have to reset your local
   orderbook"; ``u`` is the update id, consecutive in normal operation, and ``u == 1`` means the
@@ -18,6 +16,11 @@ Facts from Bybit's v5 docs ("Connect", "Orderbook", "Trade", ping/pong examples)
   nothing changed for 3 s: it is the BBO stream used for the ``bookTicker`` channel;
 - ``publicTrade.{symbol}``: ``data`` is a list; ``S`` is the taker side ("Buy"/"Sell"), ``i``
   the trade id (a UUID string on linear), ``T`` the trade time in ms, ``p``/``v`` price/size.
+Not re-verified in the docs at hand (kept from the issue and earlier reading of Bybit's pages):
+the 20 s ping interval Bybit recommends; at most 10 args per subscribe request (the spot
+limit, applied here to linear too) and 21,000 characters of args per linear connection, which
+is why a request carries at most 10 topics and a connection at most 500 (500 topics of <= 40
+characters each stay below 21,000).
 """
 
 import hashlib

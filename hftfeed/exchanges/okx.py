@@ -5,11 +5,13 @@ Facts from OKX's v5 docs ("WebSocket: Connect", "Order book channel", "Trades ch
 checksum section) and OKX's 2026-05-21 notice on the checksum field:
 - endpoint ``wss://ws.okx.com:8443/ws/v5/public``; subscribe with
   ``{"op":"subscribe","args":[{"channel":"books","instId":"BTC-USDT"}, ...]}``; every arg is
-  acknowledged separately with ``{"event":"subscribe","arg":{..},"connId":..}``; failures come
-  as ``{"event":"error","code":..,"msg":..}``; ``{"event":"notice","code":"64008",..}`` warns
-  that the server will close the connection for an upgrade;
-- keepalive: when nothing arrived for N < 30 s the client sends the text ``ping`` and the
-  server answers with the text ``pong`` (not JSON); an idle connection is closed after 30 s;
+  acknowledged separately with ``{"event":"subscribe","arg":{..},"connId":..}`` (as the 2022
+  capture shows); failures come as ``{"event":"error","code":..,"msg":..}``;
+  ``{"event":"notice","code":"64008",..}`` warns that the server will close the connection for
+  an upgrade;
+- keepalive: when nothing arrived for a while the client sends the text ``ping`` and the server
+  answers with the text ``pong`` (not JSON); 25 s of silence before pinging, under OKX's 30 s
+  idle cut-off, is the issue's figure (OKX's connect page was not available to re-check);
 - ``books`` (400 levels): ``action`` ``snapshot`` then ``update``; levels are
   ``[price, size, liquidated orders (deprecated "0"), orders]``; size "0" deletes the level;
   ``seqId`` / ``prevSeqId`` chain the messages of one instrument (a snapshot has
@@ -47,7 +49,7 @@ log = logging.getLogger("hftfeed.exchanges.okx")
 MS_TO_NS = 1000000
 MAX_MS_DIGITS = 15                      # ms times with more digits are absurd
 CHECKSUM_LEVELS = 25                    # OKX: the best 25 bids and 25 asks
-MAX_ARGS_PER_REQUEST = 40               # keeps a request far below OKX's 64 KB message cap
+MAX_ARGS_PER_REQUEST = 40               # a few KB per request: far from any size limit
 CHANNEL_BY_CONFIG = {"depth": "books", "trade": "trades", "bookTicker": "bbo-tbt"}
 SHUTDOWN_NOTICE_CODE = "64008"          # "the connection will soon be closed for an upgrade"
 _JSON_COMPACT = (",", ":")
@@ -151,7 +153,7 @@ class Okx(Venue):
     VENUE_ID = 4
     DEFAULT_WS_URL = "wss://ws.okx.com:8443/ws/v5/public"
     DEFAULT_REST_URL = "https://www.okx.com"        # unused: snapshots arrive in-stream
-    MAX_STREAMS_PER_CONNECTION = 240
+    MAX_STREAMS_PER_CONNECTION = 240        # our choice: OKX publishes no per-connection cap
     MAX_OUT_MSGS_PER_S = 3.0
     APP_PING_TEXT = "ping"
     APP_PING_INTERVAL_S = 25.0
