@@ -160,7 +160,8 @@ def test_pings_are_answered_and_a_server_that_ignores_pongs_gets_a_reconnect(rig
     assert status["pings_sent"] > 0 and status["pongs_received"] > 0
     rig.mark()
     rig.fault(fault="ignore_pongs")          # the venue drops us for "not answering" its pings
-    assert rig.wait(12, lambda s: rig.statuses_since_mark(BTC) == [DISC, RESYNC, LIVE]), \
+    assert rig.wait(12, lambda s: rig.statuses_since_mark(BTC) == [DISC, RESYNC, LIVE]
+                    and rig.statuses_since_mark(ETH) == [DISC, RESYNC, LIVE]), \
         rig.daemon.log_text()[-3000:]
     rig.mark()
     rig.fault(fault="stop_pings")            # a venue going quiet on pings is not a failure
