@@ -23,12 +23,6 @@ if ! python3 -c 'import pytest' >/dev/null 2>&1; then
     || apt_install python3-pytest
 fi
 
-# systemd-analyze checks systemd/hftfeed.service (tests/test_systemd_unit.py; skipped without it).
-# Installed only when we are root: it never asks a developer for a password.
-if ! command -v systemd-analyze >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
-  apt_install systemd || echo "note: could not install systemd; the unit-file check will be skipped"
-fi
-
 if [[ " $want " == *" pypy "* ]]; then
   if ! command -v pypy3 >/dev/null 2>&1; then apt_install pypy3; fi
   if [ ! -x "$PYPY_VENV/bin/python" ] || ! "$PYPY_VENV/bin/python" -c 'import pytest' >/dev/null 2>&1; then
@@ -39,6 +33,12 @@ if [[ " $want " == *" pypy "* ]]; then
     pypy3 -m venv "$PYPY_VENV"
     "$PYPY_VENV/bin/pip" install -q pytest
   fi
+fi
+
+# systemd-analyze checks systemd/hftfeed.service (tests/test_systemd_unit.py; skipped without it).
+# Installed only when we are root: it never asks a developer for a password.
+if ! command -v systemd-analyze >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+  apt_install systemd || echo "note: could not install systemd; the unit-file check will be skipped"
 fi
 
 status=0
