@@ -217,7 +217,7 @@ class Supervisor(object):
                         self.name)
             self.request_rollover()
         elif event.kind == CTRL_SUBSCRIBED:
-            self.acks_pending -= 1
+            self.acks_pending = max(0, self.acks_pending - 1)   # resubscribe acks come too
         elif event.kind == CTRL_ERROR:
             self._stats.venue_errors += 1
             log.error("%s: venue refused a request: %s", self.name, event.detail)

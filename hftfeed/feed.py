@@ -32,6 +32,8 @@ log = logging.getLogger("hftfeed.feed")
 SYNCED = sync_mod.SYNCED
 GAP = sync_mod.GAP
 RECENT_TRADES = 512      # per instrument; far more than two connections can be apart
+RESUBSCRIBE_MIN_S = 1.0  # in-stream snapshot venues: spacing of book re-subscriptions...
+RESUBSCRIBE_MAX_S = 60.0  # ...doubling while gaps keep coming, up to this
 
 
 class FeedStats(object):
@@ -70,7 +72,7 @@ class Instrument(object):
 
     __slots__ = ("symbol", "instrument_id", "venue_id", "sync", "book", "link", "state",
                  "recent_trades", "recent_trade_order", "last_quote_id", "snapshot_task",
-                 "supervisors")
+                 "supervisors", "resub_allowed_at", "resub_interval_s")
 
     def __init__(self, symbol, instrument_id, venue_id, rule, capacity_levels, max_buffered):
         self.symbol = symbol
@@ -85,6 +87,8 @@ class Instrument(object):
         self.last_quote_id = -1
         self.snapshot_task = None
         self.supervisors = []
+        self.resub_allowed_at = 0.0
+        self.resub_interval_s = RESUBSCRIBE_MIN_S
 
     def trade_is_new(self, trade_id):
         """True once per trade id (bounded memory: the last RECENT_TRADES ids)."""
@@ -277,10 +281,27 @@ class Feed(object):
         # REST venues: the next buffered diff triggers the snapshot (Binance: buffer first)
 
     def request_stream_snapshot(self, inst):
+        """In-stream snapshot venues: re-subscribe the book (the venue answers with a fresh
+        snapshot), at most once per instrument at a time and with a growing interval when gaps
+        repeat, because venues cap subscription requests (OKX counts them per hour)."""
+        if inst.snapshot_task is not None and not inst.snapshot_task.done():
+            return
+        delay_s = max(0.0, inst.resub_allowed_at - time.monotonic())
+        inst.snapshot_task = asyncio.ensure_future(self._resubscribe(inst, delay_s))
+
+    async def _resubscribe(self, inst, delay_s):
+        if delay_s > 0:
+            await asyncio.sleep(delay_s)
         link = inst.link
-        if link is not None and link.client is not None:
-            for text in self.venue.resubscribe_messages(inst.symbol):
-                link.client.send_text(text)
+        if inst.sync.state != sync_mod.RESYNCING or link is None or link.client is None:
+            return
+        for text in self.venue.resubscribe_messages(inst.symbol):
+            link.client.send_text(text)
+        now = time.monotonic()
+        repeated = now - inst.resub_allowed_at < 10 * inst.resub_interval_s
+        inst.resub_interval_s = min(RESUBSCRIBE_MAX_S, inst.resub_interval_s * 2) if repeated \
+            else RESUBSCRIBE_MIN_S
+        inst.resub_allowed_at = now + inst.resub_interval_s
 
     def request_snapshot(self, inst):
         """REST venues: fetch a snapshot for ``inst`` unless one is already on its way."""
@@ -290,7 +311,7 @@ class Feed(object):
     async def _snapshot_loop(self, inst):
         path, weight = self.venue.snapshot_request(inst.symbol, self.cfg.snapshot_limit)
         attempt = 0
-        while inst.sync.state == sync_mod.RESYNCING and inst.sync.book.update_id == 0:
+        while inst.sync.state == sync_mod.RESYNCING and not inst.sync.loaded:
             await self.budget.acquire(weight)
             try:
                 response = await self.http.get(path)

@@ -71,7 +71,7 @@ class InstrumentSync(object):
     """Synchronisation state of one instrument's book. Not thread-safe; one event loop drives it."""
 
     __slots__ = ("rule", "book", "state", "buffer", "max_buffered", "gaps", "resyncs",
-                 "applied", "ignored", "buffer_overflows", "snapshots", "last_gap")
+                 "applied", "ignored", "buffer_overflows", "snapshots", "last_gap", "loaded")
 
     def __init__(self, rule, book, max_buffered=10000):
         self.rule = rule
@@ -86,6 +86,7 @@ class InstrumentSync(object):
         self.buffer_overflows = 0
         self.snapshots = 0
         self.last_gap = ""
+        self.loaded = False     # a snapshot is in the book (ids can be 0 on some venues)
 
     # -- state changes driven by the connection supervisor -----------------------------------
 
@@ -95,6 +96,7 @@ class InstrumentSync(object):
         self.buffer = []
         self.book.clear()
         self.book.update_id = 0
+        self.loaded = False
         self.resyncs += 1
 
     def disconnect(self):
@@ -103,10 +105,7 @@ class InstrumentSync(object):
         self.buffer = []
         self.book.clear()
         self.book.update_id = 0
-
-    @property
-    def has_snapshot(self):
-        return self.state == RESYNCING and self.book.update_id != 0
+        self.loaded = False
 
     # -- market data -------------------------------------------------------------------------
 
@@ -119,7 +118,7 @@ class InstrumentSync(object):
             return self._apply_live(upd)
         if state == DISCONNECTED:
             return IGNORED
-        if self.book.update_id != 0:            # snapshot loaded, waiting for the bridge
+        if self.loaded:                         # snapshot loaded, waiting for the bridge
             return self._try_bridge(upd)
         self._buffer(upd)
         return BUFFERED
@@ -170,6 +169,7 @@ class InstrumentSync(object):
         self.snapshots += 1
         self.book.load_snapshot(snap.bids, snap.asks, snap.last_id)
         self.book.update_id = snap.last_id
+        self.loaded = True
         self.buffer = []
         result = WAITING_BRIDGE
         for upd in buffered:
@@ -209,6 +209,7 @@ class InstrumentSync(object):
         self.snapshots += 1
         self.book.load_snapshot(upd.bids, upd.asks, upd.last_id)
         self.book.update_id = upd.last_id
+        self.loaded = True
         self.buffer = []
         if upd.checksum is not None and not self.rule.verify(self.book, upd):
             return self._gap("checksum mismatch on snapshot %d" % upd.last_id)
