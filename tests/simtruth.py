@@ -8,7 +8,9 @@
 
 ``book_at(symbol, u)`` is the simulator's book right after the depth event whose last update id
 is ``u`` (every generated event counts, delivered or not: the book is the exchange's, not what a
-client saw); KeyError if no event of that symbol ended at ``u``. Books are rebuilt with
+client saw), or the initial book when ``u`` is its id and the journal was loaded with
+``initial_book_ids=True``; KeyError if no event of that symbol ended at ``u``. The ids are the venue's own: Binance ``u``, Bybit ``u`` (one per message), OKX
+``seqId``; quotes are keyed by Binance's ``u``, Bybit's ``seq``, OKX's ``seqId``. Books are rebuilt with
 :class:`tests.refbook.RefBook` by replaying the journal forward from the initial book; a cursor
 per symbol makes calls with increasing ``u`` cheap. All ints are scaled by 10**8.
 """
@@ -47,6 +49,7 @@ class Truth(object):
         self.bad_lines = 0          # unreadable lines (a writer killed mid-line)
         self._index = {}            # symbol -> {u: position in depth_events}
         self._cursor = {}           # symbol -> (position applied, RefBook)
+        self.initial_book_ids = False  # book_at() also answers the initial books' ids
 
     # -------------------------------------------------------------- loading
     def _add(self, rec):
@@ -97,8 +100,19 @@ class Truth(object):
 
     # -------------------------------------------------------------- queries
     def book_at(self, symbol, update_id):
-        """A RefBook copy of ``symbol``'s book right after the event ending at ``update_id``."""
-        pos = self._index[symbol][update_id]  # KeyError: no event of that symbol ended there
+        """A RefBook copy of ``symbol``'s book right after the event ending at ``update_id``.
+
+        With ``initial_book_ids`` (see :func:`load_journal`) ``update_id`` may also be the
+        initial book's id: venues with in-stream snapshots (Bybit, OKX) send one at
+        subscription time, possibly before the symbol's first event."""
+        index = self._index[symbol]
+        if self.initial_book_ids and update_id not in index and symbol in self.initial_books \
+                and update_id == self.initial_books[symbol][0]:
+            uid, bids, asks = self.initial_books[symbol]
+            book = RefBook()
+            book.load_snapshot(bids, asks, uid)
+            return book
+        pos = index[update_id]  # KeyError: no event of that symbol ended there
         applied, book = self._cursor.get(symbol, (-1, None))
         if book is None or applied > pos:
             uid, bids, asks = self.initial_books[symbol]
@@ -128,9 +142,13 @@ class Truth(object):
         return [f for f in self.faults if f.get("fault") == name]
 
 
-def load_journal(path):
-    """Read a journal file into a :class:`Truth` (a truncated last line is ignored)."""
+def load_journal(path, initial_book_ids=False):
+    """Read a journal file into a :class:`Truth` (a truncated last line is ignored).
+
+    ``initial_book_ids``: ``book_at`` also accepts each initial book's own id (in-stream snapshot
+    venues may publish the book before its first event); otherwise that id is a KeyError."""
     truth = Truth()
+    truth.initial_book_ids = bool(initial_book_ids)
     with open(str(path), "r", encoding="ascii") as fh:
         for line in fh:
             line = line.strip()

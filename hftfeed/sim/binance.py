@@ -58,18 +58,19 @@ RequestError = BinanceRequestError  # the name every dialect exposes
 
 
 # ---------------------------------------------------------------------- stream names and paths
-def parse_stream_name(name):
+def parse_stream_name(name, suffix_kinds=None):
     """Return ``(lowercase symbol, kind)`` for a stream name; raise ValueError if malformed.
 
     A syntactically valid name for a stream the simulator does not produce (``kline_1m``, an
     uppercase symbol) is accepted with kind ``KIND_OTHER``: like the venue, it just stays silent.
+    ``suffix_kinds`` maps the suffixes a dialect produces to their kind (spot's by default).
     """
     if not isinstance(name, str) or "@" not in name:
         raise ValueError("invalid stream name %r" % (name,))
     sym, _, suffix = name.partition("@")
     if not sym or not suffix or not (sym.isalnum() and sym.isascii()) or " " in suffix:
         raise ValueError("invalid stream name %r" % (name,))
-    kind = _SUFFIX_KIND.get(suffix, KIND_OTHER)
+    kind = (_SUFFIX_KIND if suffix_kinds is None else suffix_kinds).get(suffix, KIND_OTHER)
     if kind != KIND_OTHER and sym != sym.lower():
         kind = KIND_OTHER  # stream names use lowercase symbols; "BTCUSDT@trade" delivers nothing
     return sym, kind
@@ -104,6 +105,17 @@ def is_ws_path(target):
     """True if ``target`` is one of the WebSocket stream paths of this venue."""
     path = urlsplit(target).path
     return path == "/ws" or path.startswith("/ws/") or path in ("/stream", "/stream/")
+
+
+def open_session(target, max_streams):
+    """The :class:`StreamSession` for an upgrade request to ``target``; ValueError if refused."""
+    combined_mode, streams = parse_ws_target(target)
+    return StreamSession(combined_mode, streams, max_streams)
+
+
+def symbol_of_stream(stream):
+    """Upper-case venue symbol a stream name is about (``btcusdt@trade`` -> ``BTCUSDT``)."""
+    return stream.partition("@")[0].upper()
 
 
 # ---------------------------------------------------------------------- JSON formatting (hot path)
@@ -265,6 +277,8 @@ class StreamSession(object):
     without a socket.
     """
 
+    parse_name = staticmethod(parse_stream_name)   # a sibling dialect swaps in its names
+
     def __init__(self, combined_mode, streams, max_streams=MAX_STREAMS_PER_CONNECTION):
         self.combined = bool(combined_mode)
         self.max_streams = max_streams
@@ -274,6 +288,10 @@ class StreamSession(object):
                 self.streams.append(s)
         if len(self.streams) > max_streams:
             raise BinanceRequestError(2, "Invalid request: too many streams (max %d)" % max_streams)
+
+    def delivered(self):
+        """The subscribed streams this connection is actually sent (all of them on spot)."""
+        return self.streams
 
     def handle_text(self, text):
         """Answer one client text message; returns the reply JSON text (never raises)."""
@@ -330,13 +348,12 @@ class StreamSession(object):
                                      "`SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, "
                                      "`SET_PROPERTY`, `GET_PROPERTY`" % (method,))
 
-    @staticmethod
-    def _names(params):
+    def _names(self, params):
         if not isinstance(params, list):
             raise BinanceRequestError(2, "Invalid request: params must be a list of stream names")
         for n in params:
             try:
-                parse_stream_name(n)
+                self.parse_name(n)
             except ValueError:
                 raise BinanceRequestError(2, "Invalid request: invalid stream name %r" % (n,))
         return list(params)
@@ -348,6 +365,7 @@ def _error_reply(code, msg, rid):
 
 # ---------------------------------------------------------------------- REST
 DEPTH_PATH = "/api/v3/depth"
+CHEAP_PATHS = ("/api/v3/ping", "/api/v3/time")    # weight 1 each; health checks use them
 DEFAULT_DEPTH_LIMIT = 100
 MAX_DEPTH_LIMIT = 5000
 
@@ -393,8 +411,9 @@ def parse_depth_query(query, known_symbols):
     return sym, min(limit, MAX_DEPTH_LIMIT)
 
 
-def snapshot_body(last_update_id, bids, asks):
-    """``{"lastUpdateId":N,"bids":[["p","q"],...],"asks":[...]}`` as bytes."""
+def snapshot_body(last_update_id, bids, asks, symbol=None):
+    """``{"lastUpdateId":N,"bids":[["p","q"],...],"asks":[...]}`` as bytes (``symbol`` unused:
+    spot prints every instrument with 8 decimals)."""
     return ('{"lastUpdateId":%d,"bids":[%s],"asks":[%s]}'
             % (last_update_id, _levels(bids), _levels(asks))).encode("ascii")
 

@@ -15,7 +15,7 @@ import sys
 
 from hftfeed.errors import ConfigError
 from hftfeed.sim import faults
-from hftfeed.sim.config import SimConfig
+from hftfeed.sim.config import VENUE_DEFAULTS, SimConfig
 from hftfeed.sim.server import start_sim
 
 log = logging.getLogger("hftfeed.sim.cli")
@@ -29,15 +29,18 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser():
-    p = _Parser(prog="hftfeed sim", description="Binance-spot-faithful exchange simulator.")
+    p = _Parser(prog="hftfeed sim", description="Exchange simulator speaking Binance spot, Binance "
+                                                "USD-M futures, Bybit v5 linear or OKX v5 public.")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on; 'localhost' = 127.0.0.1 and ::1 on one port")
     p.add_argument("--port", type=int, default=0, help="0 = ephemeral")
-    p.add_argument("--venue", default="binance", choices=["binance"])
+    p.add_argument("--venue", default="binance", choices=sorted(VENUE_DEFAULTS),
+                   help="protocol dialect; limits below default to that venue's own values")
     p.add_argument("--symbols", default="BTCUSDT,ETHUSDT", help="comma-separated venue symbols")
     p.add_argument("--rate", type=float, default=None,
                    help="depth messages per second across all symbols (default 100 per symbol)")
-    p.add_argument("--depth-levels", type=int, default=200, help="book levels per side")
+    p.add_argument("--depth-levels", type=int, default=None,
+                   help="book levels per side (venue default: 200; Bybit 50)")
     p.add_argument("--steps-per-msg", type=int, default=3,
                    help="engine steps aggregated into one depth message: 1..N")
     p.add_argument("--seed", type=int, default=1)
@@ -48,11 +51,23 @@ def build_parser():
     p.add_argument("--replay-snapshots", metavar="HTTPFILE", help="its snapshots (.http)")
     p.add_argument("--fault", action="append", default=[], metavar="SPEC",
                    help="name[:key=value,...] or a JSON object; repeatable")
-    p.add_argument("--ping-interval-s", type=float, default=20.0)
-    p.add_argument("--pong-timeout-s", type=float, default=60.0)
-    p.add_argument("--max-incoming-per-s", type=int, default=5)
-    p.add_argument("--lifetime-s", type=float, default=86400.0)
-    p.add_argument("--weight-limit", type=int, default=6000)
+    p.add_argument("--ping-interval-s", type=float, default=None,
+                   help="ping frames (Binance spot 20, USD-M 180; none on Bybit/OKX)")
+    p.add_argument("--pong-timeout-s", type=float, default=None,
+                   help="disconnect without a pong (Binance spot 60, USD-M 600)")
+    p.add_argument("--max-incoming-per-s", type=int, default=None,
+                   help="incoming messages a second (spot 5, USD-M 10, OKX 3 requests)")
+    p.add_argument("--lifetime-s", type=float, default=None, help="connection lifetime (24 h)")
+    p.add_argument("--weight-limit", type=int, default=None,
+                   help="REST weight a window (spot 6000, USD-M 2400)")
+    p.add_argument("--idle-timeout-s", type=float, default=None,
+                   help="Bybit: client silent this long (600); OKX: nothing pushed this long (30)")
+    p.add_argument("--book-keepalive-s", type=float, default=None,
+                   help="OKX: empty books update after this long without a change (20)")
+    p.add_argument("--quote-resend-s", type=float, default=None,
+                   help="Bybit orderbook.1: snapshot repeated after this long unchanged (3)")
+    p.add_argument("--checksum", choices=["real", "zero"], default=None,
+                   help="OKX books checksum: real CRC32 (default) or 0 as OKX sends since 2026-06")
     p.add_argument("--weight-window-s", type=float, default=60.0)
     p.add_argument("--ban-after-429", type=int, default=2)
     p.add_argument("--ban-s", type=float, default=120.0)
@@ -77,7 +92,9 @@ def config_from_args(ns):
         faults=fault_specs, ping_interval_s=ns.ping_interval_s, pong_timeout_s=ns.pong_timeout_s,
         max_incoming_per_s=ns.max_incoming_per_s, lifetime_s=ns.lifetime_s,
         weight_limit=ns.weight_limit, weight_window_s=ns.weight_window_s,
-        ban_after_429=ns.ban_after_429, ban_s=ns.ban_s, duration_s=ns.duration_s)
+        ban_after_429=ns.ban_after_429, ban_s=ns.ban_s, duration_s=ns.duration_s,
+        idle_timeout_s=ns.idle_timeout_s, book_keepalive_s=ns.book_keepalive_s,
+        quote_resend_s=ns.quote_resend_s, checksum=ns.checksum)
     for path in (cfg.replay, cfg.replay_capture, cfg.replay_snapshots):
         if path and not os.path.isfile(path):
             raise ConfigError("no such file: %s" % path)

@@ -18,7 +18,7 @@ log = logging.getLogger("hftfeed.sim.faultexec")
 def execute(server, spec):
     """Apply normalized fault ``spec`` to ``server``; raises faults.FaultSpecError."""
     name = spec["fault"]
-    handler = _HANDLERS[name]
+    handler = _HANDLERS.get(name) or _venue_handler(server, name)
     sym = spec.get("symbol")
     if sym is not None and sym not in server.known_symbols:
         raise faults.FaultSpecError("unknown symbol %r" % (sym,))
@@ -27,6 +27,21 @@ def execute(server, spec):
     handler(server, spec)
     server.note_fault(name, detail)
     log.info("fault %s: %s", name, detail)
+
+
+def _venue_handler(server, name):
+    """A venue-specific fault is the dialect's ``fault_<name>`` method; other venues refuse it."""
+    method = getattr(server.dialect, "fault_" + name, None)
+    if method is None:
+        raise faults.FaultSpecError("fault %s is not part of the %s dialect"
+                                    % (name, server.dialect.VENUE))
+
+    def handler(_server, spec):
+        try:
+            method(spec)
+        except ValueError as exc:
+            raise faults.FaultSpecError(str(exc)) from None
+    return handler
 
 
 # ---------------------------------------------------------------------- stream and REST faults
@@ -43,11 +58,15 @@ def _reorder(server, spec):
 
 
 def _rest(server, spec):
+    if server.dialect.DEPTH_PATH is None:
+        raise faults.FaultSpecError("%s has no REST snapshot endpoint" % server.dialect.VENUE)
     server.stream_faults.arm_rest(spec)
 
 
 def _stale(server, spec):
     """Capture the books now: served later, they are older than any diff a new client sees."""
+    if server.dialect.DEPTH_PATH is None:
+        raise faults.FaultSpecError("%s has no REST snapshot endpoint" % server.dialect.VENUE)
     syms = [spec["symbol"]] if spec["symbol"] else list(server.symbols)
     captured = {}
     for s in syms:
@@ -104,7 +123,7 @@ def _symbol_for(server, spec, conn):
     if spec.get("symbol"):
         return spec["symbol"]
     for s in conn.session.streams:
-        sym = s.partition("@")[0].upper()
+        sym = server.dialect.symbol_of_stream(s)
         if sym in server.known_symbols:
             return sym
     return server.symbols[0]

@@ -40,7 +40,13 @@ FAULT_PARAMS = {
     "server_shutdown": {"conn": (int, None), "after_s": (float, 1.0)},
     "lifetime": {"conn": (int, None), "seconds": (float, 86400.0)},
     "absurd_numbers": {"conn": (int, None), "symbol": (str, None)},
+    # venue-specific (refused by the other dialects):
+    "bybit_restart": {"symbol": (str, None)},           # Bybit: u restarts at 1 (a snapshot)
+    "okx_seq_reset": {"symbol": (str, None), "to": (int, 1000)},  # OKX: seqId goes down
+    "bad_checksum": {"symbol": (str, None), "count": (int, 1)},   # OKX: a wrong CRC32, once
 }
+# Faults only some dialects can perform (the dialect implements ``fault_<name>``).
+VENUE_FAULTS = ("bybit_restart", "okx_seq_reset", "bad_checksum")
 # server_shutdown's own "after_s" is its close delay; its scheduling delay is "at_s".
 _SCHEDULE_KEYS = ("at_s", "every_s")
 REST_STATUS_CODES = (418, 429, 500, 502, 503, 504)
@@ -100,6 +106,8 @@ def normalize(spec):
         raise FaultSpecError("rest_status code must be one of %s" % (REST_STATUS_CODES,))
     if name == "fragment" and out["parts"] < 2:
         raise FaultSpecError("fragment parts must be >= 2")
+    if name == "okx_seq_reset" and out["to"] < 1:
+        raise FaultSpecError("okx_seq_reset 'to' must be >= 1")
     if out.get("symbol") is not None:
         out["symbol"] = out["symbol"].upper()
     return out

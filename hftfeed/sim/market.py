@@ -16,6 +16,13 @@ Events are plain tuples (cheap to build on the hot path) tagged by their first i
   message, bids best (highest) first, asks best (lowest) first, qty 0 = level removed;
 * ``(EV_TRADE, symbol, trade_id, price, qty, side)`` -- side is the aggressor, 1 buy / 2 sell;
 * ``(EV_QUOTE, symbol, update_id, bid_px, bid_qty, ask_px, ask_qty)`` -- a new best bid/offer.
+
+Update ids (``id_mode``). ``"steps"`` (default; Binance, OKX): every engine step consumes 1..3
+ids, a depth event covers ``first_id .. last_id`` and quotes carry the id of their step.
+``"message"`` (Bybit): every depth *message* consumes exactly one id (``first_id == last_id ==
+previous + 1``, Bybit's ``u``) while the per-step counter becomes ``seq`` (Bybit's cross
+sequence): quotes carry ``seq`` and depth events get it as a 7th item. The random draws are the
+same in both modes, so one seed gives the same book evolution whatever the venue.
 """
 
 import bisect
@@ -56,8 +63,14 @@ class SymbolSpec(object):
 
 
 def spec_for(symbol):
-    """Return the :class:`SymbolSpec` for ``symbol`` (a known table, else derived from its name)."""
+    """Return the :class:`SymbolSpec` for ``symbol`` (a known table, else derived from its name).
+
+    OKX spells instruments with dashes (``BTC-USDT-SWAP``): the table is looked up without them
+    (and without a ``SWAP`` suffix) so the same market gets the same tick, lot and price."""
     known = _KNOWN_SPECS.get(symbol)
+    if known is None and "-" in symbol:
+        bare = symbol.replace("-", "")
+        known = _KNOWN_SPECS.get(bare[:-4] if bare.endswith("SWAP") else bare)
     if known is not None:
         return SymbolSpec(symbol, known[0], known[1], known[2])
     h = zlib.crc32(symbol.encode("ascii"))
@@ -79,9 +92,11 @@ class MarketEngine(object):
     """
 
     def __init__(self, symbol, seed=1, depth_levels=200, spec=None, max_ids_per_step=3,
-                 trade_prob=0.08, deep_prob=0.05, first_update_id=None):
+                 trade_prob=0.08, deep_prob=0.05, first_update_id=None, id_mode="steps"):
         if depth_levels < 4:
             raise ValueError("depth_levels must be >= 4, got %r" % (depth_levels,))
+        if id_mode not in ("steps", "message"):
+            raise ValueError("id_mode must be 'steps' or 'message', got %r" % (id_mode,))
         self.symbol = symbol
         self.spec = spec if spec is not None else spec_for(symbol)
         self.depth_levels = int(depth_levels)
@@ -97,6 +112,11 @@ class MarketEngine(object):
         if first_update_id is None:
             first_update_id = 100000000 + int(self._rnd() * 900000000)
         self.last_update_id = int(first_update_id) - 1
+        self.per_message_ids = id_mode == "message"
+        # Bybit-style: u counts messages (smaller numbers, like Bybit's), seq counts steps.
+        self.seq = self.last_update_id
+        if self.per_message_ids:
+            self.last_update_id = 1000000 + self.last_update_id % 9000000
         self.next_trade_id = 1000000 + int(self._rnd() * 9000000)
         self.bids = {}      # price ticks -> lots
         self.asks = {}
@@ -303,7 +323,12 @@ class MarketEngine(object):
         n = self.depth_levels
         if len(self.bid_px) != n or len(self.ask_px) != n:  # skip the call when nothing moved
             self._rebalance()
-        self.last_update_id += 1 + int(rnd() * self.max_ids_per_step)
+        if self.per_message_ids:
+            self.seq += 1 + int(rnd() * self.max_ids_per_step)
+            qid = self.seq
+        else:
+            self.last_update_id += 1 + int(rnd() * self.max_ids_per_step)
+            qid = self.last_update_id
         self.steps += 1
         # Compare the best levels field by field: no tuple allocated on the common no-change path.
         b = self.bid_px[-1]
@@ -315,7 +340,7 @@ class MarketEngine(object):
             self._last_bbo = (b, bq, a, aq)
             t = self._tick
             l = self._lot
-            out.append((EV_QUOTE, self.symbol, self.last_update_id, b * t, bq * l, a * t, aq * l))
+            out.append((EV_QUOTE, self.symbol, qid, b * t, bq * l, a * t, aq * l))
 
     def take_depth(self, first_id):
         """Return the depth event covering ``first_id .. last_update_id`` and reset the changes."""
@@ -343,6 +368,8 @@ class MarketEngine(object):
                     asks.append(p * t)
                     asks.append(ch[p] * l)
             self._ch_asks = {}
+        if self.per_message_ids:
+            return (EV_DEPTH, self.symbol, first_id, self.last_update_id, bids, asks, self.seq)
         return (EV_DEPTH, self.symbol, first_id, self.last_update_id, bids, asks)
 
     def generate(self, nsteps, out):
@@ -351,6 +378,8 @@ class MarketEngine(object):
         step = self.step
         for _ in range(nsteps):
             step(out)
+        if self.per_message_ids:
+            self.last_update_id = first_id  # one id per message (Bybit's "u")
         out.append(self.take_depth(first_id))
 
     def draw_steps(self, max_steps):

@@ -2,8 +2,8 @@
 
 One :class:`SimProtocol` per accepted connection. REST requests go to ``rest.handle`` (keep-alive
 supported, one request at a time); an upgrade on a stream path is validated with ``ws_proto``
-(RFC 6455 §4.2) and the venue dialect (path, stream names, stream count), answered 101, and the
-connection is handed to a ``wsconn.WsConn`` registered with the server.
+(RFC 6455 §4.2) and the venue dialect (``open_session``: path, stream names, stream count),
+answered 101, and the connection is handed to a ``wsconn.WsConn`` registered with the server.
 """
 
 import asyncio
@@ -20,12 +20,11 @@ log = logging.getLogger("hftfeed.sim.protocol")
 def upgrade(server, proto, req):
     """Validate the upgrade; answer 101 and return the new WsConn, or reject and return None."""
     if not server.dialect.is_ws_path(req.target):
-        proto.reject(404, b'{"code":-1,"msg":"Not found"}')
+        proto.reject(404, server.dialect.error_body(-1, "Not found"))
         return None
     try:
         parse_client_request(req.head_bytes)
-        combined, streams = server.dialect.parse_ws_target(req.target)
-        session = server.dialect.StreamSession(combined, streams, server.config.max_streams)
+        session = server.dialect.open_session(req.target, server.config.max_streams)
     except InvalidHandshake as exc:
         proto.reject(400, server.dialect.error_body(-1, "Bad WebSocket handshake: %s" % exc))
         return None
@@ -34,7 +33,7 @@ def upgrade(server, proto, req):
         return None
     proto.transport.write(build_server_response(req.headers["sec-websocket-key"]))
     conn = server.register(proto.transport, session, proto.peer)
-    silent = [s for s in streams if s not in server.stream_names]
+    silent = [s for s in session.streams if s not in server.stream_names]
     if silent:
         # Legal names the venue would accept, but nothing here produces them (kline_1m, an
         # upper-case symbol, a symbol not simulated): say so, a typo otherwise looks like a hang.

@@ -1,9 +1,11 @@
-"""The simulator's REST side: Binance's depth snapshot endpoint and the ``/_sim`` control API.
+"""The simulator's REST side: the venue's depth snapshot endpoint and the ``/_sim`` control API.
 
-``GET /api/v3/depth`` follows the venue (weights, 429/418 escalation, error bodies: see
-``binance``) and takes the armed REST faults (``rest_status``, ``rest_slow``, ``rest_truncated``,
-``stale_snapshot``). ``POST /_sim/fault`` arms or performs a fault; ``GET /_sim/status`` reports
-counters. ``GET /api/v3/ping`` and ``/api/v3/time`` exist because health checks use them.
+The dialect's ``DEPTH_PATH`` (``GET /api/v3/depth`` on Binance spot, ``/fapi/v1/depth`` on USD-M
+futures; none on Bybit and OKX, whose books arrive in-stream) follows the venue (weights, limits,
+429/418 escalation, error bodies) and takes the armed REST faults (``rest_status``,
+``rest_slow``, ``rest_truncated``, ``stale_snapshot``). ``POST /_sim/fault`` arms or performs a
+fault; ``GET /_sim/status`` reports counters. The dialect's ``CHEAP_PATHS`` (``/api/v3/ping``,
+``/fapi/v1/time`` ...) exist because health checks use them.
 """
 
 import asyncio
@@ -41,9 +43,9 @@ def handle(server, proto, req):
         respond(proto, req, 200, body)
     elif path == "/_sim/fault":
         _control_fault(server, proto, req)
-    elif path == server.dialect.DEPTH_PATH:
+    elif server.dialect.DEPTH_PATH is not None and path == server.dialect.DEPTH_PATH:
         _depth(server, proto, req)
-    elif path in ("/api/v3/ping", "/api/v3/time"):
+    elif path in getattr(server.dialect, "CHEAP_PATHS", ()):
         _cheap(server, proto, req)
     else:
         respond(proto, req, 404, server.dialect.error_body(-1, "Not found: %s" % path))
@@ -112,12 +114,13 @@ def _depth(server, proto, req):
         return
     if name == "stale_snapshot":
         uid, bids, asks = spec["captured"][symbol]
-        body = server.dialect.snapshot_body(uid, bids[:2 * limit], asks[:2 * limit])
+        body = server.dialect.snapshot_body(uid, bids[:2 * limit], asks[:2 * limit], symbol)
         server.note_fault("stale_snapshot", {"symbol": symbol, "lastUpdateId": uid,
                                               "current_update_id": server.source.last_update_id(symbol)})
     else:
         snap = server.source.snapshot(symbol, limit)
-        body = snap if isinstance(snap, bytes) else server.dialect.snapshot_body(*snap)
+        body = snap if isinstance(snap, bytes) else server.dialect.snapshot_body(
+            snap[0], snap[1], snap[2], symbol)
     server.snapshots_served += 1
     if server.journal is not None:
         uid = server.source.last_update_id(symbol) if name != "stale_snapshot" else \

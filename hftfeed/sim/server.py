@@ -16,7 +16,7 @@ import logging
 import struct
 import time
 
-from hftfeed.sim import binance, faultexec, faults, protocol, rest
+from hftfeed.sim import binance, binance_usdm, bybit, faultexec, faults, okx, protocol, rest
 from hftfeed.sim.config import SimConfig
 from hftfeed.sim.journal import JournalWriter
 from hftfeed.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE
@@ -25,8 +25,11 @@ from hftfeed.sim.wsconn import WsConn
 
 log = logging.getLogger("hftfeed.sim.server")
 
-# Venue dialects: modules with binance.py's functions (JSON shapes, paths, limits, REST rules).
-DIALECTS = {"binance": binance}
+# Venue dialects: JSON shapes, paths, limits, REST rules. Binance spot is a stateless module;
+# the others define a ``Dialect`` class (one per server: per-symbol ids, mirror books) with the
+# same names plus optional hooks: observe_depth / observe_other (every generated event, in
+# order), stream_table (stream names per symbol), on_timer (housekeeping), fault_<name>.
+DIALECTS = {"binance": binance, "binance-usdm": binance_usdm, "bybit": bybit, "okx": okx}
 
 _HDR16 = struct.Struct("!BBH").pack
 _HDR64 = struct.Struct("!BBQ").pack
@@ -51,7 +54,8 @@ def make_source(cfg):
         return CaptureSource(cfg.replay_capture, cfg.replay_snapshots, cfg.replay_speed)
     return SyntheticSource(cfg.symbols, seed=cfg.seed, rate=cfg.rate,
                            depth_levels=cfg.depth_levels,
-                           max_steps_per_msg=cfg.max_steps_per_msg)
+                           max_steps_per_msg=cfg.max_steps_per_msg,
+                           id_mode="message" if cfg.venue == "bybit" else "steps")
 
 
 class SimServer(object):
@@ -62,7 +66,12 @@ class SimServer(object):
         self.source = make_source(config)
         self.symbols = list(self.source.symbols)
         self.known_symbols = frozenset(self.symbols)
-        self.dialect = DIALECTS[config.venue]
+        self.tick_now_s = time.monotonic()  # monotonic time of the batch being dispatched
+        module = DIALECTS[config.venue]
+        self.dialect = module.Dialect(self) if hasattr(module, "Dialect") else module
+        self._observe_depth = getattr(self.dialect, "observe_depth", None)
+        self._observe_other = getattr(self.dialect, "observe_other", None)
+        self._dialect_timer = getattr(self.dialect, "on_timer", None)
         self.limiter = self.dialect.WeightLimiter(config.weight_limit, config.weight_window_s,
                                                   config.ban_after_429, config.ban_s)
         self.stream_faults = faults.StreamFaults()
@@ -94,7 +103,11 @@ class SimServer(object):
         self.disconnects = {}
         self.faults_applied = []
         self.connections_total = 0
+        table = getattr(self.dialect, "stream_table", None)
         for s in self.symbols:
+            if table is not None:
+                self._names[s] = table(s)
+                continue
             lo = s.lower()
             self._names[s] = {
                 EV_DEPTH: [(lo + "@" + x, x) for x in self.dialect.DEPTH_SUFFIXES],
@@ -215,10 +228,13 @@ class SimServer(object):
     def _dispatch(self, events):
         """Fan ``events`` out to subscribers, write every connection once, then journal."""
         now_ms = time.time_ns() // 1000000
+        self.tick_now_s = time.monotonic()
         live = self._live
         sf = self.stream_faults
         generated = self.generated
         fan = self._fan
+        observe_depth = self._observe_depth   # None for Binance spot: one test per event
+        observe_other = self._observe_other
         record = self.journal is not None
         journal_rows = [] if record else None
         n_events = 0
@@ -231,6 +247,8 @@ class SimServer(object):
             n_events += 1
             if kind == EV_DEPTH:
                 generated[sym] += 1
+                if observe_depth is not None:
+                    ev = observe_depth(ev)  # the venue's view of it (prev ids, checksum, ...)
                 action = sf.depth_action(sym) if sf.depth_armed else faults.DELIVER
                 if record:
                     journal_rows.append((ev, action != faults.DROP))
@@ -245,6 +263,8 @@ class SimServer(object):
                 else:
                     self._depth_fault(action, ev, now_ms)
             else:
+                if observe_other is not None:
+                    ev = observe_other(ev)
                 if record:
                     journal_rows.append((ev, True))
                 targets = live[sym][kind]
@@ -333,11 +353,18 @@ class SimServer(object):
     # ------------------------------------------------------------------ housekeeping
     async def _housekeeping(self):
         cfg = self.config
-        interval_s = max(0.005, min(0.05, cfg.ping_interval_s / 10.0, cfg.pong_timeout_s / 10.0))
+        periods = [0.5]
+        for value in (cfg.ping_interval_s, cfg.pong_timeout_s, cfg.idle_timeout_s,
+                      cfg.book_keepalive_s, cfg.quote_resend_s):
+            if value:
+                periods.append(value / 10.0)
+        interval_s = max(0.005, min(0.05, min(periods)))
         last_flush_s = time.monotonic()
         while True:
             await asyncio.sleep(interval_s)
             now = time.monotonic()
+            if self._dialect_timer is not None:
+                self._dialect_timer(now)
             for c in list(self.conns.values()):
                 c.on_timer(now)
                 unsent = c.backlog_bytes + (0 if c.closed else c.transport.get_write_buffer_size())
@@ -410,7 +437,7 @@ class SimServer(object):
             if c.closed or c.closing or c.half_open:
                 continue
             slot = 0 if c.session.combined else 1
-            for s in c.session.streams:
+            for s in c.session.delivered():
                 pair = subs.get(s)
                 if pair is None:
                     pair = ([], [])
@@ -429,6 +456,36 @@ class SimServer(object):
             live[sym] = row
         self.subs = subs
         self._live = live
+
+    def has_subscribers(self, symbol, kind):
+        """True if some connection receives ``symbol``'s events of ``kind`` (EV_DEPTH, ...)."""
+        row = self._live.get(symbol)
+        return bool(row and row[kind])
+
+    def send_to_stream(self, stream, text):
+        """Send one text message now to every connection subscribed to ``stream`` (raw form:
+        used by Bybit/OKX dialects for repeats and keepalives, which have no envelope)."""
+        pair = self.subs.get(stream)
+        if not pair:
+            return 0
+        data = text.encode("utf-8")
+        frame = text_frame(data)
+        sent = 0
+        for conns in pair:
+            for c in conns:
+                if c.closed or c.closing or c.half_open:
+                    continue
+                if c.special:
+                    c.push_special(data)
+                else:
+                    c.out.append(frame)
+                c.flush()
+                sent += 1
+        return sent
+
+    @staticmethod
+    def now_ms():
+        return time.time_ns() // 1000000
 
     def targets(self, conn_id):
         if conn_id is None:
@@ -479,6 +536,7 @@ class SimServer(object):
             "pings_sent": self.pings_sent,
             "pongs_received": self.pongs_received,
             "disconnects": dict(self.disconnects),
+            "venue_state": self.dialect.status() if hasattr(self.dialect, "status") else {},
         }
 
     # ------------------------------------------------------------------ HTTP

@@ -34,12 +34,13 @@ class SyntheticSource(object):
     finished = False
 
     def __init__(self, symbols, seed=1, rate=None, depth_levels=200, max_steps_per_msg=3,
-                 max_batch=None):
+                 max_batch=None, id_mode="steps"):
         self.symbols = list(symbols)
         self.seed = seed
         self.rate = float(rate) if rate else 100.0 * len(self.symbols)
         self.max_steps_per_msg = max(1, int(max_steps_per_msg))
-        self.engines = [MarketEngine(s, seed=seed, depth_levels=depth_levels) for s in self.symbols]
+        self.engines = [MarketEngine(s, seed=seed, depth_levels=depth_levels, id_mode=id_mode)
+                        for s in self.symbols]
         self.by_symbol = dict(zip(self.symbols, self.engines))
         # A tick never produces more than ~10 ms worth of messages: a stalled or overloaded loop
         # does not burst (huge writes measured slower than a steady trickle of small ones).

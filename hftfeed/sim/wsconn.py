@@ -2,10 +2,13 @@
 
 The server fans the shared event stream out by appending ready-made frames to ``conn.out``; this
 class owns everything that is per connection: the RFC 6455 state (``ws_proto.Connection`` in the
-server role), the venue's keepalive rules (a ping every ``ping_interval_s``; no pong answering a
-ping within ``pong_timeout_s`` -> disconnect), the incoming message limit (pings, pongs and JSON
-requests all count), the connection lifetime with its ``serverShutdown`` notice, and the
-per-connection faults (fragmented messages, half-open, abrupt close, broken frames).
+server role), the venue's keepalive rules (Binance: a ping every ``ping_interval_s``, no pong
+answering a ping within ``pong_timeout_s`` -> disconnect; Bybit: a client silent for
+``idle_timeout_s`` is dropped; OKX: a connection with no subscription, or nothing pushed, for
+``idle_timeout_s`` is closed), the incoming message limit (pings, pongs and JSON requests count
+unless the dialect's session exempts a message, like OKX's ``ping``), the connection lifetime
+with its shutdown notice, and the per-connection faults (fragmented messages, half-open, abrupt
+close, broken frames).
 """
 
 import collections
@@ -41,10 +44,17 @@ class WsConn(object):
         self.closing = False
         self.closed = False
         self.close_reason = ""
-        self.pings_stopped = False
+        # Venues without ping frames (Bybit, OKX: application-level pings from the client).
+        self.pings_stopped = cfg.ping_interval_s is None
         self.ignore_pongs = False
         self.pending_pings = []            # [(payload bytes, sent monotonic s)], oldest first
-        self.next_ping_s = now_s + cfg.ping_interval_s
+        self.next_ping_s = now_s + (cfg.ping_interval_s or 0.0)
+        dialect = server.dialect
+        self.unsolicited_pongs_count = getattr(dialect, "UNSOLICITED_PONGS_KEEP_ALIVE", False)
+        self.idle_rule = getattr(dialect, "IDLE_RULE", None) if cfg.idle_timeout_s else None
+        self.last_client_s = now_s         # last frame from the client
+        self.last_push_s = now_s           # last write to the client (seen by on_timer)
+        self.pushed = False                # set by write(): cheaper than a clock read per write
         self.shutdown_sent = False
         self.shutdown_reason = "server_shutdown"
         self.close_at_s = None             # after a serverShutdown notice
@@ -92,19 +102,27 @@ class WsConn(object):
             self.drop("client protocol error: %s" % exc)
             return
         now = time.monotonic()
+        self.last_client_s = now
         for ev in events:
             if isinstance(ev, Close):
                 self._write_control()
                 self.drop("client closed (%s)" % ev.code)
                 return
             if isinstance(ev, (Message, Ping, Pong)):
-                if not self._count_incoming(now):
+                exempt = isinstance(ev, Message) and ev.text is not None \
+                    and not self.session_counts(ev.text)
+                if not exempt and not self._count_incoming(now):
                     return
             if isinstance(ev, Pong):
                 self._on_pong(ev.payload)
             elif isinstance(ev, Message):
                 self._on_request(ev)
         self._write_control()
+
+    def session_counts(self, text):
+        """Does this client message count against the venue's incoming-message limit?"""
+        counts = getattr(self.session, "counts_toward_limit", None)
+        return True if counts is None else counts(text)
 
     def _count_incoming(self, now):
         """Venue limit: more than max_incoming_per_s messages in one second -> disconnect."""
@@ -125,6 +143,9 @@ class WsConn(object):
         self.server.pongs_received += 1
         if self.ignore_pongs:
             return
+        if self.unsolicited_pongs_count:
+            self.pending_pings = []         # USD-M futures: any pong keeps the connection
+            return
         # Only a pong echoing one of our pings counts; unsolicited pongs keep nothing alive.
         for i, (sent_payload, _sent_s) in enumerate(self.pending_pings):
             if sent_payload == payload:
@@ -138,7 +159,11 @@ class WsConn(object):
         reply = self.session.handle_text(msg.text)
         if self.session.streams != before:
             self.server.resubscribe(self)
-        self.send_raw_text(reply)
+        if isinstance(reply, str):
+            self.send_raw_text(reply)
+            return
+        for text in reply:  # Bybit/OKX: the answer, then the snapshots it promises, in order
+            self.send_raw_text(text)
 
     def _write_control(self):
         data = self.ws.data_to_send()
@@ -147,6 +172,7 @@ class WsConn(object):
 
     def write(self, data):
         """Every byte to the client goes through here, so frames keep their order."""
+        self.pushed = True
         if self.paused or self.backlog:
             self.backlog.append(data)
             self.backlog_bytes += len(data)
@@ -223,6 +249,8 @@ class WsConn(object):
         if self.half_open or self.closing:
             return
         cfg = self.server.config
+        if self.idle_rule is not None and self._idle(now_s, cfg.idle_timeout_s):
+            return
         if self.pending_pings and now_s - self.pending_pings[0][1] >= cfg.pong_timeout_s:
             log.info("conn %d: no pong within %.1f s: disconnecting", self.id, cfg.pong_timeout_s)
             self.server.count_disconnect("pong_timeout")
@@ -246,11 +274,33 @@ class WsConn(object):
             self.server.count_disconnect("lifetime")
             self.close_with(1001, "Connection lifetime expired")
 
+    def _idle(self, now_s, timeout_s):
+        """The venue's idle rule; True if it closed the connection."""
+        if self.pushed:
+            self.pushed = False
+            self.last_push_s = now_s
+        if self.idle_rule == "client":
+            idle = now_s - self.last_client_s >= timeout_s
+        else:   # "push": nothing sent for that long, or never subscribed that long (OKX)
+            idle = now_s - self.last_push_s >= timeout_s or (
+                not getattr(self.session, "ever_subscribed", True)
+                and now_s - self.opened_s >= timeout_s)
+        if not idle:
+            return False
+        code, reason = getattr(self.server.dialect, "IDLE_CLOSE", (1000, "idle"))
+        log.info("conn %d: idle for %.1f s (%s rule): closing", self.id, timeout_s, self.idle_rule)
+        self.server.count_disconnect("idle")
+        self.close_with(code, reason)
+        return True
+
     def send_server_shutdown(self, close_after_s, reason="server_shutdown"):
-        """The venue's notice that the server goes away; the close follows ``close_after_s`` later."""
+        """The venue's notice that the server goes away; the close follows ``close_after_s`` later.
+        (Venues without such a notice just close.)"""
         self.shutdown_sent = True
         self.shutdown_reason = reason
-        self.send_raw_text(self.server.dialect.server_shutdown_payload(int(time.time() * 1000)))
+        notice = self.server.dialect.server_shutdown_payload(int(time.time() * 1000))
+        if notice is not None:
+            self.send_raw_text(notice)
         self.close_at_s = time.monotonic() + max(0.0, close_after_s)
 
     # ------------------------------------------------------------------ closing
