@@ -1,9 +1,11 @@
 """Measure the message rate the simulator sustains: ``python3 -m hftfeed.sim.bench``.
 
-Starts the simulator as a separate process (``--sim-python`` picks its interpreter), connects one
-or more counting clients in this process, and reports depth messages received per second after a
-warm-up (PyPy's JIT needs a few seconds). The clients only walk frame headers (server frames are
-unmasked, RFC 6455 §5.2), so the client side is not what is being measured.
+Starts the simulator as a separate process (``--sim-python`` picks its interpreter, ``--venue``
+its dialect), connects one or more counting clients in this process (subscribed to every
+symbol's book stream: by URL on Binance, by a subscribe message on Bybit and OKX), and reports
+depth messages received per second after a warm-up (PyPy's JIT needs a few seconds). The clients
+only walk frame headers (server frames are unmasked, RFC 6455 §5.2), so the client side is not
+what is being measured.
 """
 
 import argparse
@@ -15,7 +17,8 @@ import sys
 import time
 
 from hftfeed.sim import rawclient
-from hftfeed.ws_proto import build_client_request, make_client_key, parse_http_head
+from hftfeed.ws_proto import (CLIENT, Connection, build_client_request, make_client_key,
+                              parse_http_head)
 
 
 def cpu_seconds(pid):
@@ -67,10 +70,33 @@ class FrameCounter(object):
         self.bytes += len(data)
 
 
-async def count_client(host, port, target, counter, stop):
+def venue_client(venue, symbols):
+    """``(target, [subscribe texts])`` of a client reading every symbol's book stream."""
+    if venue == "bybit":
+        return "/v5/public/linear", [json.dumps({"op": "subscribe",
+                                                 "args": ["orderbook.50." + s for s in symbols]})]
+    if venue == "okx":
+        return "/ws/v5/public", [json.dumps({"op": "subscribe", "args": [
+            {"channel": "books", "instId": s} for s in symbols]})]
+    prefix = "/public" if venue == "binance-usdm" else ""
+    return prefix + "/stream?streams=" + "/".join(s.lower() + "@depth@100ms" for s in symbols), []
+
+
+def bench_symbols(venue, n):
+    if venue == "okx":
+        return ["SYM%d-USDT-SWAP" % i for i in range(n)]
+    return ["SYM%dUSDT" % i for i in range(n)]
+
+
+async def count_client(host, port, target, counter, stop, texts=()):
     reader, writer = await asyncio.open_connection(host, port)
     key = make_client_key(os.urandom)
     writer.write(build_client_request("%s:%d" % (host, port), target, key))
+    if texts:
+        conn = Connection(CLIENT)       # masks the client's frames (RFC 6455 §5.3)
+        for text in texts:
+            conn.send_text(text)
+        writer.write(conn.data_to_send())
     buf = b""
     while parse_http_head(buf) is None:
         buf += await reader.read(65536)
@@ -85,21 +111,20 @@ async def count_client(host, port, target, counter, stop):
 
 
 async def bench(ns):
-    symbols = ["SYM%dUSDT" % i for i in range(ns.symbols)]
-    cmd = [ns.sim_python, "-m", "hftfeed.sim", "--symbols", ",".join(symbols),
-           "--rate", str(ns.rate), "--steps-per-msg", str(ns.steps_per_msg),
-           "--ping-interval-s", "20", "--log-level", "warn"]
+    symbols = bench_symbols(ns.venue, ns.symbols)
+    cmd = [ns.sim_python, "-m", "hftfeed.sim", "--venue", ns.venue, "--symbols", ",".join(symbols),
+           "--rate", str(ns.rate), "--steps-per-msg", str(ns.steps_per_msg), "--log-level", "warn"]
     if ns.record:
         cmd += ["--record", ns.record]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
     try:
         line = proc.stdout.readline().decode()
         port = int(line.rsplit(":", 1)[1])
-        target = "/stream?streams=" + "/".join(s.lower() + "@depth@100ms" for s in symbols)
+        target, texts = venue_client(ns.venue, symbols)
         stop = asyncio.Event()
         counters = [FrameCounter() for _ in range(ns.conns)]
         tasks = [asyncio.get_running_loop().create_task(
-            count_client("127.0.0.1", port, target, c, stop)) for c in counters]
+            count_client("127.0.0.1", port, target, c, stop, texts)) for c in counters]
         await asyncio.sleep(ns.warmup_s)
         _s, st0 = await rawclient.get_json("127.0.0.1", port, "/_sim/status")
         cpu0 = cpu_seconds(proc.pid)
@@ -116,7 +141,8 @@ async def bench(ns):
         for t in tasks:
             t.cancel()
         result = {
-            "sim_python": ns.sim_python, "target_rate": ns.rate, "symbols": ns.symbols,
+            "venue": ns.venue, "sim_python": ns.sim_python, "target_rate": ns.rate,
+            "symbols": ns.symbols,
             "conns": ns.conns, "steps_per_msg": ns.steps_per_msg, "record": bool(ns.record),
             "warmup_s": ns.warmup_s, "measured_s": round(dt, 2),
             "msgs_per_s_per_conn": round((f1 - f0) / dt / ns.conns),
@@ -138,6 +164,8 @@ async def bench(ns):
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python3 -m hftfeed.sim.bench")
+    p.add_argument("--venue", default="binance",
+                   choices=["binance", "binance-usdm", "bybit", "okx"])
     p.add_argument("--rate", type=float, default=100000)
     p.add_argument("--symbols", type=int, default=10)
     p.add_argument("--conns", type=int, default=1)

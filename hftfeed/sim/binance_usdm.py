@@ -33,7 +33,7 @@ from hftfeed.sim import binance
 from hftfeed.sim.binance import (KIND_AGGTRADE, KIND_BOOKTICKER, KIND_DEPTH, KIND_OTHER,
                                  BinanceRequestError, StreamSession, WeightLimiter,
                                  error_body, rate_limit_body)
-from hftfeed.sim.decimals import decimals_for, fixed
+from hftfeed.sim.decimals import decimals_for, fixed, level_list
 from hftfeed.sim.market import EV_DEPTH, SIDE_SELL, spec_for
 
 VENUE = "binance-usdm"
@@ -133,22 +133,15 @@ def open_session(target, max_streams):
 class SymbolFormat(object):
     """An instrument's price and quantity strings, with its own precision (tick and lot)."""
 
-    __slots__ = ("price", "qty")
+    __slots__ = ("price", "qty", "levels")
 
     def __init__(self, symbol):
         spec = spec_for(symbol)
-        self.price = fixed(decimals_for(spec.tick_scaled))
-        self.qty = fixed(decimals_for(spec.lot_scaled))
-
-    def levels(self, flat):
-        n = len(flat)
-        if n == 0:
-            return ""
-        fp = self.price
-        fq = self.qty
-        if n == 2:  # most diffs change one level a side: no list, no join
-            return '["%s","%s"]' % (fp(flat[0]), fq(flat[1]))
-        return ",".join(['["%s","%s"]' % (fp(flat[i]), fq(flat[i + 1])) for i in range(0, n, 2)])
+        price_decimals = decimals_for(spec.tick_scaled)
+        qty_decimals = decimals_for(spec.lot_scaled)
+        self.price = fixed(price_decimals)
+        self.qty = fixed(qty_decimals)
+        self.levels = level_list(price_decimals, qty_decimals)   # flat list -> JSON pairs
 
 
 def depth_payload(fmt, symbol, first_id, last_id, prev_id, bids, asks, event_ms, extra=""):

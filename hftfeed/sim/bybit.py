@@ -32,7 +32,7 @@ import logging
 import zlib
 
 from hftfeed.sim import binance
-from hftfeed.sim.decimals import decimals_for, fixed
+from hftfeed.sim.decimals import decimals_for, fixed, level_list
 from hftfeed.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY, spec_for
 from hftfeed.sim.mirror import MirrorBook
 
@@ -88,22 +88,15 @@ def trade_id_of_uuid(text):
 class SymbolFormat(object):
     """An instrument's price and size strings with its own precision."""
 
-    __slots__ = ("price", "qty")
+    __slots__ = ("price", "qty", "levels")
 
     def __init__(self, symbol):
         spec = spec_for(symbol)
-        self.price = fixed(decimals_for(spec.tick_scaled))
-        self.qty = fixed(decimals_for(spec.lot_scaled))
-
-    def levels(self, flat):
-        n = len(flat)
-        if n == 0:
-            return ""
-        fp = self.price
-        fq = self.qty
-        if n == 2:
-            return '["%s","%s"]' % (fp(flat[0]), fq(flat[1]))
-        return ",".join(['["%s","%s"]' % (fp(flat[i]), fq(flat[i + 1])) for i in range(0, n, 2)])
+        price_decimals = decimals_for(spec.tick_scaled)
+        qty_decimals = decimals_for(spec.lot_scaled)
+        self.price = fixed(price_decimals)
+        self.qty = fixed(qty_decimals)
+        self.levels = level_list(price_decimals, qty_decimals)   # flat list -> JSON pairs
 
 
 def book_message(fmt, topic, kind, symbol, bids, asks, update_id, seq, ts_ms, extra=""):

@@ -65,3 +65,39 @@ def fixed(decimals):
         units = value // div
         return pattern % (units // unit, units % unit)
     return fmt
+
+
+def level_list(price_decimals, qty_decimals):
+    """A function: flat ``[p0, q0, p1, q1, ...]`` -> ``["p0","q0"],["p1","q1"]`` (no brackets
+    around the list) with fixed decimals for prices and quantities.
+
+    The hot path of the futures and Bybit dialects: one ``%`` format per level with the
+    divisions precomputed (a zero-decimal side prints its always-zero remainder with ``%.0s``,
+    i.e. not at all, so every pair takes the same four arguments). Values that are not multiples
+    of the step take the exact slow path.
+    """
+    pdiv = 10 ** (SCALE_DIGITS - price_decimals)
+    qdiv = 10 ** (SCALE_DIGITS - qty_decimals)
+    punit = 10 ** price_decimals
+    qunit = 10 ** qty_decimals
+    pfmt = "%%d.%%0%dd" % price_decimals if price_decimals else "%d%.0s"
+    qfmt = "%%d.%%0%dd" % qty_decimals if qty_decimals else "%d%.0s"
+    pair = '["' + pfmt + '","' + qfmt + '"]'
+    fp = fixed(price_decimals)
+    fq = fixed(qty_decimals)
+
+    def one(p, q):
+        if p % pdiv or q % qdiv or p < 0 or q < 0:
+            return '["%s","%s"]' % (fp(p), fq(q))
+        p //= pdiv
+        q //= qdiv
+        return pair % (p // punit, p % punit, q // qunit, q % qunit)
+
+    def levels(flat):
+        n = len(flat)
+        if n == 0:
+            return ""
+        if n == 2:  # most diffs change one level a side: no list, no join
+            return one(flat[0], flat[1])
+        return ",".join([one(flat[i], flat[i + 1]) for i in range(0, n, 2)])
+    return levels

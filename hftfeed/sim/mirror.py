@@ -40,6 +40,40 @@ class MirrorBook(object):
         self.bid_px = sorted(self.bids)
         self.ask_px = sorted(self.asks)
 
+    def apply_with_text(self, bids, asks, bid_texts, ask_texts):
+        """:meth:`apply` with each level's ``"price:qty"`` text given (already formatted by
+        the caller for its own message: formatting once serves both)."""
+        side = self.bids
+        px = self.bid_px
+        text = self.bid_text
+        for i in range(0, len(bids), 2):
+            p = bids[i]
+            q = bids[i + 1]
+            if q:
+                if p not in side:
+                    bisect.insort(px, p)
+                side[p] = q
+                text[p] = bid_texts[i >> 1]
+            elif p in side:
+                del side[p]
+                px.pop(bisect.bisect_left(px, p))
+                del text[p]
+        side = self.asks
+        px = self.ask_px
+        text = self.ask_text
+        for i in range(0, len(asks), 2):
+            p = asks[i]
+            q = asks[i + 1]
+            if q:
+                if p not in side:
+                    bisect.insort(px, p)
+                side[p] = q
+                text[p] = ask_texts[i >> 1]
+            elif p in side:
+                del side[p]
+                px.pop(bisect.bisect_left(px, p))
+                del text[p]
+
     def apply(self, bids, asks):
         """Apply one event's absolute level quantities (0 removes the level)."""
         fmt = self.level_text
@@ -95,19 +129,17 @@ class MirrorBook(object):
     def interleaved_text(self, limit):
         """``bid1:ask1:bid2:ask2:...`` over the best ``limit`` levels a side, each level as
         ``"price:qty"`` (OKX's checksum string; a shorter side just stops contributing)."""
-        bpx = self.bid_px
-        apx = self.ask_px
-        btext = self.bid_text
-        atext = self.ask_text
-        nb = min(limit, len(bpx))
-        na = min(limit, len(apx))
-        parts = []
-        append = parts.append
-        for i in range(max(nb, na)):
-            if i < nb:
-                append(btext[bpx[-1 - i]])
-            if i < na:
-                append(atext[apx[i]])
+        bids = list(map(self.bid_text.__getitem__, self.bid_px[:-limit - 1:-1]))  # best first
+        asks = list(map(self.ask_text.__getitem__, self.ask_px[:limit]))
+        n = min(len(bids), len(asks))
+        # Interleave by slice assignment (C-level; measured faster than zip or an index loop).
+        parts = [None] * (2 * n)
+        parts[0::2] = bids[:n] if len(bids) > n else bids
+        parts[1::2] = asks[:n] if len(asks) > n else asks
+        if len(bids) > n:
+            parts.extend(bids[n:])
+        elif len(asks) > n:
+            parts.extend(asks[n:])
         return ":".join(parts)
 
     def level_count(self):

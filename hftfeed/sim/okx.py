@@ -94,6 +94,26 @@ def _orders(qty):
     return 0 if qty == 0 else 1 + qty % 4
 
 
+def format_side(flat, price_text):
+    """One side of an event, formatted once: ``(json pieces joined, ["px:sz", ...] per level)``.
+    ``price_text`` caches the price strings (prices repeat far more than sizes do)."""
+    pieces = []
+    texts = []
+    for i in range(0, len(flat), 2):
+        p = flat[i]
+        q = flat[i + 1]
+        ps = price_text.get(p)
+        if ps is None:
+            ps = shortest(p)
+            if len(price_text) > 20000:     # bounded: a long random walk visits many prices
+                price_text.clear()
+            price_text[p] = ps
+        qs = shortest(q)
+        pieces.append('["%s","%s","0","%d"]' % (ps, qs, 0 if q == 0 else 1 + q % 4))
+        texts.append(ps + ":" + qs)
+    return ",".join(pieces), texts
+
+
 def levels(flat):
     n = len(flat)
     if n == 0:
@@ -106,9 +126,15 @@ def levels(flat):
 
 
 def books_message(inst_id, action, bids, asks, ts_ms, checksum, prev_seq, seq, extra=""):
+    return books_json(inst_id, action, levels(bids), levels(asks), ts_ms, checksum, prev_seq, seq,
+                      extra)
+
+
+def books_json(inst_id, action, bids_json, asks_json, ts_ms, checksum, prev_seq, seq, extra=""):
+    """A books push from already formatted sides."""
     return ('{"arg":{"channel":"books","instId":"%s"},"action":"%s","data":[{"asks":[%s],'
             '"bids":[%s],"ts":"%d","checksum":%d,"prevSeqId":%d,"seqId":%d}]%s}'
-            % (inst_id, action, levels(asks), levels(bids), ts_ms, checksum, prev_seq, seq, extra))
+            % (inst_id, action, asks_json, bids_json, ts_ms, checksum, prev_seq, seq, extra))
 
 
 def trades_message(inst_id, trade_id, price, qty, side, ts_ms):
@@ -222,6 +248,7 @@ class Dialect(object):
         self.real_checksum = server.config.checksum != "zero"
         text = level_text if self.real_checksum else None
         self.mirrors = {}
+        self.price_text = {}        # symbol -> {price: shortest string}
         self.last_seq = {}
         self.book_pushed_s = {}
         self.bad_checksums = {}     # symbol (or None = any) -> remaining count
@@ -233,6 +260,7 @@ class Dialect(object):
         for sym in server.symbols:
             self.mirrors.setdefault(sym, MirrorBook(level_text=text))
             self.last_seq.setdefault(sym, 0)
+            self.price_text[sym] = {}
 
     # ------------------------------------------------------------------ connections
     @staticmethod
@@ -268,10 +296,17 @@ class Dialect(object):
         return crc32_signed(self.mirrors[sym].interleaved_text(CHECKSUM_LEVELS))
 
     def observe_depth(self, ev):
-        """``(EV_DEPTH, sym, U, seqId, bids, asks, prevSeqId, checksum)``."""
+        """``(EV_DEPTH, sym, U, seqId, bids, asks, prevSeqId, checksum, bids_json, asks_json)``:
+        each level is formatted here once, for the message and for the checksum string."""
         sym = ev[1]
         mirror = self.mirrors[sym]
-        mirror.apply(ev[4], ev[5])
+        prices = self.price_text[sym]
+        bids_json, bid_texts = format_side(ev[4], prices)
+        asks_json, ask_texts = format_side(ev[5], prices)
+        if self.real_checksum:
+            mirror.apply_with_text(ev[4], ev[5], bid_texts, ask_texts)
+        else:
+            mirror.apply(ev[4], ev[5])
         prev = self.last_seq[sym]
         self.last_seq[sym] = ev[3]
         self.book_pushed_s[sym] = self.server.tick_now_s
@@ -281,7 +316,7 @@ class Dialect(object):
             checksum = crc32_signed(mirror.interleaved_text(CHECKSUM_LEVELS))
         if self.bad_checksums:
             checksum = self._maybe_corrupt(sym, checksum, ev[3])
-        return (EV_DEPTH, sym, ev[2], ev[3], ev[4], ev[5], prev, checksum)
+        return (EV_DEPTH, sym, ev[2], ev[3], ev[4], ev[5], prev, checksum, bids_json, asks_json)
 
     def _maybe_corrupt(self, sym, checksum, seq):
         for key in (sym, None):
@@ -304,12 +339,10 @@ class Dialect(object):
         return {"books": self._books, "trades": self._trades, "bbo": self._bbo}[suffix]
 
     def _books(self, ev, event_ms, extra):
-        if len(ev) > 7:
-            prev, checksum = ev[6], ev[7]
-        else:           # an event that bypassed observe_depth (cannot happen on the live path)
-            prev, checksum = ev[2] - 1, 0
-        return books_message(ev[1], "update", ev[4], ev[5], event_ms, checksum, prev, ev[3],
-                             extra)
+        if len(ev) > 9:
+            return books_json(ev[1], "update", ev[8], ev[9], event_ms, ev[7], ev[6], ev[3], extra)
+        # an event that bypassed observe_depth (cannot happen on the live path)
+        return books_message(ev[1], "update", ev[4], ev[5], event_ms, 0, ev[2] - 1, ev[3], extra)
 
     def _trades(self, ev, event_ms, extra):
         return trades_message(ev[1], ev[2], ev[3], ev[4], ev[5], event_ms)
