@@ -118,23 +118,34 @@ class Child(object):
         self.log = open(log_path, "w")
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.log, cwd=ROOT,
                                      stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                                     env=env or child_env(), universal_newlines=True, bufsize=1)
+                                     env=env or child_env(), bufsize=0)
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.proc.stdout, selectors.EVENT_READ)
+        self.pending = b""      # bytes read from stdout but not yet returned as lines
 
     @property
     def pid(self):
         return self.proc.pid
 
     def readline(self, timeout_s):
-        """The next stdout line, or None after ``timeout_s`` (or at EOF)."""
-        if not self.selector.select(timeout_s):
-            return None
-        line = self.proc.stdout.readline()
-        return line or None
+        """The next stdout line (str), or None after ``timeout_s`` or at EOF.
+
+        Reads the pipe with os.read into our own buffer: a buffered file object would pull
+        several lines at once and leave them where select() cannot see them."""
+        deadline = time.monotonic() + timeout_s
+        while b"\n" not in self.pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self.selector.select(remaining):
+                return None
+            data = os.read(self.proc.stdout.fileno(), 65536)
+            if not data:
+                return None
+            self.pending += data
+        line, self.pending = self.pending.split(b"\n", 1)
+        return line.decode("utf-8", "replace") + "\n"
 
     def send(self, line):
-        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.write((line + "\n").encode("ascii"))
         self.proc.stdin.flush()
 
     def log_tail(self, chars=1500):
@@ -245,6 +256,18 @@ def _wait_live(receiver, daemon, want, timeout_s):
                    % (timeout_s, daemon.log_tail()))
 
 
+def _read_result(receiver, timeout_s):
+    """The receiver's JSON result line; "LIVE n" lines (a resync inside the window) are skipped
+    (the resync itself is counted by the receiver)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        line = receiver.readline(max(0.0, deadline - time.monotonic()))
+        if not line:
+            raise RunError("receiver gave no result: %s" % receiver.log_tail())
+        if line.startswith("{"):
+            return json.loads(line)
+
+
 def run_once(exe, helper, on_keys, mode, rate, seconds, warmup_s, symbols=SYMBOLS,
              workdir=None, keep=False, profile_path=None):
     """One measured run; returns a flat dict of figures (see module docstring).
@@ -299,10 +322,7 @@ def run_once(exe, helper, on_keys, mode, rate, seconds, warmup_s, symbols=SYMBOL
         status1 = _sim_status(urls["rest"])
         peak_rss_kb = status_kb(daemon.pid, "VmHWM")
         locked_kb = status_kb(daemon.pid, "VmLck")
-        line = receiver.readline(30.0)
-        if not line:
-            raise RunError("receiver gave no result: %s" % receiver.log_tail())
-        got = json.loads(line)
+        got = _read_result(receiver, 30.0)
         if daemon.proc.poll() is not None:
             raise RunError("daemon died during the run: %s" % daemon.log_tail())
         daemon_code = daemon.stop()

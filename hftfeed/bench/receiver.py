@@ -16,8 +16,8 @@ LatencyHistogram. Books flagged as the first after a (re)synchronisation are cou
 kept out of both latencies: they wait for a REST snapshot by design.
 
 Loss is read from the sequence numbers (messages, PROTOCOL.md "Packet"), and the kernel's own
-count of datagrams dropped on this socket (``/proc/net/udp`` "drops") tells a receiver that fell
-behind from a publisher that did not send.
+count of datagrams dropped on this socket during the window (``/proc/net/udp`` "drops") tells a
+receiver that fell behind from a publisher that did not send.
 
 Why not monitor.FeedMonitor: it keeps the latest book per instrument rather than every book's
 receive time, which is what the wire-to-wire match needs.
@@ -52,8 +52,10 @@ MAX_DATAGRAMS_PER_DRAIN = 4096
 class Receiver(object):
     """Accounts datagrams; ``recording`` switches the window on and off."""
 
-    def __init__(self, sock):
+    def __init__(self, sock, port=0):
         self.sock = sock
+        self.port = port
+        self.drops_at_start = None
         self.buf = bytearray(65536)              # preallocated: recv_into never allocates
         self.recording = False
         self.stopped = False                     # after the window nothing is counted
@@ -155,6 +157,7 @@ class Receiver(object):
 
     def start(self):
         self.window_start_ns = time.time_ns()
+        self.drops_at_start = udp_drops(self.port) if self.port else None
         self.recording = True
 
     def stop(self):
@@ -162,7 +165,7 @@ class Receiver(object):
         self.stopped = True
         self.window_end_ns = time.time_ns()
 
-    def result(self, port):
+    def result(self):
         result = dict(self.window)
         result["window_s"] = (self.window_end_ns - self.window_start_ns) / 1e9
         result["window_start_ns"] = self.window_start_ns
@@ -170,7 +173,9 @@ class Receiver(object):
         result["before_window"] = dict(self.before)
         result["latency_daemon"] = self.latency_daemon.snapshot(PERCENTILES)
         result["symbols"] = {str(k): v for k, v in self.symbols.items()}
-        result["kernel_drops"] = udp_drops(port)
+        drops = udp_drops(self.port) if self.port else None
+        result["kernel_drops"] = (drops - self.drops_at_start
+                                  if drops is not None and self.drops_at_start is not None else None)
         result["rcvbuf_bytes"] = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         return result
 
@@ -195,7 +200,7 @@ def serve(args):
     sock.bind(("127.0.0.1", 0))
     sock.setblocking(False)
     port = sock.getsockname()[1]
-    receiver = Receiver(sock)
+    receiver = Receiver(sock, port)
     selector = selectors.DefaultSelector()
     selector.register(sock, selectors.EVENT_READ, "udp")
     selector.register(sys.stdin, selectors.EVENT_READ, "cmd")
@@ -219,7 +224,7 @@ def serve(args):
                 receiver.stop()
                 with open(args.out, "wb") as f:
                     receiver.receipts.tofile(f)
-                out.write(json.dumps(receiver.result(port)) + "\n")
+                out.write(json.dumps(receiver.result()) + "\n")
                 out.flush()
                 sock.close()
                 return 0

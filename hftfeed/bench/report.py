@@ -199,6 +199,20 @@ def _floor_mode(results, label, key, variant):
     return "busy_poll" if "busy_poll" in on else "blocking"
 
 
+PHASE1_COLUMNS = (("max", ("delivered_msgs_per_s",)), ("fixed", ("latency_daemon", "p50_ns")),
+                  ("fixed", ("latency_daemon", "p99_ns")), ("fixed", ("latency_daemon", "p99.9_ns")),
+                  ("fixed", ("latency_wire_to_wire", "p50_ns")), ("fixed", ("daemon_cpu_pct",)),
+                  ("fixed", ("daemon_peak_rss_kb",)))
+
+
+def _band(summary):
+    """The baseline's own spread as ratios to its median: a variant whose ratio falls inside
+    it is not distinguishable from the baseline on this machine."""
+    if not summary or not summary.get("median"):
+        return "-"
+    return "%.2f-%.2fx" % (summary["min"] / summary["median"], summary["max"] / summary["median"])
+
+
 def print_phase1(results, labels, out, key="phase1"):
     for label in labels:
         p = _get(results, label, key)
@@ -224,6 +238,9 @@ def print_phase1(results, labels, out, key="phase1"):
                 r = ratio(s["median"], b["median"] if b else None)
                 row.append("%s %s" % (fmt(s["median"]), times(r) if name != "baseline" else ""))
             rows.append(row)
+        if base:
+            rows.append(["(baseline min-max)"] + [_band(_get(base, mode, *path))
+                                                  for mode, path in PHASE1_COLUMNS])
         table("Phase 1 A/B under %s (medians of %d interleaved reps; x = ratio vs baseline)"
               % (label, p["reps"]),
               ["variant", "max msgs/s", "p50 us", "p99 us", "p99.9 us", "w2w p50 us", "CPU %",
