@@ -202,6 +202,7 @@ class Daemon(object):
     async def shutdown(self):
         """Stop the feeds, send end-of-session, flush, close (bounded by STOP_TIMEOUT_S)."""
         self.notifier.stopping()
+        self.stats_line(time.monotonic_ns())      # the last, partial interval too
         try:
             await asyncio.wait_for(asyncio.gather(*(f.stop() for f in self.feeds)),
                                    STOP_TIMEOUT_S)

@@ -32,10 +32,19 @@ def free_udp_port(host="127.0.0.1"):
         sock.close()
 
 
-def start_sim(python, symbols, rate, extra=()):
+# venue -> (WebSocket path under the simulator's base URL, demo symbols in the venue's spelling)
+VENUE_SETUP = {
+    "binance": ("", ["BTCUSDT", "ETHUSDT", "SOLUSDT"]),
+    "binance-usdm": ("", ["BTCUSDT", "ETHUSDT"]),
+    "bybit": ("/v5/public/linear", ["BTCUSDT", "ETHUSDT"]),
+    "okx": ("/ws/v5/public", ["BTC-USDT-SWAP", "ETH-USDT-SWAP"]),
+}
+
+
+def start_sim(python, symbols, rate, extra=(), venue="binance"):
     """Start the simulator on an ephemeral port; returns (process, ws_url, rest_url)."""
-    cmd = [python, ENTRY, "sim", "--host", "127.0.0.1", "--port", "0", "--symbols",
-           ",".join(symbols), "--rate", str(rate)] + list(extra)
+    cmd = [python, ENTRY, "sim", "--host", "127.0.0.1", "--port", "0", "--venue", venue,
+           "--symbols", ",".join(symbols), "--rate", str(rate)] + list(extra)
     # own session: the terminal's Ctrl-C reaches only the demo, which stops children in order
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             universal_newlines=True, start_new_session=True)
@@ -60,13 +69,19 @@ def read_ready_line(proc, timeout_s=READY_TIMEOUT_S):
     raise ConfigError("the simulator did not report ready within %.0f s" % timeout_s)
 
 
-def demo_config(ws_url, rest_url, symbols, udp_port):
+def demo_config(sims, udp_port):
+    """etc/demo.json with one feed per simulator: [(venue, ws_url, rest_url, symbols)]."""
     with open(os.path.join(ROOT, "etc", "demo.json")) as f:
         cfg = json.load(f)
-    feed = cfg["feeds"][0]
-    feed["ws_url"] = ws_url
-    feed["rest_url"] = rest_url
-    feed["symbols"] = list(symbols)
+    template = cfg["feeds"][0]
+    cfg["feeds"] = []
+    for venue, ws_url, rest_url, symbols in sims:
+        feed = dict(template)
+        feed.update(venue=venue, ws_url=ws_url + VENUE_SETUP[venue][0], rest_url=rest_url,
+                    symbols=list(symbols))
+        if venue != "binance":
+            feed.pop("snapshot_limit", None)
+        cfg["feeds"].append(feed)
     cfg["publisher"]["target"] = "127.0.0.1:%d" % udp_port
     return cfg
 
@@ -93,10 +108,14 @@ def last_stats_line(log_path):
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="hftfeed.py demo", description=__doc__.split("\n")[0])
-    parser.add_argument("--symbols", default="BTCUSDT,ETHUSDT,SOLUSDT",
-                        help="comma-separated symbols (default: %(default)s)")
-    parser.add_argument("--rate", type=int, default=300,
-                        help="simulated depth messages per second, all symbols (default: %(default)s)")
+    parser.add_argument("--venues", default="binance,binance-usdm,bybit,okx",
+                        help="simulated venues, one simulator each, all in one daemon "
+                             "(default: %(default)s)")
+    parser.add_argument("--symbols", default=None,
+                        help="comma-separated symbols for every venue (default: a few per venue "
+                             "in its own spelling, e.g. BTCUSDT, BTC-USDT-SWAP)")
+    parser.add_argument("--rate", type=int, default=200,
+                        help="simulated depth messages per second per venue (default: %(default)s)")
     parser.add_argument("--duration-s", type=float, default=None,
                         help="stop after this many seconds (default: until Ctrl-C)")
     parser.add_argument("--json", action="store_true", help="monitor prints JSON lines")
@@ -105,28 +124,43 @@ def build_parser():
 
 def main(argv):
     args = build_parser().parse_args(argv)
-    symbols = [s.strip() for s in args.symbols.split(",") if s.strip()]
-    if not symbols:
-        raise ConfigError("--symbols: give at least one symbol")
+    venues = [v.strip() for v in args.venues.split(",") if v.strip()]
+    for venue in venues:
+        if venue not in VENUE_SETUP:
+            raise ConfigError("--venues: %r is not one of %s" % (venue, ", ".join(VENUE_SETUP)))
+    if not venues or len(set(venues)) != len(venues):
+        raise ConfigError("--venues: give each venue once")
+    symbols = None
+    if args.symbols is not None:
+        symbols = [s.strip() for s in args.symbols.split(",") if s.strip()]
+        if not symbols:
+            raise ConfigError("--symbols: give at least one symbol")
     if args.rate <= 0:
         raise ConfigError("--rate: must be positive")
     python = sys.executable
     workdir = tempfile.mkdtemp(prefix="hftfeed-demo-")
     log_path = os.path.join(workdir, "daemon.log")
-    sim = daemon = None
+    sims = []
+    daemon = None
     code = 1
     try:
-        sim, ws_url, rest_url = start_sim(python, symbols, args.rate)
+        started = []
+        for venue in venues:
+            venue_symbols = symbols or VENUE_SETUP[venue][1]
+            proc, ws_url, rest_url = start_sim(python, venue_symbols, args.rate, venue=venue)
+            sims.append(proc)
+            started.append((venue, ws_url, rest_url, venue_symbols))
         udp_port = free_udp_port()
         config_path = os.path.join(workdir, "demo.json")
         with open(config_path, "w") as f:
-            json.dump(demo_config(ws_url, rest_url, symbols, udp_port), f, indent=2)
+            json.dump(demo_config(started, udp_port), f, indent=2)
         with open(log_path, "w") as log_file:
             daemon = subprocess.Popen([python, ENTRY, "run", "--config", config_path],
                                       stdout=log_file, stderr=log_file,
                                       start_new_session=True)
-        sys.stderr.write("demo: simulator %s, daemon pid %d -> udp 127.0.0.1:%d, daemon log %s\n"
-                         % (ws_url, daemon.pid, udp_port, log_path))
+        sys.stderr.write("demo: simulators %s; daemon pid %d -> udp 127.0.0.1:%d; daemon log %s\n"
+                         % (", ".join("%s %s" % (v, w) for v, w, _, _ in started), daemon.pid,
+                            udp_port, log_path))
         from .monitor import main as monitor_main
         monitor_argv = ["--listen", "127.0.0.1:%d" % udp_port]
         if args.duration_s is not None:
@@ -141,7 +175,8 @@ def main(argv):
         code = 0
     finally:
         stop_child(daemon)
-        stop_child(sim)
+        for proc in sims:
+            stop_child(proc)
     line = last_stats_line(log_path)
     if line:
         sys.stderr.write("demo: daemon's last stats: %s\n" % line)

@@ -1,0 +1,33 @@
+"""The demo, as a newcomer runs it: simulators for all four venues + daemon + monitor, real
+processes, stopped by --duration-s; the monitor's final JSON shows every instrument live."""
+
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_demo_runs_all_four_venues_and_stops_cleanly():
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "hftfeed.py"), "demo",
+                           "--duration-s", "6", "--json", "--rate", "100"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    venues = {i["venue_name"] for i in summary["instruments"]}
+    assert venues == {"binance", "binance-usdm", "bybit", "okx"}
+    assert all(i["state_name"] == "live" and i["books"] > 0 for i in summary["instruments"]), \
+        summary["instruments"]
+    assert summary["gaps"] == 0 and summary["decode_errors"] == 0
+    assert "HFT OrderBook:" in proc.stderr      # the daemon's last stats line is shown
+
+
+def test_demo_rejects_an_unknown_venue_with_exit_code_2():
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "hftfeed.py"), "demo",
+                           "--venues", "binance,kraken"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+    assert proc.returncode == 2
+    assert "--venues: 'kraken' is not one of" in proc.stderr
+    assert "Traceback" not in proc.stderr
