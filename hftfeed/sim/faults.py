@@ -11,7 +11,9 @@ takes effect). Spec forms::
 
 This module knows the names, their parameters and the per-symbol counters the server consults on
 its hot path (a single boolean check when nothing is armed); the server performs the effects
-that need sockets (closing, half-open, odd frames).
+that need sockets (closing, half-open, odd frames). ``VENUE_FAULTS`` belong to one dialect each
+(its ``fault_<name>`` method): ``bybit_restart``, ``okx_seq_reset``, ``bad_checksum``; the REST
+faults need a venue with a REST snapshot (Binance spot and USD-M).
 """
 
 import json
