@@ -129,17 +129,24 @@ class MirrorBook(object):
     def interleaved_text(self, limit):
         """``bid1:ask1:bid2:ask2:...`` over the best ``limit`` levels a side, each level as
         ``"price:qty"`` (OKX's checksum string; a shorter side just stops contributing)."""
-        bids = list(map(self.bid_text.__getitem__, self.bid_px[:-limit - 1:-1]))  # best first
-        asks = list(map(self.ask_text.__getitem__, self.ask_px[:limit]))
-        n = min(len(bids), len(asks))
-        # Interleave by slice assignment (C-level; measured faster than zip or an index loop).
-        parts = [None] * (2 * n)
-        parts[0::2] = bids[:n] if len(bids) > n else bids
-        parts[1::2] = asks[:n] if len(asks) > n else asks
-        if len(bids) > n:
-            parts.extend(bids[n:])
-        elif len(asks) > n:
-            parts.extend(asks[n:])
+        btext = self.bid_text
+        atext = self.ask_text
+        bpx = self.bid_px
+        apx = self.ask_px
+        nb = min(limit, len(bpx))
+        na = min(limit, len(apx))
+        top = len(bpx) - 1
+        parts = []
+        append = parts.append
+        # One plain loop over the common depth: measured fastest on CPython and close to the
+        # best on PyPy (slice-assignment and zip variants each lose on one interpreter).
+        for i in range(min(nb, na)):
+            append(btext[bpx[top - i]])
+            append(atext[apx[i]])
+        for i in range(na, nb):
+            append(btext[bpx[top - i]])
+        for i in range(nb, na):
+            append(atext[apx[i]])
         return ":".join(parts)
 
     def level_count(self):
