@@ -13,7 +13,7 @@ COMMANDS = {
     "run": ("hftfeed.daemon", "run the feed handler (foreground; --config FILE)"),
     "demo": ("hftfeed.demo", "simulator + daemon + monitor on loopback, live view (Ctrl-C stops)"),
     "monitor": ("hftfeed.monitor", "receive and check the UDP feed (--listen ADDR:PORT)"),
-    "sim": ("hftfeed.sim.cli", "exchange simulator speaking Binance's protocol on loopback"),
+    "sim": ("hftfeed.sim.cli", "exchange simulator (Binance spot, Binance USD-M, Bybit, OKX protocols) on loopback"),
     "doctor": ("hftfeed.doctor", "check this machine / a running daemon (--pid PID)"),
 }
 
