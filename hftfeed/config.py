@@ -254,7 +254,7 @@ def _load_symbols(raw, path, feed_index, next_id, reserved):
 
 PUBLISHER_KEYS = {"target", "channel", "depth", "max_payload", "multicast_ttl",
                   "multicast_interface", "multicast_loop", "heartbeat_interval_s",
-                  "instrument_interval_s", "source"}
+                  "instrument_interval_s", "source", "flush"}
 
 
 def _load_publisher(raw):
@@ -286,6 +286,7 @@ def _load_publisher(raw):
             raise ConfigError("%s.multicast_interface: %r is not an IP address" % (path, interface))
     pub.multicast_interface = interface
     pub.multicast_loop = _get_bool(raw, "multicast_loop", True, path)
+    pub.flush = _get_str(raw, "flush", "frame", path, choices=("frame", "read"))
     pub.heartbeat_interval_s = _get_number(raw, "heartbeat_interval_s", 1.0, path, 0.01, 60.0)
     pub.instrument_interval_s = _get_number(raw, "instrument_interval_s", 5.0, path, 0.1, 3600.0)
     source = raw.get("source")

@@ -86,6 +86,8 @@ class Supervisor(object):
         self._by_symbol = feed.instruments
         self._stats = feed.stats
         self._publisher = feed.publisher
+        # "frame": one datagram per inbound frame (PROTOCOL.md); "read": per socket read
+        self._flush_per_frame = getattr(feed.publisher, "flush_policy", "frame") == "frame"
 
     def _build_url(self):
         """Streams and URL from the current instruments (re-read on every connect, so a reload
@@ -136,7 +138,8 @@ class Supervisor(object):
             log.exception("%s: unexpected error while handling a message; resyncing its "
                           "instrument", self.name)
             self._resync_symbol_of(events, recv_ns)
-        self._publisher.flush()
+        if self._flush_per_frame:
+            self._publisher.flush()
 
     def _on_depth(self, link, upd, recv_ns):
         inst = self._by_symbol.get(upd.symbol)
@@ -304,6 +307,8 @@ class Supervisor(object):
                 raise
             return None
         self.feed.stats.connects += 1
+        if not self._flush_per_frame:
+            link.client.on_read_end = self._publisher.flush
         messages = self.feed.venue.subscribe_messages(self.streams)
         self.acks_pending = len(messages) if self.feed.venue.SUBSCRIBE_ACKS else 0
         for text in messages:

@@ -82,7 +82,8 @@ class Daemon(object):
             multicast_interface=pub.multicast_interface, multicast_loop=pub.multicast_loop,
             heartbeat_interval_s=pub.heartbeat_interval_s,
             instrument_interval_s=pub.instrument_interval_s, sndbuf_bytes=cfg.sndbuf_bytes,
-            rcvbuf_bytes=cfg.rcvbuf_bytes, source_host=pub.source_host, latency=self.latency)
+            rcvbuf_bytes=cfg.rcvbuf_bytes, source_host=pub.source_host, latency=self.latency,
+            flush_policy=pub.flush)
         report = self.publisher.open()
         log.info("publisher: channel %d to %s:%d, session %d, depth %d; %s", pub.channel,
                  pub.target_host, pub.target_port, self.publisher.session, pub.depth,

@@ -27,7 +27,7 @@ class Publisher(object):
                  multicast_ttl=1, multicast_interface=None, multicast_loop=True,
                  heartbeat_interval_s=1.0, instrument_interval_s=5.0,
                  sndbuf_bytes=4 * 2 ** 20, rcvbuf_bytes=4 * 2 ** 20, source_host=None,
-                 session=None, latency=None):
+                 session=None, latency=None, flush_policy="frame"):
         self.target = (target_host, target_port)
         self.channel = channel
         self.depth = depth
@@ -42,6 +42,7 @@ class Publisher(object):
         self.source_host = source_host
         self.session = (int(time.time()) & 0xFFFFFFFF) if session is None else session
         self.latency = latency          # optional stats.LatencyHistogram of send_ns - recv_ns
+        self.flush_policy = flush_policy  # read by the feed: "frame" or "read" (docs/config.md)
         # Preallocated once: every packet is built in place here (no per-update allocation).
         self.buf = bytearray(max_payload)
         self.view = memoryview(self.buf)

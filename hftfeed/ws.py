@@ -65,6 +65,9 @@ class WsClient(asyncio.Protocol):
         self._loop = loop
         self._on_message = on_message
         self._on_close = on_close
+        # Optional callback after all messages of one socket read were delivered: lets the
+        # owner batch work per read (the feed flushes its UDP packet here in "read" mode).
+        self.on_read_end = None
         self._conn = ws_proto.Connection(ws_proto.CLIENT, max_message_bytes=max_message_bytes, auto_pong=False)
         self.closed = loop.create_future()
         self.closed.add_done_callback(_mark_retrieved)
@@ -137,6 +140,13 @@ class WsClient(asyncio.Protocol):
                     log.exception("on_message callback failed (%d so far); message dropped", self.callback_errors)
             else:
                 self._control_event(event, recv_ns)
+        on_read_end = self.on_read_end
+        if on_read_end is not None:
+            try:
+                on_read_end()
+            except Exception:                    # same rule as on_message: log, count, go on
+                self.callback_errors += 1
+                log.exception("on_read_end callback failed (%d so far)", self.callback_errors)
         if conn.close_sent:
             out = conn.data_to_send()
             if out:

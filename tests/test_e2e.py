@@ -75,6 +75,34 @@ def test_every_published_message_matches_the_simulator(rig):
         first_book = next(m for m in messages_of(packets, wire.TYPE_BOOK) if m.instrument == inst)
         assert first_book.flags & wire.BOOK_FLAG_SNAPSHOT
     assert "HFT OrderBook:" in daemon.log_text()
+    # default flush policy "frame": one inbound frame (one Binance event) -> its own datagram
+    assert max(market_messages(p) for p in packets) == 1
+
+
+def market_messages(packet):
+    return sum(1 for m in packet.messages
+               if m.type in (wire.TYPE_BOOK, wire.TYPE_TRADE, wire.TYPE_QUOTE))
+
+
+def test_flush_per_read_packs_several_frames_per_datagram_and_books_stay_exact(tmp_path):
+    sim = SimProcess(tmp_path, SYMBOLS, rate=3000)
+    collector = Collector()
+    cfg = daemon_config(sim, collector.target, SYMBOLS)
+    cfg["publisher"]["flush"] = "read"
+    daemon = DaemonProcess(tmp_path, cfg)
+    try:
+        collector.collect(4.0)
+    finally:
+        code, _ = daemon.stop()
+        sim.stop()
+        collector.close()
+    assert code == 0
+    packets = collector.packets()
+    check_sequence(packets)
+    truth = load_journal(sim.journal)
+    ids = {m.instrument: m.symbol for m in messages_of(packets, wire.TYPE_INSTRUMENT)}
+    assert check_books_against_truth(packets, truth, ids) > 100
+    assert max(market_messages(p) for p in packets) >= 2
 
 
 def test_a_dropped_diff_resyncs_that_instrument_only_and_books_are_exact_again(rig):
