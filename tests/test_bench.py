@@ -27,7 +27,7 @@ from hftfeed.sim.market import EV_DEPTH, EV_QUOTE
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-# -- arithmetic -------------------------------------------------------------------------------------
+# -- arithmetic ------------------------------------------------------------------------------------
 
 def test_summarize_reports_median_range_and_count_and_skips_missing_values():
     s = common.summarize([3.0, None, 1.0, 2.0], "msgs/s")
@@ -75,7 +75,7 @@ def test_vs_floor_uses_one_hop_for_the_daemon_and_two_for_wire_to_wire():
     assert out["latency_daemon_vs_busy_poll"]["p50_ns"] is None   # a timed-out floor is no floor
 
 
-# -- micro benchmark inputs -------------------------------------------------------------------------
+# -- micro benchmark inputs ------------------------------------------------------------------------
 
 def test_naive_book_and_array_book_agree_after_the_benchmark_workload():
     bids, asks, diffs = micro.book_workload(3000, levels=200)
@@ -108,7 +108,7 @@ def test_synthetic_depth_messages_take_the_fast_scanner_path_and_match_the_json_
         assert (fast.bids, fast.asks, fast.last_id) == (slow.bids, slow.asks, slow.last_id)
 
 
-# -- wire to wire matching --------------------------------------------------------------------------
+# -- wire to wire matching -------------------------------------------------------------------------
 
 def _journal(tmp_path, rows):
     writer = JournalWriter(tmp_path / "j.jsonl", 1, "binance", ["BTCUSDT", "ETHUSDT"])
@@ -145,7 +145,7 @@ def test_wire_to_wire_is_receive_time_minus_send_time_of_the_same_symbol_and_upd
     assert hist.count == 2 and hist.min_ns == 345 and hist.max_ns == 700
 
 
-# -- the receiver -----------------------------------------------------------------------------------
+# -- the receiver ----------------------------------------------------------------------------------
 
 class _Book(object):
     def __init__(self, update_id):
@@ -243,7 +243,7 @@ def test_receiver_process_reports_ready_live_and_a_json_result(tmp_path):
     assert list(receipts[:2]) == [5, 10]
 
 
-# -- Phase 1 variants -------------------------------------------------------------------------------
+# -- Phase 1 variants ------------------------------------------------------------------------------
 
 def test_variants_are_the_baseline_each_setting_alone_and_all_on():
     table = e2e.variants()
@@ -280,7 +280,7 @@ def test_every_variant_config_is_a_valid_daemon_config(name, keys):
     assert [i.symbol for i in loaded.instruments] == ["BTCUSDT", "ETHUSDT"]
 
 
-# -- reports ----------------------------------------------------------------------------------------
+# -- reports ---------------------------------------------------------------------------------------
 
 def _doc(label, delivered, p50):
     agg = {"delivered_msgs_per_s": {"median": delivered},
@@ -328,7 +328,7 @@ def test_proc_readers_see_this_process():
     assert common.cpu_times(2 ** 22 + 12345) is None
 
 
-# -- the smoke run CI does --------------------------------------------------------------------------
+# -- the smoke run CI does -------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):

@@ -56,8 +56,10 @@ def build_parser():
     p.add_argument("--python", metavar="EXE", help="measure this one interpreter")
     p.add_argument("--helper-python", metavar="EXE",
                    help="interpreter of the simulator and the receiver (default: pypy3 if found)")
-    p.add_argument("--reps", type=int, help="end-to-end repetitions per variant (default 3; quick 1)")
-    p.add_argument("--seconds", type=float, help="end-to-end measurement window (default 5; quick 2)")
+    p.add_argument("--reps", type=int,
+                   help="end-to-end repetitions per variant (default 3; quick 1)")
+    p.add_argument("--seconds", type=float,
+                   help="end-to-end measurement window (default 5; quick 2)")
     p.add_argument("--warmup-s", type=float,
                    help="live traffic discarded before each window (default 5; quick 1.5)")
     p.add_argument("--rate", type=float, default=2000.0,
@@ -97,9 +99,10 @@ def _progress(label):
             lat = r.get("latency_daemon", {})
             w2w = r.get("latency_wire_to_wire", {})
             text = ("delivered %s msgs/s, lost %s, daemon p50 %s us p99 %s us, w2w p50 %s us, "
-                    "CPU %s %%" % (report.si(r.get("delivered_msgs_per_s")), r.get("lost_messages"),
-                                   report.us(lat.get("p50_ns")), report.us(lat.get("p99_ns")),
-                                   report.us(w2w.get("p50_ns")), report.si(r.get("daemon_cpu_pct"))))
+                    "CPU %s %%" % (report.si(r.get("delivered_msgs_per_s")),
+                                   r.get("lost_messages"), report.us(lat.get("p50_ns")),
+                                   report.us(lat.get("p99_ns")), report.us(w2w.get("p50_ns")),
+                                   report.si(r.get("daemon_cpu_pct"))))
         sys.stderr.write("[%s] rep %d %s/%s: %s\n" % (label, rep + 1, variant, mode, text))
         sys.stderr.flush()
     return show
@@ -198,9 +201,9 @@ def print_report(doc, command, out):
                  m["load_average_start"], m.get("load_average_end")))
     for label in labels:
         i = results[label].get("interpreter", {})
-        out.write("  %s = %s %s%s (%s)\n" % (label, i.get("implementation"), i.get("python_version"),
-                                               " / PyPy " + i["pypy_version"] if "pypy_version" in i
-                                               else "", i.get("executable")))
+        pypy = " / PyPy " + i["pypy_version"] if "pypy_version" in i else ""
+        out.write("  %s = %s %s%s (%s)\n" % (label, i.get("implementation"),
+                                              i.get("python_version"), pypy, i.get("executable")))
     out.write("  %s\n" % NOISE_NOTE)
     report.print_micro(results, labels, out)
     _print_sections(results, labels, out)
@@ -283,7 +286,8 @@ def main(argv=None):
         "results": {},
         "targets": {},
     }
-    helper = args.helper_python and resolve_interpreter(args.helper_python) or default_helper_python()
+    helper = (args.helper_python and resolve_interpreter(args.helper_python)
+              or default_helper_python())
     doc["settings"]["helper_python"] = helper
     for label, exe in interpreters(args):
         doc["results"][label] = run_for(label, exe, args.command, args, helper)

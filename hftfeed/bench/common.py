@@ -243,6 +243,7 @@ def run_child_json(argv, timeout_s):
                           env=child_env(), timeout=timeout_s)
     out = proc.stdout.decode("utf-8", "replace").strip().splitlines()
     if proc.returncode != 0 or not out:
-        raise RuntimeError("%s exited with %s: %s" % (" ".join(argv[:4]), proc.returncode,
-                                                       proc.stderr.decode("utf-8", "replace")[-2000:]))
+        raise RuntimeError("%s exited with %s: %s"
+                           % (" ".join(argv[:4]), proc.returncode,
+                              proc.stderr.decode("utf-8", "replace")[-2000:]))
     return json.loads(out[-1])

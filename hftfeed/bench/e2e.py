@@ -108,7 +108,7 @@ def daemon_config(ws_url, rest_url, target_port, symbols, settings):
     return cfg
 
 
-# -- processes --------------------------------------------------------------------------------------
+# -- processes -------------------------------------------------------------------------------------
 
 class Child(object):
     """A child process with a line-oriented stdout read with timeouts."""
@@ -191,7 +191,7 @@ def _cpu_all(procs):
     return {name: cpu_times(child.pid) for name, child in procs.items()}
 
 
-# -- the journal --------------------------------------------------------------------------------------
+# -- the journal -----------------------------------------------------------------------------------
 
 _DEPTH_PREFIX = '{"kind":"depth","symbol":"'
 
@@ -241,7 +241,7 @@ def wire_to_wire(receipts_path, symbols_by_id, journal_path):
     return hist, unmatched
 
 
-# -- one run ------------------------------------------------------------------------------------------
+# -- one run ---------------------------------------------------------------------------------------
 
 def _wait_live(receiver, daemon, want, timeout_s):
     deadline = time.monotonic() + timeout_s

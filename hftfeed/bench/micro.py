@@ -45,7 +45,7 @@ def _timing(quick):
     return TIMING["quick" if quick else "full"]
 
 
-# -- parse ------------------------------------------------------------------------------------------
+# -- parse -----------------------------------------------------------------------------------------
 
 def capture_depth_messages(path=CAPTURE):
     """The depthUpdate texts of the Binance spot capture (``receive_time: <json>`` lines)."""
@@ -137,7 +137,7 @@ def bench_parse(quick=False):
     return result
 
 
-# -- book -------------------------------------------------------------------------------------------
+# -- book ------------------------------------------------------------------------------------------
 
 class NaiveBook(object):
     """The reference: a dict price -> qty per side, sorted whenever the top is needed."""
@@ -296,16 +296,16 @@ def bench_book(quick=False):
     return result
 
 
-# -- wire -------------------------------------------------------------------------------------------
+# -- wire ------------------------------------------------------------------------------------------
 
 def bench_wire(quick=False):
     target_s, reps, warmup_reps = _timing(quick)
     rng = random.Random(3)
     book = Book(5000)
     base = 10 ** 13
-    book.load_snapshot([x for k in range(1, 101) for x in (base - k * 10 ** 6, rng.randrange(1, 10 ** 12))],
-                       [x for k in range(1, 101) for x in (base + k * 10 ** 6, rng.randrange(1, 10 ** 12))],
-                       42)
+    bids = [x for k in range(1, 101) for x in (base - k * 10 ** 6, rng.randrange(1, 10 ** 12))]
+    asks = [x for k in range(1, 101) for x in (base + k * 10 ** 6, rng.randrange(1, 10 ** 12))]
+    book.load_snapshot(bids, asks, 42)
     buf = bytearray(wire.DEFAULT_MAX_PAYLOAD)          # preallocated, as the publisher's
     pack_book = wire.pack_book
     pack_header = wire.pack_packet_header

@@ -174,8 +174,8 @@ class Receiver(object):
         result["latency_daemon"] = self.latency_daemon.snapshot(PERCENTILES)
         result["symbols"] = {str(k): v for k, v in self.symbols.items()}
         drops = udp_drops(self.port) if self.port else None
-        result["kernel_drops"] = (drops - self.drops_at_start
-                                  if drops is not None and self.drops_at_start is not None else None)
+        known = drops is not None and self.drops_at_start is not None
+        result["kernel_drops"] = drops - self.drops_at_start if known else None
         result["rcvbuf_bytes"] = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         return result
 

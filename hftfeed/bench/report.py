@@ -10,7 +10,7 @@ from hftfeed.bench.common import ratio
 LAT_KEYS = ("p50_ns", "p90_ns", "p99_ns", "p99.9_ns", "max_ns")
 
 
-# -- formatting -------------------------------------------------------------------------------------
+# -- formatting ------------------------------------------------------------------------------------
 
 def si(value):
     """12345678 -> "12.3M", 1234 -> "1.23k", 12.5 -> "12.5"."""
@@ -66,7 +66,7 @@ def _get(d, *path):
     return d
 
 
-# -- sections ---------------------------------------------------------------------------------------
+# -- sections --------------------------------------------------------------------------------------
 
 def print_micro(results, labels, out):
     rows = []
@@ -183,7 +183,8 @@ def print_e2e(results, labels, key, out, only=None):
                     any_value = True
                     floor = _get(results, l, "floor", _floor_mode(results, l, key, v))
                     f = floor.get(k) if floor and not floor.get("timed_out") else None
-                    row.append("%s (%s)" % (cell(s, us), times(ratio(s["median"], hops * f if f else None))))
+                    r = ratio(s["median"], hops * f if f else None)
+                    row.append("%s (%s)" % (cell(s, us), times(r)))
                 if any_value:
                     rows.append(row)
         rate = first["rates"][mode]
@@ -199,10 +200,20 @@ def _floor_mode(results, label, key, variant):
     return "busy_poll" if "busy_poll" in on else "blocking"
 
 
-PHASE1_COLUMNS = (("max", ("delivered_msgs_per_s",)), ("fixed", ("latency_daemon", "p50_ns")),
-                  ("fixed", ("latency_daemon", "p99_ns")), ("fixed", ("latency_daemon", "p99.9_ns")),
-                  ("fixed", ("latency_wire_to_wire", "p50_ns")), ("fixed", ("daemon_cpu_pct",)),
-                  ("fixed", ("daemon_peak_rss_kb",)))
+def _mb(kb):
+    return si(kb / 1024.0)
+
+
+# (header, mode, path in the aggregate, formatter): throughput from max rate, the rest fixed
+PHASE1_COLUMNS = (
+    ("max msgs/s", "max", ("delivered_msgs_per_s",), si),
+    ("p50 us", "fixed", ("latency_daemon", "p50_ns"), us),
+    ("p99 us", "fixed", ("latency_daemon", "p99_ns"), us),
+    ("p99.9 us", "fixed", ("latency_daemon", "p99.9_ns"), us),
+    ("w2w p50 us", "fixed", ("latency_wire_to_wire", "p50_ns"), us),
+    ("CPU %", "fixed", ("daemon_cpu_pct",), si),
+    ("RSS MB", "fixed", ("daemon_peak_rss_kb",), _mb),
+)
 
 
 def _band(summary):
@@ -222,14 +233,7 @@ def print_phase1(results, labels, out, key="phase1"):
         rows = []
         for name, entry in p["variants"].items():
             row = [name]
-            for mode, field, fmt in (("max", "delivered_msgs_per_s", si),
-                                     ("fixed", ("latency_daemon", "p50_ns"), us),
-                                     ("fixed", ("latency_daemon", "p99_ns"), us),
-                                     ("fixed", ("latency_daemon", "p99.9_ns"), us),
-                                     ("fixed", ("latency_wire_to_wire", "p50_ns"), us),
-                                     ("fixed", "daemon_cpu_pct", si),
-                                     ("fixed", "daemon_peak_rss_kb", lambda kb: si(kb / 1024.0))):
-                path = (field,) if isinstance(field, str) else field
+            for _header, mode, path, fmt in PHASE1_COLUMNS:
                 s = _get(entry, mode, *path)
                 b = _get(base, mode, *path) if base else None
                 if s is None or s.get("median") is None:
@@ -240,14 +244,12 @@ def print_phase1(results, labels, out, key="phase1"):
             rows.append(row)
         if base:
             rows.append(["(baseline min-max)"] + [_band(_get(base, mode, *path))
-                                                  for mode, path in PHASE1_COLUMNS])
+                                                  for _h, mode, path, _f in PHASE1_COLUMNS])
         table("Phase 1 A/B under %s (medians of %d interleaved reps; x = ratio vs baseline)"
-              % (label, p["reps"]),
-              ["variant", "max msgs/s", "p50 us", "p99 us", "p99.9 us", "w2w p50 us", "CPU %",
-               "RSS MB"], rows, out)
+              % (label, p["reps"]), ["variant"] + [c[0] for c in PHASE1_COLUMNS], rows, out)
 
 
-# -- targets ----------------------------------------------------------------------------------------
+# -- targets ---------------------------------------------------------------------------------------
 
 def targets(result, key="e2e"):
     """The issue's targets for one interpreter's results: [{name, target, measured, met, note}]."""
@@ -283,11 +285,11 @@ def targets(result, key="e2e"):
                 floor = _get(result, "floor", floor_mode, "p50_ns")
                 timed_out = _get(result, "floor", floor_mode, "timed_out")
                 r = None if timed_out else ratio(w2w, 2 * floor if floor else None)
-                out.append(_target("%s: wire-to-wire p50 / two-hop %s floor" % (variant, floor_mode),
-                                   "<= 1.2x", r, None if r is None else r <= 1.2,
-                                   "w2w p50 %s us, floor one-way p50 %s us%s"
-                                   % (us(w2w), us(floor), " (floor run timed out: cores busy)"
-                                      if timed_out else "")))
+                note = "w2w p50 %s us, floor one-way p50 %s us%s" % (
+                    us(w2w), us(floor), " (floor run timed out: cores busy)" if timed_out else "")
+                out.append(_target("%s: wire-to-wire p50 / two-hop %s floor"
+                                   % (variant, floor_mode), "<= 1.2x", r,
+                                   None if r is None else r <= 1.2, note))
     return out
 
 
@@ -314,7 +316,7 @@ def print_targets(all_targets, out):
               ["target", "goal", "measured", "", "note"], rows, out)
 
 
-# -- compare ----------------------------------------------------------------------------------------
+# -- compare ---------------------------------------------------------------------------------------
 
 def key_figures(result):
     """Ordered [(name, median, better)] of the headline figures of one interpreter's results."""
@@ -345,12 +347,16 @@ def key_figures(result):
             for mode in e2e["modes"]:
                 m = entry.get(mode) or {}
                 prefix = "%s %s %s" % (key, variant, mode)
-                add(prefix + " delivered msgs/s", _get(m, "delivered_msgs_per_s", "median"), "higher")
+                add(prefix + " delivered msgs/s", _get(m, "delivered_msgs_per_s", "median"),
+                    "higher")
                 for k in ("p50_ns", "p99_ns", "p99.9_ns"):
-                    add("%s daemon %s" % (prefix, k), _get(m, "latency_daemon", k, "median"), "lower")
-                add(prefix + " w2w p50_ns", _get(m, "latency_wire_to_wire", "p50_ns", "median"), "lower")
+                    add("%s daemon %s" % (prefix, k), _get(m, "latency_daemon", k, "median"),
+                        "lower")
+                add(prefix + " w2w p50_ns", _get(m, "latency_wire_to_wire", "p50_ns", "median"),
+                    "lower")
                 add(prefix + " daemon CPU %", _get(m, "daemon_cpu_pct", "median"), "lower")
-                add(prefix + " daemon peak RSS kB", _get(m, "daemon_peak_rss_kb", "median"), "lower")
+                add(prefix + " daemon peak RSS kB", _get(m, "daemon_peak_rss_kb", "median"),
+                    "lower")
     s = _get(result, "sections", "pipeline_ns")
     add("hot-path pipeline ns/msg", s, "lower")
     return figs

@@ -78,7 +78,8 @@ def measure(quick=False):
     count, reps, warmup_reps = SIZES["quick" if quick else "full"]
     snapshot, texts = sim_messages(count)
     frames = [text_frame(t.encode("ascii")) for t in texts]
-    reads = [b"".join(frames[i:i + FRAMES_PER_READ]) for i in range(0, len(frames), FRAMES_PER_READ)]
+    reads = [b"".join(frames[i:i + FRAMES_PER_READ])
+             for i in range(0, len(frames), FRAMES_PER_READ)]
     updates = BinanceSpot([SYMBOL], ("depth",)).parse
     parsed = [updates(t)[0] for t in texts]
     check = _Rig(snapshot)
