@@ -50,6 +50,9 @@ SIM_SEED = 4242
 
 PHASE1_KEYS = ("memory_lock", "prefault", "cpu_affinity", "scheduler", "socket_buffers", "gc",
                "busy_poll")
+# Not Phase 1 settings, so only run when asked by name (--variants baseline,flush_read):
+# "flush_read" = publisher.flush "read" (one datagram per socket read instead of per frame).
+EXTRA_KEYS = ("flush_read",)
 
 
 def _read_int(path, default):
@@ -80,6 +83,7 @@ def phase1_settings(on_keys, core):
                else {"freeze_after_start": False, "disable_automatic": False, "thresholds": None,
                      "collect_interval_s": 0}),
         "busy_poll": "busy_poll" in on,
+        "publisher_flush": "read" if "flush_read" in on else "frame",
     }
 
 
@@ -88,7 +92,7 @@ def variants(names=None):
     table = [("baseline", ())] + [(k, (k,)) for k in PHASE1_KEYS] + [("all_on", PHASE1_KEYS)]
     if names is None:
         return table
-    by_name = dict(table)
+    by_name = dict(table + [(k, (k,)) for k in EXTRA_KEYS])
     unknown = [n for n in names if n not in by_name]
     if unknown:
         raise ValueError("unknown variant(s) %s (choose from %s)"
@@ -104,6 +108,8 @@ def daemon_config(ws_url, rest_url, target_port, symbols, settings):
         "stats_interval_s": 1,
         "watchdog": False,
     }
+    settings = dict(settings)
+    cfg["publisher"]["flush"] = settings.pop("publisher_flush", "frame")
     cfg.update(settings)
     return cfg
 
