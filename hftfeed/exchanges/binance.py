@@ -192,44 +192,63 @@ def fast_depth(text):
     """A combined-stream depthUpdate in Binance's compact form -> DepthUpdate, else None.
 
     Precondition: ``text.isascii()`` (so ``str.isdigit`` means ASCII digits only)."""
-    if not text.startswith(_STREAM_PREFIX):
+    pos = scan_depth_head(text)
+    exch_ms, pos = scan_digits(text, pos, ',"s":"', 15)
+    symbol, pos = scan_symbol(text, pos, '","U":')
+    first, pos = scan_digits(text, pos, ',"u":', 18)
+    last, pos = scan_digits(text, pos, ',"b":[', 18)
+    if last is None or exch_ms is None or symbol is None or first is None:
         return None
+    return scan_levels_tail(text, pos, symbol, int(first), int(last), -1, int(exch_ms))
+
+
+# Small scanning steps shared by the spot and futures scanners. Each returns (value, position
+# after the marker), or (None, -1) when the shape differs; a -1 position makes every later step
+# fail too, so a scanner checks once at the end.
+
+def scan_depth_head(text):
+    """Position after ``{"stream":"<name>","data":{"e":"depthUpdate","E":`` or -1."""
+    if not text.startswith(_STREAM_PREFIX):
+        return -1
     pos = text.find('"', 11)
     if pos < 0 or not text.startswith(_DEPTH_HEAD, pos):
-        return None
-    pos += len(_DEPTH_HEAD)
-    end = text.find(',"s":"', pos)
-    exch_ms = text[pos:end]
-    if end < 0 or not exch_ms.isdigit() or len(exch_ms) > 15:
-        return None
-    pos = end + 6
-    end = text.find('","U":', pos)
+        return -1
+    return pos + len(_DEPTH_HEAD)
+
+
+def scan_digits(text, pos, marker, max_len):
+    """ASCII digits from ``pos`` up to ``marker`` (at most ``max_len`` of them)."""
+    if pos < 0:
+        return None, -1
+    end = text.find(marker, pos)
+    digits = text[pos:end]
+    if end < 0 or not digits.isdigit() or len(digits) > max_len:
+        return None, -1
+    return digits, end + len(marker)
+
+
+def scan_symbol(text, pos, marker):
+    """A symbol string from ``pos`` up to ``marker`` (no quote or escape inside)."""
+    if pos < 0:
+        return None, -1
+    end = text.find(marker, pos)
     symbol = text[pos:end]
     if end < 0 or '"' in symbol or "\\" in symbol or not symbol:
-        return None
-    pos = end + 6
-    end = text.find(',"u":', pos)
-    first = text[pos:end]
-    if end < 0 or not first.isdigit() or len(first) > 18:
-        return None
-    pos = end + 5
-    end = text.find(',"b":[', pos)
-    last = text[pos:end]
-    if end < 0 or not last.isdigit() or len(last) > 18:
-        return None
+        return None, -1
+    return symbol, end + len(marker)
+
+
+def scan_levels_tail(text, pos, symbol, first_id, last_id, prev_id, exch_ms):
+    """``<bids>],"a":[<asks>]}}`` from ``pos`` to the end -> the DepthUpdate, else None."""
     bids = []
-    pos = _fast_levels(text, end + 6, bids)
+    pos = _fast_levels(text, pos, bids)
     if pos < 0 or not text.startswith(',"a":[', pos):
         return None
     asks = []
     pos = _fast_levels(text, pos + 6, asks)
-    if pos < 0 or pos + 2 != len(text) or not text.endswith("}}"):
+    if pos < 0 or pos + 2 != len(text) or not text.endswith("}}") or first_id > last_id:
         return None
-    first_id = int(first)
-    last_id = int(last)
-    if first_id > last_id:
-        return None
-    return DepthUpdate(symbol, first_id, last_id, -1, int(exch_ms) * MS_TO_NS, bids, asks)
+    return DepthUpdate(symbol, first_id, last_id, prev_id, exch_ms * MS_TO_NS, bids, asks)
 
 
 def _fast_levels(text, pos, out):

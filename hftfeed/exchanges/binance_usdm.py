@@ -23,8 +23,8 @@ split announcement):
 """
 
 from ..sync import SyncRule
-from ..updates import DepthUpdate
-from .binance import MS_TO_NS, BinanceSpot, _STREAM_PREFIX, _fast_levels
+from .binance import (BinanceSpot, scan_depth_head, scan_digits, scan_levels_tail,
+                      scan_symbol)
 
 #: the limits /fapi/v1/depth accepts ("Order Book": valid limits)
 SNAPSHOT_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
@@ -128,57 +128,17 @@ class BinanceUsdm(BinanceSpot):
 # Same idea and same guarantee as binance.fast_depth (PERF_NOTES: ~2x json.loads on PyPy):
 # anything not in exactly this shape returns None and takes the json path.
 
-_DEPTH_HEAD = '","data":{"e":"depthUpdate","E":'
-
-
 def fast_depth(text):
     """A combined-stream futures depthUpdate
     ``{"stream":..,"data":{"e":"depthUpdate","E":..,"T":..,"s":"..","U":..,"u":..,"pu":..,
     "b":[..],"a":[..]}}`` -> DepthUpdate, else None. Precondition: ``text.isascii()``."""
-    if not text.startswith(_STREAM_PREFIX):
+    pos = scan_depth_head(text)
+    exch_ms, pos = scan_digits(text, pos, ',"T":', 15)
+    _, pos = scan_digits(text, pos, ',"s":"', 15)          # transaction time: not published
+    symbol, pos = scan_symbol(text, pos, '","U":')
+    first, pos = scan_digits(text, pos, ',"u":', 18)
+    last, pos = scan_digits(text, pos, ',"pu":', 18)
+    prev, pos = scan_digits(text, pos, ',"b":[', 18)
+    if prev is None or exch_ms is None or symbol is None or first is None or last is None:
         return None
-    pos = text.find('"', 11)
-    if pos < 0 or not text.startswith(_DEPTH_HEAD, pos):
-        return None
-    pos += len(_DEPTH_HEAD)
-    end = text.find(',"T":', pos)
-    exch_ms = text[pos:end]
-    if end < 0 or not exch_ms.isdigit() or len(exch_ms) > 15:
-        return None
-    pos = end + 5
-    end = text.find(',"s":"', pos)
-    if end < 0 or not text[pos:end].isdigit():
-        return None
-    pos = end + 6
-    end = text.find('","U":', pos)
-    symbol = text[pos:end]
-    if end < 0 or '"' in symbol or "\\" in symbol or not symbol:
-        return None
-    pos = end + 6
-    end = text.find(',"u":', pos)
-    first = text[pos:end]
-    if end < 0 or not first.isdigit() or len(first) > 18:
-        return None
-    pos = end + 5
-    end = text.find(',"pu":', pos)
-    last = text[pos:end]
-    if end < 0 or not last.isdigit() or len(last) > 18:
-        return None
-    pos = end + 6
-    end = text.find(',"b":[', pos)
-    prev = text[pos:end]
-    if end < 0 or not prev.isdigit() or len(prev) > 18:
-        return None
-    bids = []
-    pos = _fast_levels(text, end + 6, bids)
-    if pos < 0 or not text.startswith(',"a":[', pos):
-        return None
-    asks = []
-    pos = _fast_levels(text, pos + 6, asks)
-    if pos < 0 or pos + 2 != len(text) or not text.endswith("}}"):
-        return None
-    first_id = int(first)
-    last_id = int(last)
-    if first_id > last_id:
-        return None
-    return DepthUpdate(symbol, first_id, last_id, int(prev), int(exch_ms) * MS_TO_NS, bids, asks)
+    return scan_levels_tail(text, pos, symbol, int(first), int(last), int(prev), int(exch_ms))
