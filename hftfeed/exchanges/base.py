@@ -4,6 +4,7 @@ import json
 
 from ..errors import FixedPointError, VenueError
 from ..fixed import parse_price
+from ..updates import SIDE_BUY, SIDE_SELL
 
 
 class Venue(object):
@@ -131,6 +132,26 @@ def to_qty(text, what):
     if value < 0:
         raise VenueError("%s: quantity %r is negative" % (what, text))
     return value
+
+
+def data_items(msg, what, non_empty=False):
+    """``msg["data"]`` as a list of objects (Bybit and OKX push arrays of records)."""
+    data = msg.get("data")
+    if type(data) is not list or (non_empty and not data):
+        raise VenueError("%s: data must be a %slist" % (what, "non-empty " if non_empty else ""))
+    for item in data:
+        if type(item) is not dict:
+            raise VenueError("%s: data items must be objects" % what)
+    return data
+
+
+def taker_side(value, buy_word, sell_word, what):
+    """The venue's word for the taker's side -> SIDE_BUY / SIDE_SELL."""
+    if value == buy_word:
+        return SIDE_BUY
+    if value == sell_word:
+        return SIDE_SELL
+    raise VenueError("%s: side must be %s or %s, got %r" % (what, buy_word, sell_word, value))
 
 
 def levels_flat(levels, what):

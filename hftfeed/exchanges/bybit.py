@@ -28,10 +28,11 @@ import json
 import logging
 
 from ..sync import SyncRule
-from ..updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_PONG, CTRL_SUBSCRIBED, SIDE_BUY, SIDE_SELL,
+from ..updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_PONG, CTRL_SUBSCRIBED,
                        Control, DepthUpdate, Quote, Trade)
 from ..errors import VenueError
-from .base import Venue, levels_flat, loads, req_int, req_price, req_str, to_price, to_qty
+from .base import (Venue, data_items, levels_flat, loads, req_int, req_price, req_str, taker_side,
+                   to_price, to_qty)
 
 log = logging.getLogger("hftfeed.exchanges.bybit")
 
@@ -223,20 +224,9 @@ def _top_level(levels, what):
 def parse_trades(msg):
     """``publicTrade.{symbol}`` -> [Trade] (one message may carry several trades)."""
     what = "publicTrade"
-    data = msg.get("data")
-    if type(data) is not list:
-        raise VenueError("publicTrade: data must be a list")
     out = []
-    for item in data:
-        if type(item) is not dict:
-            raise VenueError("publicTrade: each trade must be an object")
-        side = item.get("S")
-        if side == "Buy":               # S: the taker's side
-            aggressor = SIDE_BUY
-        elif side == "Sell":
-            aggressor = SIDE_SELL
-        else:
-            raise VenueError("publicTrade: side 'S' must be Buy or Sell, got %r" % (side,))
+    for item in data_items(msg, what):
+        aggressor = taker_side(item.get("S"), "Buy", "Sell", what)   # S: the taker's side
         trade_id = req_str(item, "i", what)
         if not trade_id:
             raise VenueError("publicTrade: empty trade id")

@@ -41,8 +41,9 @@ from ..errors import VenueError
 from ..fixed import SCALE
 from ..sync import SyncRule
 from ..updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_PONG, CTRL_SERVER_SHUTDOWN, CTRL_SUBSCRIBED,
-                       SIDE_BUY, SIDE_SELL, Control, DepthUpdate, Quote, Trade)
-from .base import Venue, levels_flat, loads, req_price, req_str, to_price, to_qty
+                       Control, DepthUpdate, Quote, Trade)
+from .base import (Venue, data_items, levels_flat, loads, req_price, req_str, taker_side, to_price,
+                   to_qty)
 
 log = logging.getLogger("hftfeed.exchanges.okx")
 
@@ -241,13 +242,8 @@ class Okx(Venue):
         action = msg.get("action")
         if action != "snapshot" and action != "update":
             raise VenueError("books %s: action must be snapshot or update, got %r" % (inst, action))
-        data = msg.get("data")
-        if type(data) is not list or not data:
-            raise VenueError("books %s: data must be a non-empty list" % inst)
         out = []
-        for item in data:
-            if type(item) is not dict:
-                raise VenueError("books %s: data items must be objects" % inst)
+        for item in data_items(msg, "books " + inst, non_empty=True):
             raw_bids = item.get("bids")
             raw_asks = item.get("asks")
             bids = levels_flat(raw_bids, what)
@@ -296,20 +292,9 @@ def _request(op, args):
 
 def _trades(msg):
     what = "trades"
-    data = msg.get("data")
-    if type(data) is not list:
-        raise VenueError("trades: data must be a list")
     out = []
-    for item in data:
-        if type(item) is not dict:
-            raise VenueError("trades: each trade must be an object")
-        side = item.get("side")
-        if side == "buy":               # the taker's side
-            aggressor = SIDE_BUY
-        elif side == "sell":
-            aggressor = SIDE_SELL
-        else:
-            raise VenueError("trades: side must be buy or sell, got %r" % (side,))
+    for item in data_items(msg, what):
+        aggressor = taker_side(item.get("side"), "buy", "sell", what)   # the taker's side
         trade_id = req_str(item, "tradeId", what)
         if not trade_id.isdigit() or not trade_id.isascii() or len(trade_id) > 19:
             raise VenueError("trades: tradeId must be a decimal string, got %r" % trade_id)
@@ -324,13 +309,8 @@ def _bbo(msg, arg):
     grow, and OKX's seqId may restart lower after maintenance."""
     what = "bbo-tbt"
     inst = req_str(arg, "instId", what)
-    data = msg.get("data")
-    if type(data) is not list:
-        raise VenueError("bbo-tbt: data must be a list")
     out = []
-    for item in data:
-        if type(item) is not dict:
-            raise VenueError("bbo-tbt: data items must be objects")
+    for item in data_items(msg, what):
         bid_px, bid_qty = _best(item.get("bids"), what)
         ask_px, ask_qty = _best(item.get("asks"), what)
         out.append(Quote(inst, 0, bid_px, bid_qty, ask_px, ask_qty,
