@@ -2,50 +2,20 @@
 and the sync engine, checked against a reference book built independently in this test."""
 
 import json
-from pathlib import Path
-
-import pytest
 
 from hftfeed import sync
 from hftfeed.book import Book
 from hftfeed.exchanges.binance import BinanceSpot
 from hftfeed.updates import DepthUpdate, Trade, Quote
 
+import captures
+from captures import read_snapshots, read_ws, to_int
 from refbook import RefBook
 
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "data" / "captures"
-WS_FILE = CAPTURES / "BINANCE.ws.1.0"
-HTTP_FILE = CAPTURES / "BINANCE.http.0.0"
+WS = "BINANCE.ws.1.0"
+HTTP = "BINANCE.http.0.0"
 
-pytestmark = pytest.mark.skipif(not (WS_FILE.exists() and HTTP_FILE.exists()),
-                                reason="../shared/data/captures is not present")
-
-
-def read_ws():
-    """[(receive_time, raw_json_text)] for every data line (the first line is the URL)."""
-    out = []
-    with open(WS_FILE) as f:
-        next(f)
-        for line in f:
-            if not line.strip():
-                continue
-            stamp, _, text = line.rstrip("\n").partition(": ")
-            out.append((float(stamp), text))
-    return out
-
-
-def read_snapshots():
-    """{SYMBOL: (receive_time, body_text)} from the '.http' capture."""
-    out = {}
-    with open(HTTP_FILE) as f:
-        for line in f:
-            if not line.strip():
-                continue
-            url, _, rest = line.rstrip("\n").partition(" -> ")
-            stamp, _, body = rest.partition(": ")
-            symbol = url.split("symbol=")[1].split("&")[0]
-            out[symbol] = (float(stamp), body)
-    return out
+pytestmark = captures.require(WS, HTTP)
 
 
 def reference_books(messages, snapshots):
@@ -77,22 +47,14 @@ def reference_books(messages, snapshots):
     return {s: h for s, (_, _, h) in books.items()}
 
 
-def to_int(text):
-    """Independent decimal -> 1e8 conversion for the reference (Decimal, not hftfeed.fixed)."""
-    from decimal import Decimal
-    value = Decimal(text) * 100000000
-    assert value == value.to_integral_value()
-    return int(value)
-
-
 def test_known_facts_of_the_capture_hold():
-    snapshots = read_snapshots()
+    snapshots = read_snapshots(HTTP)
     assert json.loads(snapshots["NKNUSDT"][1])["lastUpdateId"] == 499869752
 
 
 def test_replay_through_adapter_and_sync_engine_matches_the_reference():
-    messages = read_ws()
-    snapshots = read_snapshots()
+    messages = read_ws(WS)
+    snapshots = read_snapshots(HTTP)
     expected = reference_books(messages, snapshots)
     venue = BinanceSpot(list(snapshots), ("depth", "trade", "bookTicker"))
     syncs = {}

@@ -3,59 +3,20 @@ futures adapter and the sync engine, checked against a reference book built inde
 (json + decimal.Decimal + RefBook, following Binance's futures steps by hand)."""
 
 import json
-from decimal import Decimal
-from pathlib import Path
-
-import pytest
 
 from hftfeed import sync
 from hftfeed.book import Book
 from hftfeed.exchanges.binance_usdm import BinanceUsdm
 from hftfeed.updates import DepthUpdate, Quote, Trade
 
+import captures
+from captures import flat, read_snapshots, read_ws
 from refbook import RefBook
 
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "data" / "captures"
-WS_FILE = CAPTURES / "BINANCE_FUTURES.ws.1.0"
-HTTP_FILE = CAPTURES / "BINANCE_FUTURES.http.0.0"
+WS = "BINANCE_FUTURES.ws.1.0"
+HTTP = "BINANCE_FUTURES.http.0.0"
 
-pytestmark = pytest.mark.skipif(not (WS_FILE.exists() and HTTP_FILE.exists()),
-                                reason="../shared/data/captures is not present")
-
-
-def read_ws():
-    """[(receive_time, raw_json_text)] for every received message (line 1 is the URL)."""
-    out = []
-    with open(WS_FILE) as f:
-        next(f)
-        for line in f:
-            stamp, _, text = line.rstrip("\n").partition(": ")
-            if text:
-                out.append((float(stamp), text))
-    return out
-
-
-def read_snapshots():
-    """{SYMBOL: (receive_time, body_text)} from the .http capture."""
-    out = {}
-    with open(HTTP_FILE) as f:
-        for line in f:
-            url, _, rest = line.rstrip("\n").partition(" -> ")
-            if not rest:
-                continue
-            stamp, _, body = rest.partition(": ")
-            out[url.split("symbol=")[1].split("&")[0]] = (float(stamp), body)
-    return out
-
-
-def to_int(text):
-    value = Decimal(text) * 100000000
-    assert value == value.to_integral_value()
-    return int(value)
-
-
-def flat(levels):
-    return [x for level in levels for x in (to_int(level[0]), to_int(level[1]))]
+pytestmark = captures.require(WS, HTTP)
 
 
 def reference_books(messages, snapshots):
@@ -85,14 +46,14 @@ def reference_books(messages, snapshots):
 
 
 def test_known_facts_of_the_capture_hold():
-    snapshots = read_snapshots()
+    snapshots = read_snapshots(HTTP)
     assert sorted(snapshots) == ["AKROUSDT", "CTKUSDT", "KEEPUSDT", "SUSHIUSDT"]
     assert json.loads(snapshots["SUSHIUSDT"][1])["lastUpdateId"] == 600859605926
 
 
 def test_replay_through_adapter_and_sync_engine_matches_the_reference():
-    messages = read_ws()
-    snapshots = read_snapshots()
+    messages = read_ws(WS)
+    snapshots = read_snapshots(HTTP)
     expected = reference_books(messages, snapshots)
     venue = BinanceUsdm(list(snapshots), ("depth", "trade", "bookTicker"))
     syncs = {}
@@ -134,5 +95,5 @@ def test_replay_through_adapter_and_sync_engine_matches_the_reference():
 
 def test_the_fast_scanner_takes_every_depth_event_of_the_capture():
     from hftfeed.exchanges.binance_usdm import fast_depth
-    depth = [text for _, text in read_ws() if '"e":"depthUpdate"' in text]
+    depth = [text for _, text in read_ws(WS) if '"e":"depthUpdate"' in text]
     assert depth and all(fast_depth(text) is not None for text in depth)
