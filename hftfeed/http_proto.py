@@ -60,13 +60,19 @@ class Response:
         return "Response(%d %s, %d bytes)" % (self.status, self.reason, len(self.body))
 
 
+def _ascii_digits(text):
+    """str.isdigit() also accepts '¹' or Arabic-Indic digits, which int() may reject or read;
+    HTTP numbers are ASCII digits only (RFC 9110 §5.6.1 DIGIT)."""
+    return text.isdigit() and text.isascii()
+
+
 def _parse_status_line(line):
     """``HTTP/1.x SP 3DIGIT SP [reason]`` (RFC 9112 §4); the reason may be empty."""
     version, sep, rest = line.partition(" ")
     if not sep or version not in ("HTTP/1.1", "HTTP/1.0"):
         raise HttpError("malformed status line %r" % line[:80])
     code, _, reason = rest.partition(" ")
-    if len(code) != 3 or not code.isdigit() or not "100" <= code <= "599":
+    if len(code) != 3 or not _ascii_digits(code) or not "100" <= code <= "599":
         raise HttpError("malformed status code in %r" % line[:80])
     return version, int(code), reason.strip()
 
@@ -231,7 +237,7 @@ class ResponseParser:
             return
         cl = headers.get("content-length")
         if cl is not None:
-            if not cl.isdigit():
+            if not _ascii_digits(cl):
                 raise HttpError("invalid Content-Length %r" % cl[:40])
             length = int(cl)
             if length > self.max_body_bytes:
@@ -351,7 +357,7 @@ def retry_after_seconds(headers, now_s=None):
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if _ascii_digits(value):
         return float(int(value))
     try:
         when = email.utils.parsedate_to_datetime(value)

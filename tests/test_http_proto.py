@@ -216,3 +216,14 @@ def test_retry_after_http_date_is_relative_to_now():
 @pytest.mark.parametrize("headers", [{}, {"retry-after": "soon"}, {"retry-after": "-5"}, {"retry-after": ""}])
 def test_retry_after_absent_or_invalid_is_none(headers):
     assert retry_after_seconds(headers) is None
+
+
+@pytest.mark.parametrize("head", [
+    b"HTTP/1.1 42\xb9 Too Many\r\nContent-Length: 0\r\n\r\n",          # found by tests/fuzz.py
+    b"HTTP/1.1 200 OK\r\nContent-Length: \xb9\r\n\r\n",
+])
+def test_non_ascii_digits_are_malformed_not_a_crash(head):
+    parser = ResponseParser(max_body_bytes=1000)
+    parser.feed(head)
+    with pytest.raises(HttpError):
+        parser.next_response()
