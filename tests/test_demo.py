@@ -11,15 +11,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_demo_runs_all_four_venues_and_stops_cleanly():
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "hftfeed.py"), "demo",
-                           "--duration-s", "6", "--json", "--rate", "100"],
+                           "--duration-s", "10", "--json", "--rate", "100"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     venues = {i["venue_name"] for i in summary["instruments"]}
     assert venues == {"binance", "binance-usdm", "bybit", "okx"}
-    assert all(i["state_name"] == "live" and i["books"] > 0 for i in summary["instruments"]), \
-        summary["instruments"]
+    not_live = [(i["venue_name"], i["symbol"], i["state_name"], i["books"])
+                for i in summary["instruments"] if i["state_name"] != "live" or i["books"] == 0]
+    assert not_live == [], proc.stderr[-2000:]
     assert summary["gaps"] == 0 and summary["decode_errors"] == 0
     assert "HFT OrderBook:" in proc.stderr      # the daemon's last stats line is shown
 
