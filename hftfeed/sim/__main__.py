@@ -4,4 +4,5 @@ import sys
 
 from hftfeed.sim.cli import main
 
-sys.exit(main(sys.argv[1:]))
+if __name__ == "__main__":      # importing the package's modules must not start a simulator
+    sys.exit(main(sys.argv[1:]))
