@@ -134,6 +134,15 @@ def to_qty(text, what):
     return value
 
 
+def tier_weight(limit, tiers):
+    """A REST weight from a venue's tier table [(max limit, weight), ...] (ascending); limits
+    above the last tier cost the last weight."""
+    for max_limit, weight in tiers:
+        if limit <= max_limit:
+            return weight
+    return tiers[-1][1]
+
+
 def data_items(msg, what, non_empty=False):
     """``msg["data"]`` as a list of objects (Bybit and OKX push arrays of records)."""
     data = msg.get("data")

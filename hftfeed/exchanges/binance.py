@@ -18,7 +18,7 @@ from ..fixed import parse_price
 from ..sync import SyncRule
 from ..updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_SERVER_SHUTDOWN, CTRL_SUBSCRIBED,
                        SIDE_BUY, SIDE_SELL, Control, DepthUpdate, Quote, Snapshot, Trade)
-from .base import Venue, levels_flat, loads, req_int, req_price, req_str, to_qty
+from .base import Venue, levels_flat, loads, req_int, req_price, req_str, tier_weight, to_qty
 
 MS_TO_NS = 1000000
 
@@ -39,15 +39,12 @@ class BinanceSpotRule(SyncRule):
         return upd.first_id == book_id + 1                      # U == previous u + 1
 
 
+SNAPSHOT_WEIGHTS = ((100, 5), (500, 25), (1000, 50), (5000, 250))
+
+
 def snapshot_weight(limit):
     """Request weight of GET /api/v3/depth for ``limit`` (Binance spot market-data docs)."""
-    if limit <= 100:
-        return 5
-    if limit <= 500:
-        return 25
-    if limit <= 1000:
-        return 50
-    return 250
+    return tier_weight(limit, SNAPSHOT_WEIGHTS)
 
 
 class BinanceSpot(Venue):

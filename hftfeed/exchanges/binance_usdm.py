@@ -23,6 +23,7 @@ split announcement):
 """
 
 from ..sync import SyncRule
+from .base import tier_weight
 from .binance import (BinanceSpot, scan_depth_head, scan_digits, scan_levels_tail,
                       scan_symbol)
 
@@ -61,15 +62,12 @@ def snapshot_limit(limit):
     return SNAPSHOT_LIMITS[-1]
 
 
+SNAPSHOT_WEIGHTS = ((50, 2), (100, 5), (500, 10), (1000, 20))
+
+
 def snapshot_weight(limit):
     """Request weight of GET /fapi/v1/depth for a valid ``limit`` ("Order Book" weight table)."""
-    if limit <= 50:
-        return 2
-    if limit <= 100:
-        return 5
-    if limit <= 500:
-        return 10
-    return 20
+    return tier_weight(limit, SNAPSHOT_WEIGHTS)
 
 
 class BinanceUsdm(BinanceSpot):
