@@ -147,16 +147,18 @@ def mutate_bytes(rng, seeds):
 TEXT_ALPHABET = '0123456789.,:[]{}"-eE +abuU\\ÿ€'
 
 
-def mutate_text(rng, seeds):
+def mutate_text(rng, seeds, alphabet=TEXT_ALPHABET):
+    """One seed with 1..5 character replacements, deletions, insertions or a truncation
+    (``alphabet``: the characters to insert; adapter tests pass their venue's letters)."""
     chars = list(rng.choice(seeds))
     for _ in range(rng.randint(1, 5)):
         op = rng.random()
         if op < 0.35 and chars:
-            chars[rng.randrange(len(chars))] = rng.choice(TEXT_ALPHABET)
+            chars[rng.randrange(len(chars))] = rng.choice(alphabet)
         elif op < 0.6 and chars:
             del chars[rng.randrange(len(chars))]
         elif op < 0.85:
-            chars.insert(rng.randint(0, len(chars)), rng.choice(TEXT_ALPHABET))
+            chars.insert(rng.randint(0, len(chars)), rng.choice(alphabet))
         elif chars:
             del chars[rng.randrange(len(chars)):]
     return "".join(chars)

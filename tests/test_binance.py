@@ -10,6 +10,8 @@ from hftfeed.exchanges.binance import BinanceSpot, fast_depth, snapshot_weight
 from hftfeed.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_SERVER_SHUTDOWN, CTRL_SUBSCRIBED,
                              SIDE_BUY, SIDE_SELL, Control, DepthUpdate, Quote, Trade)
 
+import fuzz
+
 DEPTH = ('{"stream":"nknusdt@depth@100ms","data":{"e":"depthUpdate","E":1633998512068,'
          '"s":"NKNUSDT","U":499869750,"u":499869752,"b":[["0.35130000","6195.00000000"],'
          '["0.34750000","0.00000000"]],"a":[]}}')
@@ -121,19 +123,8 @@ def test_fuzzed_depth_messages_parse_or_raise_venue_error():
     v = venue()
     alphabet = '0123456789.,:[]{}"-eE abu'
     for _ in range(3000):
-        chars = list(DEPTH)
-        for _ in range(rng.randint(1, 4)):
-            i = rng.randrange(len(chars))
-            op = rng.random()
-            if op < 0.4:
-                chars[i] = rng.choice(alphabet)
-            elif op < 0.7:
-                del chars[i]
-            else:
-                chars.insert(i, rng.choice(alphabet))
-        text = "".join(chars)
         try:
-            events = v.parse(text)
+            events = v.parse(fuzz.mutate_text(rng, [DEPTH], alphabet))
         except VenueError:
             continue
         for event in events:

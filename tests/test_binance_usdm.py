@@ -15,6 +15,8 @@ from hftfeed.exchanges.binance_usdm import (BinanceUsdm, BinanceUsdmRule, fast_d
 from hftfeed.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_SERVER_SHUTDOWN, CTRL_SUBSCRIBED,
                              SIDE_BUY, SIDE_SELL, Control, DepthUpdate, Quote, Snapshot, Trade)
 
+import fuzz
+
 # Shapes as recorded from fstream (tests/../shared/data/captures/BINANCE_FUTURES.ws.1.0).
 DEPTH = ('{"stream":"sushiusdt@depth@100ms","data":{"e":"depthUpdate","E":1626992741037,'
          '"T":1626992741024,"s":"SUSHIUSDT","U":600859599090,"u":600859600917,'
@@ -142,18 +144,8 @@ def test_fuzzed_messages_parse_or_raise_venue_error():
     alphabet = '0123456789.,:[]{}"-eE pu'
     for base in (DEPTH, AGG_TRADE, BOOK_TICKER):
         for _ in range(700):
-            chars = list(base)
-            for _ in range(rng.randint(1, 4)):
-                i = rng.randrange(len(chars))
-                roll = rng.random()
-                if roll < 0.4:
-                    chars[i] = rng.choice(alphabet)
-                elif roll < 0.7:
-                    del chars[i]
-                else:
-                    chars.insert(i, rng.choice(alphabet))
             try:
-                events = v.parse("".join(chars))
+                events = v.parse(fuzz.mutate_text(rng, [base], alphabet))
             except VenueError:
                 continue
             for event in events:

@@ -14,6 +14,8 @@ from hftfeed.exchanges.bybit import Bybit, BybitRule, trade_id_to_int
 from hftfeed.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_PONG, CTRL_SUBSCRIBED, SIDE_BUY,
                              SIDE_SELL, Control, DepthUpdate, Quote, Trade)
 
+import fuzz
+
 # Message shapes from Bybit's v5 docs (values chosen for the tests).
 SNAPSHOT = ('{"topic":"orderbook.50.BTCUSDT","type":"snapshot","ts":1672304484978,'
             '"data":{"s":"BTCUSDT","b":[["16493.50","0.006"],["16493.00","0.100"]],'
@@ -153,18 +155,8 @@ def test_fuzzed_messages_parse_or_raise_venue_error():
     alphabet = '0123456789.,:[]{}"-eE usabS'
     for base in (SNAPSHOT, DELTA, TRADES, LEVEL1):
         for _ in range(500):
-            chars = list(base)
-            for _ in range(rng.randint(1, 4)):
-                i = rng.randrange(len(chars))
-                roll = rng.random()
-                if roll < 0.4:
-                    chars[i] = rng.choice(alphabet)
-                elif roll < 0.7:
-                    del chars[i]
-                else:
-                    chars.insert(i, rng.choice(alphabet))
             try:
-                events = v.parse("".join(chars))
+                events = v.parse(fuzz.mutate_text(rng, [base], alphabet))
             except VenueError:
                 continue
             for event in events:

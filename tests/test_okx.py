@@ -16,6 +16,8 @@ from hftfeed.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_PONG, CTRL_SERVER_SH
                              CTRL_SUBSCRIBED, SIDE_BUY, SIDE_SELL, Control, DepthUpdate, Quote,
                              Trade)
 
+import fuzz
+
 # Shapes from OKX's docs and the 2022 capture (levels: [px, sz, liquidated, orders]).
 SNAPSHOT = ('{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"snapshot","data":[{'
             '"asks":[["30243.5","1.2112","0","4"],["30243.6","0.059","0","1"]],'
@@ -168,18 +170,8 @@ def test_fuzzed_messages_parse_or_raise_venue_error():
     alphabet = '0123456789.,:[]{}"-eE aspq'
     for base in (SNAPSHOT, UPDATE, TRADES, BBO):
         for _ in range(500):
-            chars = list(base)
-            for _ in range(rng.randint(1, 4)):
-                i = rng.randrange(len(chars))
-                roll = rng.random()
-                if roll < 0.4:
-                    chars[i] = rng.choice(alphabet)
-                elif roll < 0.7:
-                    del chars[i]
-                else:
-                    chars.insert(i, rng.choice(alphabet))
             try:
-                events = v.parse("".join(chars))
+                events = v.parse(fuzz.mutate_text(rng, [base], alphabet))
             except VenueError:
                 continue
             for event in events:
