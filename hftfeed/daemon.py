@@ -18,7 +18,7 @@ from . import hw
 from .config import default_config_path, load_config
 from .exchanges import VENUES
 from .errors import ConfigError
-from .feed import Feed, FeedStats
+from .feed import Feed, FeedStats, feed_identity
 from .publisher import Publisher
 from .sdnotify import Notifier
 from .stats import LatencyHistogram, format_ns
@@ -224,7 +224,6 @@ class _EmptyFeed(object):
 def plan_reload(old, new, feeds):
     """Decide what a reload changes. Raises ConfigError if it would renumber a running
     instrument or give a new one an id that is taken."""
-    from .feed import feed_identity
     running = {}
     for feed in feeds:
         for inst in feed.instruments.values():

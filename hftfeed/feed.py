@@ -144,28 +144,39 @@ class Feed(object):
         self.venue_id = venue_cls.VENUE_ID
         self.ssl_context = ssl_context
         self.rcvbuf_bytes = rcvbuf_bytes
+        self.capacity_levels = capacity_levels
         self.instruments = {}
         for inst_cfg in feed_cfg.instruments:
-            symbol = self.venue.venue_symbol(inst_cfg.symbol)
-            self.instruments[symbol] = Instrument(symbol, inst_cfg.instrument_id, self.venue_id,
-                                                  self.venue.rule, capacity_levels,
-                                                  feed_cfg.max_buffered_updates)
-        self.capacity_levels = capacity_levels
+            self._new_instrument(inst_cfg)
         self.budget = WeightBudget(feed_cfg.rest_weight_per_min)
         self.http = None
         self.routes = self.venue.routes()
         self.supervisors = []
-        for prefix, channels in self.routes:
-            for chunk in self._chunks(channels):
-                self.supervisors.append(Supervisor(self, len(self.supervisors), chunk, prefix,
-                                                   channels))
         self.tasks = []
+        self._add_supervisors(list(self.instruments.values()))
 
-    def _chunks(self, channels, instruments=None):
+    def _new_instrument(self, inst_cfg):
+        symbol = self.venue.venue_symbol(inst_cfg.symbol)
+        inst = Instrument(symbol, inst_cfg.instrument_id, self.venue_id, self.venue.rule,
+                          self.capacity_levels, self.cfg.max_buffered_updates)
+        self.instruments[symbol] = inst
+        return inst
+
+    def _add_supervisors(self, instruments):
+        """Connections for ``instruments``: per route, chunks within the stream limit. Their
+        tasks start at once when the feed is already running (a reload), else in start()."""
+        for prefix, channels in self.routes:
+            for chunk in self._chunks(channels, instruments):
+                sup = Supervisor(self, len(self.supervisors), chunk, prefix, channels)
+                self.supervisors.append(sup)
+                if self.tasks:
+                    self.tasks.append(asyncio.ensure_future(sup.run()))
+
+    def _chunks(self, channels, instruments):
         """Split instruments so no connection carries more streams than the venue allows."""
         chunks, current, streams = [], [], 0
         limit = self.cfg.max_streams_per_connection
-        for inst in (self.instruments.values() if instruments is None else instruments):
+        for inst in instruments:
             n = len(self.venue.streams_for(inst.symbol, channels))
             if current and streams + n > limit:
                 chunks.append(current)
@@ -180,7 +191,7 @@ class Feed(object):
         """What must match for a reloaded feed entry to be this feed (else: a new feed)."""
         return feed_identity(self.cfg)
 
-    def apply_symbols(self, new_cfg, loop_started=True):
+    def apply_symbols(self, new_cfg):
         """SIGHUP reload: add and remove instruments without touching the others.
 
         Removed instruments stop being routed at once (their streams leave the connection at
@@ -197,21 +208,11 @@ class Feed(object):
                 sup.remove_instrument(inst)
             inst.sync.disconnect()
             self.set_state(inst, wire.STATE_DISCONNECTED, now_ns)
-        added = []
-        for sym, inst_cfg in wanted.items():
-            if sym not in self.instruments:
-                inst = Instrument(sym, inst_cfg.instrument_id, self.venue_id, self.venue.rule,
-                                  self.capacity_levels, self.cfg.max_buffered_updates)
-                self.instruments[sym] = inst
-                added.append(inst)
+        added = [self._new_instrument(inst_cfg) for sym, inst_cfg in wanted.items()
+                 if sym not in self.instruments]
         self.venue.symbols = list(self.instruments)
         self.cfg.instruments = list(new_cfg.instruments)
-        for prefix, channels in self.routes:
-            for chunk in self._chunks(channels, added):
-                sup = Supervisor(self, len(self.supervisors), chunk, prefix, channels)
-                self.supervisors.append(sup)
-                if loop_started:
-                    self.tasks.append(asyncio.ensure_future(sup.run()))
+        self._add_supervisors(added)
         for sup in [s for s in self.supervisors if not s.instruments]:
             self.supervisors.remove(sup)
             sup.stopping = True
