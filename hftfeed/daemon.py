@@ -14,7 +14,7 @@ import ssl
 import sys
 import time
 
-from . import hw
+from . import hw, wire
 from .config import default_config_path, load_config
 from .exchanges import VENUES
 from .errors import ConfigError
@@ -192,11 +192,13 @@ class Daemon(object):
         self.last_counts = counts
         self.last_stats_ns = mono_ns
         lat = self.latency
-        log.info("HFT OrderBook: %d updates/sec | %d msgs/sec | %d levels/sec | packets %d | "
-                 "resyncs %d | reconnects %d | bad msgs %d | latency p50 %s p99 %s p99.9 %s "
-                 "(recv->send, %d samples)",
-                 rates[0], rates[1], rates[2], self.publisher.packets_sent, s.resyncs,
-                 s.reconnects, s.bad_messages, format_ns(lat.percentile(50)),
+        insts = [inst for feed in self.feeds for inst in feed.instruments.values()]
+        live = sum(1 for inst in insts if inst.state == wire.STATE_LIVE)
+        log.info("HFT OrderBook: %d updates/sec | %d msgs/sec | %d levels/sec | live %d/%d | "
+                 "packets %d | resyncs %d | reconnects %d | bad msgs %d | latency p50 %s p99 %s "
+                 "p99.9 %s (recv->send, %d samples)",
+                 rates[0], rates[1], rates[2], live, len(insts), self.publisher.packets_sent,
+                 s.resyncs, s.reconnects, s.bad_messages, format_ns(lat.percentile(50)),
                  format_ns(lat.percentile(99)), format_ns(lat.percentile(99.9)), lat.count)
         lat.reset()
 

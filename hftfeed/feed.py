@@ -266,8 +266,12 @@ class Feed(object):
         self.publisher.status(inst.venue_id, inst.instrument_id, now_ns or time.time_ns(), state)
 
     def publish_synced(self, inst, exch_ns, recv_ns):
-        """Live again: status 1, then the whole top-N flagged as the first book after a sync."""
+        """Live again: status 1, then the whole top-N flagged as the first book after a sync.
+        Logged here (not per path) so every way back to live leaves one line: a snapshot that
+        syncs at once, or a buffered diff that bridges it later."""
         self.set_state(inst, wire.STATE_LIVE, recv_ns)
+        log.info("%s %s: live (book at update id %d)", self.venue.NAME, inst.symbol,
+                 inst.book.update_id)
         self.publisher.book(inst.venue_id, inst.instrument_id, wire.BOOK_FLAG_SNAPSHOT, exch_ns,
                             recv_ns, inst.book)
 
@@ -328,7 +332,6 @@ class Feed(object):
             if result == SYNCED:
                 self.publish_synced(inst, 0, now_ns)
                 self.publisher.flush()
-                log.info("%s %s: live from snapshot %d", self.venue.NAME, inst.symbol, snap.last_id)
                 return
             if result == sync_mod.SNAPSHOT_TOO_OLD:
                 log.info("%s %s: snapshot %d older than the first buffered diff; fetching again",

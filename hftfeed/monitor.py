@@ -73,6 +73,7 @@ _MSG_PEEK = struct.Struct("<HBBH10xQ")
 _LEVEL = struct.Struct("<qq")
 
 _TYPE_B = wire.TYPE_BOOK
+_STATE_LIVE = wire.STATE_LIVE
 _TYPE_T = wire.TYPE_TRADE
 _TYPE_Q = wire.TYPE_QUOTE
 _TYPE_S = wire.TYPE_STATUS
@@ -540,6 +541,11 @@ class FeedMonitor(object):
             if mtype == _TYPE_B:
                 if msg_recv_ns:
                     record_daemon(send_ns - msg_recv_ns)
+                if apply_views and self.states.get(instrument) != _STATE_LIVE:
+                    # PROTOCOL.md: books are published only while synchronised, so a B shows
+                    # live even when the S that said so was lost or sent before we joined
+                    self.states[instrument] = _STATE_LIVE
+                    self.venues[instrument] = venue
                 if keep_books:
                     view = views.get(instrument)
                     if view is None:

@@ -206,6 +206,17 @@ def test_receiver_counts_instruments_going_live_and_resyncs_in_the_window():
     assert rx.live == 1 and rx.window["resync_status_msgs"] == 1
 
 
+def test_receiver_takes_a_book_as_proof_of_live_when_the_status_packet_was_lost():
+    rx = Receiver(sock=None)
+    status = lambda inst, state: (lambda b, o: wire.pack_status(b, o, 1, inst, 0, state))
+    _feed(rx, _packet(1, 0, [status(1, wire.STATE_RESYNC), status(2, wire.STATE_RESYNC)]), 1)
+    # seq 3 (instrument 1's S=1) never arrives; its first book does
+    _feed(rx, _packet(4, 0, [_book(1, 42, 0, wire.BOOK_FLAG_SNAPSHOT)]), 1)
+    assert rx.live == 1 and rx.states == {1: wire.STATE_LIVE, 2: wire.STATE_RESYNC}
+    _feed(rx, _packet(5, 0, [status(1, wire.STATE_RESYNC)]), 1)
+    assert rx.live == 0
+
+
 def test_receiver_process_reports_ready_live_and_a_json_result(tmp_path):
     out = str(tmp_path / "receipts.bin")
     proc = subprocess.Popen([sys.executable, "-m", "hftfeed.bench.receiver", "--out", out],

@@ -1,7 +1,6 @@
 """exchanges/binance_usdm.py: Binance USD-M futures messages -> shared update types, its URL
 split, snapshot weights and the pu continuity rule driven through the shared sync engine."""
 
-import json
 import random
 
 import pytest

@@ -374,6 +374,15 @@ def test_state_is_taken_from_status_messages(monitor, sender):
     assert "live" in "\n".join(render_report(monitor.interval_report()))
 
 
+def test_a_book_marks_its_instrument_live_when_the_status_message_was_lost(monitor, sender):
+    send_all(monitor, sender, [packet([status(4, wire.STATE_RESYNC)], seq=1)])
+    # seq 2 (S live) is lost; the first book after the resync arrives
+    send_all(monitor, sender, [packet([book(4, 9, [(PX, PX)], [(2 * PX, PX)])], seq=3)])
+    assert monitor.states == {4: wire.STATE_LIVE}
+    send_all(monitor, sender, [packet([status(4, wire.STATE_DISCONNECTED)], seq=4)])
+    assert monitor.states == {4: wire.STATE_DISCONNECTED}
+
+
 def test_book_view_keeps_the_latest_book_of_each_instrument(monitor, sender):
     send_all(monitor, sender, [
         packet([instrument_def(1, "BTCUSDT"), status(1, wire.STATE_LIVE),

@@ -16,7 +16,7 @@ from refbook import RefBook
 
 from hftfeed.fixed import parse_price
 from hftfeed.sim import bybit, rawclient
-from hftfeed.sim.market import EV_TRADE, SIDE_BUY, SIDE_SELL
+from hftfeed.sim.market import SIDE_BUY, SIDE_SELL
 from hftfeed.sim.server import start_sim
 from hftfeed.ws_proto import Close, Ping
 

@@ -45,7 +45,7 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT", "DO
            "AVAXUSDT", "DOTUSDT", "LINKUSDT")
 PERCENTILES = (50, 90, 99, 99.9)
 LATENCY_KEYS = ("p50_ns", "p90_ns", "p99_ns", "p99.9_ns", "max_ns")
-LIVE_TIMEOUT_S = 30.0
+LIVE_TIMEOUT_S = 60.0
 SIM_SEED = 4242
 
 PHASE1_KEYS = ("memory_lock", "prefault", "cpu_affinity", "scheduler", "socket_buffers", "gc",

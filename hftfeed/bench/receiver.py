@@ -26,7 +26,6 @@ receive time, which is what the wire-to-wire match needs.
 import argparse
 import json
 import logging
-import os
 import selectors
 import socket
 import struct
@@ -123,6 +122,10 @@ class Receiver(object):
             length, mtype, _venue, instrument, flags, _exch, msg_recv_ns, update_id = \
                 _MSG_HEADER.unpack_from(buf, off)
             if mtype == _TYPE_B:
+                if self.states.get(instrument) != wire.STATE_LIVE:
+                    # PROTOCOL.md: a book is published only while synchronised, so a B proves
+                    # live even when the S that announced it was lost (UDP at max rate)
+                    self._status(instrument, wire.STATE_LIVE)
                 if not recording:
                     self.before["books"] += 1
                 elif flags & _SNAPSHOT_FLAG:
