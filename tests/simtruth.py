@@ -16,6 +16,7 @@ per symbol makes calls with increasing ``u`` cheap. All ints are scaled by 10**8
 """
 
 import json
+from collections import deque
 import sys
 from pathlib import Path
 
@@ -161,3 +162,68 @@ def load_journal(path, initial_book_ids=False):
                 continue
             truth._add(rec)
     return truth
+
+
+class JournalStream(object):
+    """The simulator's books read forward from a journal, for runs too long to load whole.
+
+    The 1-hour soak writes ~10**7 depth events; :class:`Truth` would hold them all. This reads
+    the file lazily and answers ``top(symbol, u, n)`` like ``Truth.book_at(symbol, u).top(n)``
+    (also for a book still at its initial id), provided each symbol's ``u`` never goes back
+    between calls, which holds for one publisher's books of one instrument. Memory holds only
+    the events read ahead of the symbol that lags most. KeyError: no event of that symbol ended
+    at ``u``, or ``u`` is behind a book already returned."""
+
+    READ_LINES = 512
+
+    def __init__(self, path):
+        self._fh = open(str(path), "r", encoding="ascii")
+        self._books = {}       # symbol -> RefBook with every event read so far up to its cursor
+        self._pending = {}     # symbol -> deque of (u, bids_flat, asks_flat) not yet applied
+        self.bad_lines = 0
+        self.events_read = 0
+
+    def close(self):
+        self._fh.close()
+
+    def top(self, symbol, update_id, n):
+        pending = self._pending.get(symbol)
+        while pending is None:
+            if not self._read_more():
+                raise KeyError((symbol, update_id))
+            pending = self._pending.get(symbol)
+        book = self._books[symbol]
+        while book.update_id < update_id:
+            if not pending and not self._read_more():
+                break
+            if pending:
+                u, bids, asks = pending.popleft()
+                book.apply_levels(bids, asks)
+                book.update_id = u
+        if book.update_id != update_id:
+            raise KeyError((symbol, update_id))
+        return book.top(n)
+
+    def _read_more(self):
+        """Read the next lines into the per-symbol queues; False at the end of the file."""
+        got = False
+        for _ in range(self.READ_LINES):
+            line = self._fh.readline()
+            if not line:
+                return got
+            got = True
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                self.bad_lines += 1      # the writer was killed mid-line
+                continue
+            kind = rec.get("kind")
+            if kind == "depth":
+                self.events_read += 1
+                self._pending[rec["symbol"]].append((rec["u"], _flat(rec["b"]), _flat(rec["a"])))
+            elif kind == "book":
+                book = RefBook()
+                book.load_snapshot(_flat(rec["bids"]), _flat(rec["asks"]), rec["update_id"])
+                self._books[rec["symbol"]] = book
+                self._pending[rec["symbol"]] = deque()
+        return got
