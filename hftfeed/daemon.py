@@ -14,7 +14,7 @@ import ssl
 import sys
 import time
 
-from . import hw, wire
+from . import gctune, hw, wire
 from .config import default_config_path, load_config
 from .exchanges import VENUES
 from .errors import ConfigError
@@ -65,6 +65,7 @@ class Daemon(object):
         self.stop_requested = None
         self.ready_sent = False
         self.gc_scheduler = None
+        self.gc_pauses = gctune.GcPauseMonitor()   # every collection, for the stats line
         self.ssl_context = None
         self.last_stats_ns = 0
         self.last_counts = (0, 0, 0)
@@ -114,9 +115,11 @@ class Daemon(object):
         for feed in self.feeds:
             feed.start()
         if self.cfg.gc_collect_interval_s > 0:
-            self.gc_scheduler = hw.GcScheduler(self.cfg.gc_collect_interval_s)
+            self.gc_scheduler = gctune.GcScheduler(self.cfg.gc_collect_interval_s)
             self.gc_scheduler.start(loop)
-        hw.gc_after_startup(self.cfg.gc_freeze_after_start)
+        gctune.gc_after_startup(self.cfg.gc_freeze_after_start)
+        if not self.gc_pauses.install():
+            log.info("gc: this interpreter has no collection hooks; the stats line omits gc")
         self.watchdog_interval_ns = int((self.notifier.watchdog_interval_s() or 0) * 1e9) \
             if self.cfg.watchdog else 0
         self.last_stats_ns = time.monotonic_ns()
@@ -194,12 +197,18 @@ class Daemon(object):
         lat = self.latency
         insts = [inst for feed in self.feeds for inst in feed.instruments.values()]
         live = sum(1 for inst in insts if inst.state == wire.STATE_LIVE)
+        gc_text = ""
+        if self.gc_pauses.installed:
+            pauses, pause_ns, pause_max_ns = self.gc_pauses.take_interval()
+            gc_text = " | gc %d pauses %s (max %s)" % (pauses, format_ns(pause_ns),
+                                                       format_ns(pause_max_ns))
         log.info("HFT OrderBook: %d updates/sec | %d msgs/sec | %d levels/sec | live %d/%d | "
                  "packets %d | resyncs %d | reconnects %d | bad msgs %d | latency p50 %s p99 %s "
-                 "p99.9 %s (recv->send, %d samples)",
+                 "p99.9 %s (recv->send, %d samples)%s",
                  rates[0], rates[1], rates[2], live, len(insts), self.publisher.packets_sent,
                  s.resyncs, s.reconnects, s.bad_messages, format_ns(lat.percentile(50)),
-                 format_ns(lat.percentile(99)), format_ns(lat.percentile(99.9)), lat.count)
+                 format_ns(lat.percentile(99)), format_ns(lat.percentile(99.9)), lat.count,
+                 gc_text)
         lat.reset()
 
     async def shutdown(self):
@@ -213,6 +222,7 @@ class Daemon(object):
             log.warning("feeds did not stop within %.1f s; closing anyway", STOP_TIMEOUT_S)
         if self.gc_scheduler is not None:
             self.gc_scheduler.stop()
+        self.gc_pauses.uninstall()
         self.publisher.end_session()
         log.info("stopped: %s", self.publisher.counters())
         self.publisher.close()

@@ -3,6 +3,8 @@
 Every B message must equal the simulator's own top-20 at that update id, every T its trade,
 every Q its book ticker, and the sequence numbers must have no hole."""
 
+import re
+
 import pytest
 
 from hftfeed import wire
@@ -74,7 +76,11 @@ def test_every_published_message_matches_the_simulator(rig):
         assert states[:2] == [wire.STATE_RESYNC, wire.STATE_LIVE]
         first_book = next(m for m in messages_of(packets, wire.TYPE_BOOK) if m.instrument == inst)
         assert first_book.flags & wire.BOOK_FLAG_SNAPSHOT
-    assert "HFT OrderBook:" in daemon.log_text()
+    stats_lines = [line for line in daemon.log_text().splitlines() if "HFT OrderBook:" in line]
+    assert stats_lines and "| live %d/%d |" % (len(ids), len(ids)) in stats_lines[-1]
+    assert re.search(r"\| gc \d+ pauses \S+ \(max \S+\)$", stats_lines[-1]), stats_lines[-1]
+    for symbol in ids.values():
+        assert "%s: live (book at update id" % symbol in daemon.log_text()
     # default flush policy "frame": one inbound frame (one Binance event) -> its own datagram
     assert max(market_messages(p) for p in packets) == 1
 

@@ -5,10 +5,8 @@ Controls that change the calling process (mlockall, affinity, SCHED_FIFO) run in
 (the same interpreter as the test: the suite runs under CPython and PyPy), so pytest is unaffected.
 """
 
-import asyncio
 import ctypes
 import errno
-import gc
 import json
 import os
 import resource
@@ -21,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from hftfeed import hw
+from hftfeed.hwresult import HwResult
 from hftfeed.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,11 +77,11 @@ def proc_status(pid, field):
 # small pure helpers
 
 def test_hwresult_carries_name_status_message_and_fix():
-    result = hw.HwResult("memory_lock", hw.WARN, "refused", "ulimit -l unlimited")
+    result = HwResult("memory_lock", hw.WARN, "refused", "ulimit -l unlimited")
     assert result.as_dict() == {"name": "memory_lock", "status": "warn", "message": "refused",
                                 "fix": "ulimit -l unlimited"}
     assert not result.ok
-    assert hw.HwResult("x", hw.OK, "fine").ok
+    assert HwResult("x", hw.OK, "fine").ok
 
 
 def test_cpu_list_format_parses_ranges_and_singles_both_ways():
@@ -346,97 +345,6 @@ def test_sched_fifo_without_cap_sys_nice_warns_with_the_fix():
         assert _stat_fields(proc.pid)[41 - 3] == "0"
     finally:
         finish(proc)
-
-
-# ---------------------------------------------------------------------------------------------
-# GC
-
-@pytest.fixture
-def restore_gc():
-    enabled = gc.isenabled()
-    thresholds = gc.get_threshold() if hasattr(gc, "get_threshold") else None
-    yield
-    if thresholds is not None:
-        gc.set_threshold(*thresholds)
-    if hasattr(gc, "unfreeze"):
-        gc.unfreeze()
-    if enabled:
-        gc.enable()
-
-
-def test_tune_gc_sets_thresholds_where_the_interpreter_has_them(restore_gc):
-    result = hw.tune_gc(False, False, [5000, 20, 30])
-    if hasattr(gc, "set_threshold"):
-        assert result.status == hw.OK
-        assert gc.get_threshold() == (5000, 20, 30)
-    else:
-        assert result.status == hw.WARN
-        assert "PYPY_GC_NURSERY" in result.fix
-
-
-def test_disabling_automatic_gc_without_a_schedule_warns_memory_is_never_reclaimed(restore_gc):
-    result = hw.tune_gc(False, True, None, collect_interval_s=0)
-    assert result.status == hw.WARN
-    assert "never reclaimed" in result.message
-    assert not gc.isenabled()
-    gc.enable()
-    assert hw.tune_gc(False, True, None, collect_interval_s=1.0).status == hw.OK
-
-
-def test_bad_gc_thresholds_are_a_config_error():
-    for bad in ([], [1, 2, 3, 4], [-1], ["7"], 700):
-        with pytest.raises(ConfigError, match="gc.thresholds"):
-            hw.tune_gc(False, False, bad)
-
-
-def test_gc_after_startup_freezes_on_cpython_and_skips_on_pypy(restore_gc):
-    keep = [[i] for i in range(100)]
-    result = hw.gc_after_startup(True)
-    if hasattr(gc, "freeze"):
-        assert result.status == hw.OK
-        assert gc.get_freeze_count() >= len(keep)
-    else:
-        assert result.status == hw.SKIPPED
-    assert hw.gc_after_startup(False).status == hw.SKIPPED
-
-
-def test_gc_scheduler_times_each_collection_with_the_given_clock():
-    ticks = iter([100, 350, 1000, 1100])
-    scheduler = hw.GcScheduler(1.0, clock_ns=lambda: next(ticks))
-    assert scheduler.run_once() == 250
-    assert scheduler.run_once() == 100
-    assert scheduler.snapshot() == {"collections": 2, "total_ns": 350, "max_ns": 250, "last_ns": 100}
-
-
-def test_gc_scheduler_collects_repeatedly_from_the_event_loop():
-    scheduler = hw.GcScheduler(0.01)
-    loop = asyncio.new_event_loop()
-    try:
-        assert scheduler.start(loop)
-        loop.run_until_complete(asyncio.sleep(0.2))
-        scheduler.stop()
-    finally:
-        loop.close()
-    assert scheduler.collections >= 3
-    assert scheduler.max_ns > 0
-    assert not hw.GcScheduler(0).start(None)
-
-
-def test_gc_pause_monitor_counts_collections_the_interpreter_runs():
-    monitor = hw.GcPauseMonitor()
-    if not monitor.install():
-        pytest.skip("no GC hooks on this interpreter")
-    try:
-        for _ in range(20):
-            junk = [[i] for i in range(50000)]
-            cycle = []
-            cycle.append(cycle)
-        del junk, cycle
-        gc.collect()
-    finally:
-        monitor.uninstall()
-    assert monitor.snapshot()["count"] > 0
-    assert monitor.snapshot()["total_ns"] > 0
 
 
 # ---------------------------------------------------------------------------------------------
