@@ -406,6 +406,29 @@ def test_book_view_keeps_the_latest_book_of_each_instrument(monitor, sender):
     assert "upd 101" in line
 
 
+def test_book_view_shows_the_latest_quote_and_trade_of_each_instrument(monitor, sender):
+    send_all(monitor, sender, [
+        packet([instrument_def(1, "BTCUSDT"), trade(1, trade_id=5, side=2),
+                book(1, 100, [(99 * PX, PX)], [(102 * PX, PX)])], seq=1),
+        packet([quote(1), trade(1, trade_id=6, price=100 * PX, qty=3 * PX, side=1)], seq=4),
+    ])
+    row = monitor.interval_report(depth=1)["instruments"][0]
+    assert row["quote"] == {"update_id": 7, "bid_px": 100 * PX, "bid_qty": PX,
+                            "ask_px": 101 * PX, "ask_qty": 2 * PX}
+    assert row["last_trade"] == {"trade_id": 6, "price": 100 * PX, "qty": 3 * PX, "side": 1}
+    line = [l for l in render_report(monitor.interval_report(depth=1)) if "BTCUSDT" in l][0]
+    assert "bbo 1@100 / 101@2" in line and "last 100 x3 buy" in line
+    deep = render_report(monitor.interval_report(depth=5), depth=5)
+    assert any("bbo 1@100 / 101@2" in l for l in deep)
+
+
+def test_an_instrument_seen_only_through_trades_has_a_row_without_a_book(monitor, sender):
+    send_all(monitor, sender, [packet([trade(3, trade_id=1)], seq=1)])
+    row = monitor.interval_report(depth=1)["instruments"][0]
+    assert row["instrument"] == 3 and row["bids"] == [] and row["quote"] is None
+    assert row["last_trade"]["trade_id"] == 1
+
+
 def test_deeper_book_view_lists_levels(monitor, sender):
     send_all(monitor, sender, [packet([book(1, 9, [(10 * PX, PX), (9 * PX, 2 * PX)],
                                             [(11 * PX, 3 * PX)])], seq=1)])

@@ -150,13 +150,32 @@ class _Channel(object):
 class _BookView(object):
     """Latest ``B`` message of one instrument, kept raw until someone looks at it."""
 
-    __slots__ = ("raw", "decoded", "books_interval", "books_total")
+    __slots__ = ("raw", "decoded", "books_interval", "books_total", "quote_raw", "trade_raw")
 
     def __init__(self):
         self.raw = None
         self.decoded = None
         self.books_interval = 0
         self.books_total = 0
+        self.quote_raw = None       # latest Q (best bid/offer), raw like the book
+        self.trade_raw = None       # latest T
+
+
+def _quote_row(view):
+    """The latest Q of a view as a dict (None if none seen)."""
+    if view is None or view.quote_raw is None:
+        return None
+    q = decode_single_message(view.quote_raw)
+    return {"update_id": q.update_id, "bid_px": q.bid_px, "bid_qty": q.bid_qty,
+            "ask_px": q.ask_px, "ask_qty": q.ask_qty}
+
+
+def _trade_row(view):
+    """The latest T of a view as a dict (None if none seen)."""
+    if view is None or view.trade_raw is None:
+        return None
+    t = decode_single_message(view.trade_raw)
+    return {"trade_id": t.update_id, "price": t.price, "qty": t.qty, "side": t.side}
 
 
 def decode_single_message(raw):
@@ -388,6 +407,14 @@ class FeedMonitor(object):
             elif mtype == _TYPE_T or mtype == _TYPE_Q:
                 if msg_recv_ns:
                     record_daemon(send_ns - msg_recv_ns)
+                if keep_books:
+                    view = views.get(instrument)
+                    if view is None:
+                        view = views[instrument] = _BookView()
+                    if mtype == _TYPE_Q:
+                        view.quote_raw = buf[off:off + length]
+                    else:
+                        view.trade_raw = buf[off:off + length]
             elif mtype == _TYPE_S:
                 if apply_views:
                     self.states[instrument] = buf[off + wire.MSG_HEADER_SIZE]
@@ -439,6 +466,8 @@ class FeedMonitor(object):
                 "books": books,
                 "bids": [list(level) for level in book.bids[:depth]] if book is not None else [],
                 "asks": [list(level) for level in book.asks[:depth]] if book is not None else [],
+                "quote": _quote_row(view),
+                "last_trade": _trade_row(view),
             }
             if per_interval:
                 row["books_per_s"] = books / interval_s if interval_s > 0 else 0.0

@@ -43,12 +43,13 @@ def _instrument_lines(row, depth, rate_key):
     else:
         rate = "%d books" % row["books"]
     bids, asks = row["bids"], row["asks"]
+    extra = _quote_and_trade(row)
     if depth <= 1:
         bid = "%s@%s" % (format_price(bids[0][1]), format_price(bids[0][0])) if bids else "-"
         ask = "%s@%s" % (format_price(asks[0][0]), format_price(asks[0][1])) if asks else "-"
-        return ["  %-14s %-12s %-12s %s / %s  upd %s  %s"
-                % (name, venue, state, bid, ask, update, rate)]
-    lines = ["  %-14s %-12s %-12s upd %s  %s" % (name, venue, state, update, rate)]
+        return ["  %-14s %-12s %-12s %s / %s  upd %s  %s%s"
+                % (name, venue, state, bid, ask, update, rate, extra)]
+    lines = ["  %-14s %-12s %-12s upd %s  %s%s" % (name, venue, state, update, rate, extra)]
     for level in range(min(depth, max(len(bids), len(asks)))):
         bid = bids[level] if level < len(bids) else None
         ask = asks[level] if level < len(asks) else None
@@ -56,6 +57,23 @@ def _instrument_lines(row, depth, rate_key):
             format_price(bid[1]) if bid else "", format_price(bid[0]) if bid else "",
             format_price(ask[0]) if ask else "", format_price(ask[1]) if ask else ""))
     return lines
+
+
+_SIDE_NAMES = {1: "buy", 2: "sell"}
+
+
+def _quote_and_trade(row):
+    """"  bbo QTY@PX / PX@QTY  last PX xQTY side" from the latest Q and T, when seen."""
+    text = ""
+    quote = row.get("quote")
+    if quote is not None:
+        text += "  bbo %s@%s / %s@%s" % (format_price(quote["bid_qty"]), format_price(quote["bid_px"]),
+                                         format_price(quote["ask_px"]), format_price(quote["ask_qty"]))
+    trade = row.get("last_trade")
+    if trade is not None:
+        text += "  last %s x%s %s" % (format_price(trade["price"]), format_price(trade["qty"]),
+                                      _SIDE_NAMES.get(trade["side"], "?"))
+    return text
 
 
 def render_report(report, depth=1):
