@@ -7,8 +7,8 @@ so the daemon calls these unconditionally.
 
 With ``Type=notify`` systemd considers the unit started only after ``READY=1``; with
 ``WatchdogSec=`` it kills and restarts the unit when ``WATCHDOG=1`` stops arriving. The daemon
-sends the pings from its event loop (:class:`WatchdogTimer`), so a wedged loop is what gets
-restarted, not merely a dead process.
+sends the pings from its event loop's housekeeping tick (daemon.py), so a wedged loop is what
+gets restarted, not merely a dead process.
 """
 
 import logging
@@ -140,37 +140,3 @@ class Notifier(object):
 def _one_line(text):
     # Each datagram line is one KEY=VALUE pair: a newline inside STATUS would start a new key.
     return str(text).replace("\n", " ")
-
-
-class WatchdogTimer(object):
-    """Sends WATCHDOG=1 every ``interval_s`` from an asyncio loop (``loop.call_later``).
-
-    The pings come from the loop itself, so if a callback blocks the loop longer than
-    WatchdogSec, systemd notices and restarts the daemon."""
-
-    def __init__(self, notifier, interval_s=None):
-        self.notifier = notifier
-        self.interval_s = notifier.watchdog_interval_s() if interval_s is None else interval_s
-        self._loop = None
-        self._handle = None
-        self.pings = 0
-
-    def start(self, loop):
-        """Begin pinging (the first ping right away); False if there is nothing to ping."""
-        if not self.notifier.enabled or not self.interval_s:
-            return False
-        self._loop = loop
-        self._tick()
-        return True
-
-    def _tick(self):
-        self.notifier.watchdog()
-        self.pings += 1
-        if self._loop is not None:
-            self._handle = self._loop.call_later(self.interval_s, self._tick)
-
-    def stop(self):
-        if self._handle is not None:
-            self._handle.cancel()
-        self._handle = None
-        self._loop = None

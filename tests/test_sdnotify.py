@@ -1,6 +1,5 @@
 """Specification of hftfeed.sdnotify: a real AF_UNIX datagram socket stands in for systemd."""
 
-import asyncio
 import logging
 import os
 import socket
@@ -8,7 +7,7 @@ import uuid
 
 import pytest
 
-from hftfeed.sdnotify import Notifier, WatchdogTimer
+from hftfeed.sdnotify import Notifier
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="AF_UNIX needed")
 
@@ -123,27 +122,3 @@ def test_send_errors_are_logged_once_and_counted_never_raised(tmp_path, caplog):
 def test_watchdog_interval_is_half_of_watchdog_usec_and_only_for_our_pid(environ, expected):
     environ = dict(environ, NOTIFY_SOCKET="/run/systemd/notify")
     assert Notifier(environ).watchdog_interval_s() == expected
-
-
-def test_watchdog_timer_pings_repeatedly_from_the_event_loop(fake_systemd):
-    path, server = fake_systemd
-    notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "40000"})
-    timer = WatchdogTimer(notifier)
-    assert timer.interval_s == 0.02
-    loop = asyncio.new_event_loop()
-    try:
-        assert timer.start(loop)
-        loop.run_until_complete(asyncio.sleep(0.15))
-        timer.stop()
-    finally:
-        loop.close()
-    assert timer.pings >= 3
-    messages = [received(server) for _ in range(timer.pings)]
-    assert messages == ["WATCHDOG=1"] * timer.pings
-    notifier.close()
-
-
-def test_watchdog_timer_does_nothing_without_a_watchdog(fake_systemd):
-    path, _server = fake_systemd
-    assert not WatchdogTimer(Notifier({"NOTIFY_SOCKET": path})).start(None)
-    assert not WatchdogTimer(Notifier({"WATCHDOG_USEC": "1000000"})).start(None)
