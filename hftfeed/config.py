@@ -84,6 +84,15 @@ def _get_int(obj, key, default, path, lo=None, hi=None):
     return value
 
 
+def _get_buffer_bytes(bufs, key):
+    """0 leaves the kernel's default size (no setsockopt); otherwise 4 KiB to 1 GiB."""
+    value = _get_int(bufs, key, 4 * 2 ** 20, "socket_buffers", 0, 1 << 30)
+    if 0 < value < 4096:
+        raise ConfigError("socket_buffers.%s: %d is out of range: 0 (kernel default) or "
+                          "[4096, %d]" % (key, value, 1 << 30))
+    return value
+
+
 def _get_number(obj, key, default, path, lo=None, hi=None):
     value = obj.get(key, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -319,8 +328,8 @@ def _load_hw(raw, cfg):
 
     bufs = _get_obj(raw, "socket_buffers", "config")
     _check_keys(bufs, {"sndbuf_bytes", "rcvbuf_bytes"}, "socket_buffers")
-    cfg.sndbuf_bytes = _get_int(bufs, "sndbuf_bytes", 4 * 2 ** 20, "socket_buffers", 4096, 1 << 30)
-    cfg.rcvbuf_bytes = _get_int(bufs, "rcvbuf_bytes", 4 * 2 ** 20, "socket_buffers", 4096, 1 << 30)
+    cfg.sndbuf_bytes = _get_buffer_bytes(bufs, "sndbuf_bytes")
+    cfg.rcvbuf_bytes = _get_buffer_bytes(bufs, "rcvbuf_bytes")
 
     gc_raw = _get_obj(raw, "gc", "config")
     _check_keys(gc_raw, {"freeze_after_start", "disable_automatic", "thresholds",

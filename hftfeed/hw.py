@@ -445,7 +445,10 @@ def socket_buffer_report(sock, requested_snd, requested_rcv):
             ("rcvbuf", socket.SO_RCVBUF, requested_rcv, "net.core.rmem_max")):
         raw = sock.getsockopt(socket.SOL_SOCKET, option)
         granted = raw // divisor
-        parts.append("%s %d B granted (kernel reports %d)" % (label, granted, raw))
+        if requested:
+            parts.append("%s %d B granted (kernel reports %d)" % (label, granted, raw))
+        else:
+            parts.append("%s kernel default %d B (kernel reports %d)" % (label, granted, raw))
         if requested and granted < requested:
             current = read_sysctl_int(sysctl)
             capped.append("%s capped at %d B, asked %d: %s is %s"

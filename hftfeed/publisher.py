@@ -71,9 +71,7 @@ class Publisher(object):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf_bytes)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf_bytes)
-            self.buffer_report = hw.socket_buffer_report(sock, self.sndbuf_bytes,
+            self.buffer_report = hw.apply_socket_buffers(sock, self.sndbuf_bytes,
                                                          self.rcvbuf_bytes)
             if family == socket.AF_INET:
                 self._ipv4_options(sock)

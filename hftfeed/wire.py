@@ -27,7 +27,6 @@ VERSION = 1
 HEADER_SIZE = 32
 MSG_HEADER_SIZE = 32
 PACKET_FLAG_END_OF_SESSION = 1
-SEND_NS_OFFSET = 24          # packet header: u64 send_ns, patched right before sendto
 DEFAULT_MAX_PAYLOAD = 1472   # 1500-byte Ethernet MTU - 20 (IPv4) - 8 (UDP)
 
 TYPE_BOOK = ord("B")
@@ -71,8 +70,6 @@ _STATUS = struct.Struct("<HBBHHQQQB7x")
 _INSTRUMENT = struct.Struct("<HBBHHQQQ24sbb6x")
 _BOOK_COUNTS = struct.Struct("<BB")
 _LEVEL = struct.Struct("<qq")
-_SEND_NS = struct.Struct("<Q")
-_COUNT = struct.Struct("<H")
 # Decoding B levels: one unpack_from for all of them and zip beats 40 calls on CPython (~15 %);
 # PyPy's JIT makes the per-level loop ~1.6x faster than building the big tuple.
 _UNPACK_ALL_LEVELS = platform.python_implementation() == "CPython"
@@ -103,17 +100,6 @@ def pack_packet_header(buf, flags, channel, count, session, seq, send_ns):
         raise WireError("packet header not encodable (channel=%r count=%r session=%r seq=%r): %s"
                         % (channel, count, session, seq, exc)) from exc
     return HEADER_SIZE
-
-
-def patch_send_ns(buf, send_ns):
-    """Overwrite the header's send_ns (the publisher calls this right before ``sendto``)."""
-    _SEND_NS.pack_into(buf, SEND_NS_OFFSET, send_ns)
-
-
-def patch_count(buf, count):
-    """Overwrite the header's message count (a publisher that packs messages before it knows
-    how many the datagram will hold writes the header first and fixes the count up at flush)."""
-    _COUNT.pack_into(buf, 6, count)
 
 
 def pack_book(buf, off, venue, instrument, flags, exch_ns, recv_ns, book, depth):

@@ -277,6 +277,7 @@ def test_baseline_turns_every_phase1_setting_off_and_all_on_turns_each_on():
     assert on["cpu_affinity"] == {"enabled": True, "processor_core": 1}
     assert on["scheduler"]["policy"] == "fifo"
     assert on["socket_buffers"] == {"sndbuf_bytes": 4 * 2 ** 20, "rcvbuf_bytes": 4 * 2 ** 20}
+    assert off["socket_buffers"] == {"sndbuf_bytes": 0, "rcvbuf_bytes": 0}    # kernel defaults
     assert on["gc"]["disable_automatic"] and on["gc"]["collect_interval_s"] > 0
     alone = e2e.phase1_settings(("prefault",), 1)
     assert alone["prefault"] and not alone["memory_lock"] and not alone["busy_poll"]

@@ -68,6 +68,11 @@ def test_phase1_contract_keys_work_as_written():
     assert cfg.busy_poll is True
 
 
+def test_socket_buffers_of_zero_mean_the_kernel_default():
+    cfg = load_config_dict(cfg_with(socket_buffers={"sndbuf_bytes": 0, "rcvbuf_bytes": 0}))
+    assert (cfg.sndbuf_bytes, cfg.rcvbuf_bytes) == (0, 0)
+
+
 def test_processor_core_minus_one_disables_pinning_even_when_enabled_is_absent():
     assert load_config_dict(cfg_with(cpu_affinity={"processor_core": -1})).cpu_core == -1
     assert load_config_dict(cfg_with(cpu_affinity={"enabled": False, "processor_core": 1})).cpu_core == -1
@@ -132,6 +137,8 @@ def test_ids_continue_across_feeds_in_order_of_appearance():
     ({"gc": {"thresholds": [1, "x"]}}, "gc.thresholds"),
     ({"gc": {"disable_automatic": True}}, "gc.disable_automatic: needs gc.collect_interval_s"),
     ({"socket_buffers": {"sndbuf_bytes": -1}}, "socket_buffers.sndbuf_bytes: -1 is out of range"),
+    ({"socket_buffers": {"rcvbuf_bytes": 100}},
+     "socket_buffers.rcvbuf_bytes: 100 is out of range: 0 (kernel default) or [4096, "),
 ])
 def test_bad_values_name_the_key(changes, needle):
     assert needle in error_of(cfg_with(**changes))

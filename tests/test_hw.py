@@ -357,6 +357,15 @@ def test_socket_buffer_report_ok_when_the_request_fits():
     assert "sndbuf 65536 B granted" in result.message
 
 
+def test_socket_buffers_of_zero_keep_the_kernel_default_and_say_so():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        default_snd = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        result = hw.apply_socket_buffers(sock, 0, 0)
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == default_snd
+    assert result.status == hw.OK
+    assert "sndbuf kernel default" in result.message and "rcvbuf kernel default" in result.message
+
+
 @linux_only
 def test_socket_buffer_report_names_the_sysctl_when_the_kernel_caps_the_request():
     rmem_max = hw.read_sysctl_int("net.core.rmem_max")

@@ -66,11 +66,14 @@ def test_combined_wrapper_is_stream_then_data():
     assert json.loads(text) == {"stream": "btcusdt@trade", "data": {"x": 1}}
 
 
-def test_decimal_formatting_is_exact_for_large_small_and_negative_values():
-    assert binance.fmt_decimal(0) == "0.00000000"
-    assert binance.fmt_decimal(1) == "0.00000001"
-    assert binance.fmt_decimal(9223372036854775807) == "92233720368.54775807"
-    assert binance.fmt_decimal(-150000000) == "-1.50000000"
+@pytest.mark.parametrize("levels, text", [
+    ([0, 1], '["0.00000000","0.00000001"]'),
+    ([9223372036854775807, 150000000], '["92233720368.54775807","1.50000000"]'),
+    ([1, 2, 3, 4], '["0.00000001","0.00000002"],["0.00000003","0.00000004"]'),
+])
+def test_depth_levels_are_exact_eight_decimal_strings(levels, text):
+    payload = binance.depth_payload("BTCUSDT", 1, 2, levels, [], 0)
+    assert '"b":[%s]' % text in payload and json.loads(payload)["a"] == []
 
 
 def test_server_shutdown_event():

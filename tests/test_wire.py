@@ -92,7 +92,6 @@ def test_constants_match_protocol_tables():
     assert (wire.VENUE_BINANCE, wire.VENUE_BINANCE_USDM, wire.VENUE_BYBIT, wire.VENUE_OKX,
             wire.VENUE_COINBASE, wire.VENUE_SIM) == (1, 2, 3, 4, 5, 255)
     assert wire.DEFAULT_MAX_PAYLOAD == 1472
-    assert wire.SEND_NS_OFFSET == 24
 
 
 def test_book_len_is_40_plus_16_per_level():
@@ -109,18 +108,6 @@ def test_packet_header_encodes_golden_bytes_at_offset_zero():
     assert end == 32
     assert bytes(buf[:32]) == GOLDEN_HEADER
     assert bytes(buf[32:]) == b"\xaa" * 8
-
-
-def test_patch_send_ns_overwrites_only_the_send_time():
-    buf = bytearray(GOLDEN_HEADER)
-    wire.patch_send_ns(buf, 0x1112131415161718)
-    assert bytes(buf) == GOLDEN_HEADER[:24] + h("18 17 16 15 14 13 12 11")
-
-
-def test_patch_count_overwrites_only_the_count():
-    buf = bytearray(GOLDEN_HEADER)
-    wire.patch_count(buf, 0x0203)
-    assert bytes(buf) == GOLDEN_HEADER[:6] + h("03 02") + GOLDEN_HEADER[8:]
 
 
 def test_end_of_session_header_sets_flag_bit_zero():
@@ -450,8 +437,7 @@ def build_mixed_packet(rng, buf):
             off = wire.pack_instrument(buf, off, venue, instrument, symbol)
             expected.append(wire.InstrumentMsg(venue, instrument, 0, 0, 0, 0, symbol, -8, -8))
     session, seq, send_ns = rng.randrange(2 ** 32), rng.randrange(2 ** 64), rng.randrange(2 ** 64)
-    wire.pack_packet_header(buf, 0, 3, len(expected), session, seq, 0)
-    wire.patch_send_ns(buf, send_ns)
+    wire.pack_packet_header(buf, 0, 3, len(expected), session, seq, send_ns)
     return bytes(buf[:off]), expected, (0, 3, len(expected), session, seq, send_ns)
 
 

@@ -19,8 +19,8 @@ journal on) and ``max`` (the simulator asked for far more than it can produce: t
 journal because writing it halves the simulator's rate, so no wire-to-wire figure there).
 
 Phase 1 variants (:data:`PHASE1_KEYS`): the baseline has every setting off, then each one on
-alone, then all on. "Off" for socket buffers means the kernel's default sizes (the config has
-no "leave unset" value; net.core.[rw]mem_default are written explicitly).
+alone, then all on. "Off" for socket buffers is 0 in the config: no setsockopt, the kernel's
+default UDP sizes and TCP autotuning.
 """
 
 import json
@@ -55,20 +55,9 @@ PHASE1_KEYS = ("memory_lock", "prefault", "cpu_affinity", "scheduler", "socket_b
 EXTRA_KEYS = ("flush_read",)
 
 
-def _read_int(path, default):
-    try:
-        with open(path) as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError) as exc:
-        log.debug("cannot read %s: %s", path, exc)
-        return default
-
-
 def phase1_settings(on_keys, core):
     """The daemon config's Phase 1 keys with ``on_keys`` on and every other one off."""
     on = set(on_keys)
-    wmem = _read_int("/proc/sys/net/core/wmem_default", 212992)
-    rmem = _read_int("/proc/sys/net/core/rmem_default", 212992)
     big = 4 * 2 ** 20
     return {
         "memory_lock": "memory_lock" in on,
@@ -77,7 +66,7 @@ def phase1_settings(on_keys, core):
                          else {"enabled": False, "processor_core": -1}),
         "scheduler": {"policy": "fifo" if "scheduler" in on else "other", "priority": 10},
         "socket_buffers": ({"sndbuf_bytes": big, "rcvbuf_bytes": big} if "socket_buffers" in on
-                           else {"sndbuf_bytes": max(4096, wmem), "rcvbuf_bytes": max(4096, rmem)}),
+                           else {"sndbuf_bytes": 0, "rcvbuf_bytes": 0}),   # kernel defaults
         "gc": ({"freeze_after_start": True, "disable_automatic": True, "thresholds": None,
                 "collect_interval_s": 1.0} if "gc" in on
                else {"freeze_after_start": False, "disable_automatic": False, "thresholds": None,

@@ -33,12 +33,6 @@ def measure(quick=False):
     return result
 
 
-def two_hop(floor_mode):
-    """The wire-to-wire floor: two one-way hops, percentile by percentile."""
-    return {key: 2 * value for key, value in floor_mode.items()
-            if key.endswith("_ns") and isinstance(value, int)}
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m hftfeed.bench.floor")
     parser.add_argument("--quick", action="store_true")

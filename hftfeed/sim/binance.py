@@ -119,13 +119,6 @@ def symbol_of_stream(stream):
 
 
 # ---------------------------------------------------------------------- JSON formatting (hot path)
-def fmt_decimal(v):
-    """Scaled int -> Binance's 8-decimal string ("37000.01000000"); handles negatives too."""
-    if v < 0:
-        return "-%d.%08d" % divmod(-v, SCALE)
-    return "%d.%08d" % divmod(v, SCALE)
-
-
 def _levels(flat):
     # String formatting, not json.dumps: the simulator must emit >= 100k messages/s. Most diff
     # messages carry 0 or 1 level a side, so those two cases skip the loop and the join.
@@ -185,17 +178,6 @@ def combined_prefix(stream):
 def server_shutdown_payload(event_ms):
     """The ``serverShutdown`` notice sent before the server closes the connection."""
     return '{"e":"serverShutdown","E":%d}' % (event_ms,)
-
-
-def event_streams(ev):
-    """``(lowercase symbol, suffixes)`` of the streams that carry engine event ``ev``."""
-    kind = ev[0]
-    sym = ev[1].lower()
-    if kind == EV_DEPTH:
-        return sym, DEPTH_SUFFIXES
-    if kind == EV_TRADE:
-        return sym, TRADE_SUFFIXES
-    return sym, QUOTE_SUFFIXES
 
 
 def event_payload(ev, suffix, event_ms, depth_extra=""):
