@@ -7,7 +7,18 @@ they call :func:`recovery_for` and act on its answer.
 
 
 class HftfeedError(Exception):
-    """Root of every error hftfeed raises on purpose."""
+    """Root of every error hftfeed raises on purpose.
+
+    Messages often quote what a venue sent (a JSON decoder's complaint about a NUL byte, a
+    field value), and they end up in log lines: ``str()`` escapes control characters so a
+    hostile or corrupted message can neither forge log lines nor put raw bytes in the journal."""
+
+    def __str__(self):
+        text = super().__str__()
+        if text.isprintable():
+            return text
+        return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                       for c in text)
 
 
 class ConfigError(HftfeedError):
