@@ -2,12 +2,18 @@
 
 Layout (why it looks backwards): each side is an interleaved array of ``(qty, price)`` pairs
 sorted **worst first**, so the best level is the last used pair (bids ascending by price, asks
-descending). Real Binance diffs hit the top of the book (median rank 4-9, p90 33-48 in the
-captures under ``shared/data``), so an insert or delete near the best moves only the few pairs
-above it, where a best-first array would move the whole side on every new or removed top level.
-Storing the pair as (qty, price) makes a *reversed* slice of the last pairs read as
+descending). Storing the pair as (qty, price) makes a *reversed* slice of the last pairs read as
 ``price, qty, price, qty, ...`` best first: exactly the PROTOCOL.md level order, so the wire
 encoder copies the top N with one C-level memoryview assignment on CPython.
+
+The levels are a block of pairs ``[base, base + n)`` floating inside an array 1.5x the
+capacity (``storage_slots``), and an insert or a delete moves the shorter part of the block:
+the pairs above it (towards the best) or below it (shifting ``base``). Real Binance diffs hit
+the top of the book (median rank 4-9, p90 33-48 in the captures under ``shared/data``) but also
+reach deep levels, and a trending market adds levels at one end while the other end empties;
+the simulator's diffs (half at rank <= 3, a quarter at its 200th level) cost 5-8 us a message
+on PyPy when only the top end was cheap, ~0.6 us with both ends cheap. When the cheaper side
+has no room left the block is re-centred (n pairs, rare: once per ~capacity/4 one-way moves).
 
 Per interpreter (chosen once at import, a tested switch on each instance):
 - moving pairs on insert/delete: CPython uses memoryview slice assignment (one memmove in C;
@@ -79,11 +85,13 @@ class Book(object):
         self.truncated_levels = 0
         self.bid_levels = 0
         self.ask_levels = 0
-        # Allocated once: 2 int64 per level. bytes(n) builds the zeroed array without a list.
-        self._bids = array("q", bytes(16 * capacity_levels))
-        self._asks = array("q", bytes(16 * capacity_levels))
+        # Allocated once: 2 int64 per slot. bytes(n) builds the zeroed array without a list.
+        self._slots = storage_slots(capacity_levels)
+        self._bids = array("q", bytes(16 * self._slots))
+        self._asks = array("q", bytes(16 * self._slots))
         self._bids_view = memoryview(self._bids)
         self._asks_view = memoryview(self._asks)
+        self._bid_base = self._ask_base = self._slots // 2   # pair index of each side's worst level
         self._move_with_memoryview = MOVE_WITH_MEMORYVIEW
         self._copy_with_memoryview = COPY_WITH_MEMORYVIEW
 
@@ -97,6 +105,7 @@ class Book(object):
         """Empty both sides (no reallocation); update_id back to 0; counters are kept."""
         self.bid_levels = 0
         self.ask_levels = 0
+        self._bid_base = self._ask_base = self._slots // 2
         self.update_id = 0
 
     def load_snapshot(self, bids_flat, asks_flat, update_id):
@@ -114,8 +123,11 @@ class Book(object):
         dropped = max(0, len(bid_prices) - cap) + max(0, len(ask_prices) - cap)
         bid_prices = bid_prices[-cap:]
         ask_prices = ask_prices[-cap:]
-        _fill(self._bids, bid_prices, bids)
-        _fill(self._asks, ask_prices, asks)
+        # Each side's block starts centred: room to grow and to shrink at both ends.
+        self._bid_base = (self._slots - len(bid_prices)) // 2
+        self._ask_base = (self._slots - len(ask_prices)) // 2
+        _fill(self._bids, self._bid_base, bid_prices, bids)
+        _fill(self._asks, self._ask_base, ask_prices, asks)
         self.bid_levels = len(bid_prices)
         self.ask_levels = len(ask_prices)
         self.truncated_levels += dropped
@@ -129,16 +141,18 @@ class Book(object):
             raise BookError("bad bid level: price %r qty %r" % (price, qty))
         arr = self._bids
         n = self.bid_levels
-        # Scan from the best (price of pair n-1 sits at 2n-1) towards worse prices.
-        j = 2 * n - 1
+        base = self._bid_base
+        below = 2 * base - 1              # the price slot just under the worst level
+        # Scan from the best (its price sits at 2(base+n)-1) towards worse prices.
+        j = below + 2 * n
         stop = j - _SCAN_SLOTS
-        if stop < -1:
-            stop = -1
+        if stop < below:
+            stop = below
         while j > stop and arr[j] > price:
             j -= 2
-        if j == stop and stop > -1:
-            # Not in the scanned top: bisect pairs [0, n - SCAN_LEVELS) for the last price <= price.
-            lo = 0
+        if j == stop and stop > below:
+            # Not in the scanned top: bisect pairs [base, stop's pair) for the last price <= price.
+            lo = base
             hi = (stop + 1) >> 1
             while lo < hi:
                 mid = (lo + hi) >> 1
@@ -148,21 +162,25 @@ class Book(object):
                     hi = mid
             j = 2 * lo - 1
         # Now every pair at or below j has price <= price, every pair above has price > price.
-        if j >= 0 and arr[j] == price:
+        if j > below and arr[j] == price:
             if qty:
                 arr[j - 1] = qty          # the common case: one store, nothing allocated
             else:
-                self._close_pair(arr, self._bids_view, j - 1, 2 * n)
+                self._bid_base = self._delete_pair(arr, self._bids_view, base, n, j >> 1)
                 self.bid_levels = n - 1
             return
         if qty:
-            if n < self.capacity_levels:
-                self._open_pair(arr, self._bids_view, j + 1, 2 * n)
-                arr[j + 1] = qty
-                arr[j + 2] = price
-                self.bid_levels = n + 1
-            else:
-                self._insert_into_full(arr, self._bids_view, j + 1, qty, price)
+            if n == self.capacity_levels:
+                # Capacity policy: a price worse than the worst kept level is ignored; a better
+                # one pushes the worst level out (the block's bottom moves up by one pair).
+                self.truncated_levels += 1
+                if j == below:
+                    return
+                base += 1
+                n -= 1
+            self._bid_base = self._insert_pair(arr, self._bids_view, base, n, (j + 1) >> 1,
+                                               qty, price)
+            self.bid_levels = n + 1
 
     def set_ask(self, price, qty):
         """Set the ask at ``price`` to ``qty`` (absolute); qty 0 deletes (absent: no-op)."""
@@ -170,15 +188,17 @@ class Book(object):
             raise BookError("bad ask level: price %r qty %r" % (price, qty))
         arr = self._asks
         n = self.ask_levels
+        base = self._ask_base
+        below = 2 * base - 1
         # Mirror of set_bid: asks are stored descending, so "better" means a lower price.
-        j = 2 * n - 1
+        j = below + 2 * n
         stop = j - _SCAN_SLOTS
-        if stop < -1:
-            stop = -1
+        if stop < below:
+            stop = below
         while j > stop and arr[j] < price:
             j -= 2
-        if j == stop and stop > -1:
-            lo = 0
+        if j == stop and stop > below:
+            lo = base
             hi = (stop + 1) >> 1
             while lo < hi:
                 mid = (lo + hi) >> 1
@@ -187,21 +207,23 @@ class Book(object):
                 else:
                     hi = mid
             j = 2 * lo - 1
-        if j >= 0 and arr[j] == price:
+        if j > below and arr[j] == price:
             if qty:
                 arr[j - 1] = qty
             else:
-                self._close_pair(arr, self._asks_view, j - 1, 2 * n)
+                self._ask_base = self._delete_pair(arr, self._asks_view, base, n, j >> 1)
                 self.ask_levels = n - 1
             return
         if qty:
-            if n < self.capacity_levels:
-                self._open_pair(arr, self._asks_view, j + 1, 2 * n)
-                arr[j + 1] = qty
-                arr[j + 2] = price
-                self.ask_levels = n + 1
-            else:
-                self._insert_into_full(arr, self._asks_view, j + 1, qty, price)
+            if n == self.capacity_levels:
+                self.truncated_levels += 1
+                if j == below:
+                    return
+                base += 1
+                n -= 1
+            self._ask_base = self._insert_pair(arr, self._asks_view, base, n, (j + 1) >> 1,
+                                               qty, price)
+            self.ask_levels = n + 1
 
     def apply_levels(self, bids_flat, asks_flat):
         """Apply a diff: flat ``[p0, q0, ...]`` lists of absolute quantities (0 deletes)."""
@@ -216,37 +238,59 @@ class Book(object):
             set_ask(asks_flat[i], asks_flat[i + 1])
 
     # -- pair moves inside the preallocated arrays -------------------------------------------------
+    # A side's levels are the pairs [base, base + n) of a larger array, so an insert or a delete
+    # moves whichever part is shorter: the pairs above it (towards the best) or below it
+    # (towards the worst, shifting base). Changes near either end are cheap; the worst case is
+    # the middle, n/2 pairs.
 
-    def _open_pair(self, arr, view, slot, end):
-        """Shift items [slot, end) up by one pair to free slot and slot+1."""
-        if self._move_with_memoryview:
-            view[slot + 2:end + 2] = view[slot:end]
+    def _insert_pair(self, arr, view, base, n, pair, qty, price):
+        """Open a pair for a new level that sorts just below pair index ``pair``; return the new
+        base. Re-centres the block when the cheaper side has no room left (rare: a long drift)."""
+        top = base + n
+        down = pair < top - pair + base          # fewer pairs below than above
+        if (base == 0 and down) or (top == self._slots and not down):
+            new_base = (self._slots - n - 1) // 2
+            self._move_pairs(arr, view, base, top, new_base - base)
+            pair += new_base - base
+            base = new_base
+            top = base + n
+        if down and base > 0:
+            self._move_pairs(arr, view, base, pair, -1)
+            base -= 1
+            pair -= 1
         else:
-            k = end + 1
-            while k > slot + 1:
-                arr[k] = arr[k - 2]
+            self._move_pairs(arr, view, pair, top, 1)
+        arr[2 * pair] = qty
+        arr[2 * pair + 1] = price
+        return base
+
+    def _delete_pair(self, arr, view, base, n, pair):
+        """Close pair index ``pair``; return the new base."""
+        if pair - base < base + n - 1 - pair:
+            self._move_pairs(arr, view, base, pair, 1)
+            return base + 1
+        self._move_pairs(arr, view, pair + 1, base + n, -1)
+        return base
+
+    def _move_pairs(self, arr, view, first, end, shift):
+        """Move pairs [first, end) by ``shift`` pairs (overlapping ranges are fine)."""
+        if first >= end or not shift:
+            return
+        src = 2 * first
+        stop = 2 * end
+        dst = src + 2 * shift
+        if self._move_with_memoryview:
+            view[dst:dst + stop - src] = view[src:stop]
+        elif shift > 0:
+            k = stop - 1
+            while k >= src:
+                arr[k + 2 * shift] = arr[k]
                 k -= 1
-
-    def _close_pair(self, arr, view, slot, end):
-        """Shift items [slot + 2, end) down by one pair, overwriting slot and slot+1."""
-        if self._move_with_memoryview:
-            view[slot:end - 2] = view[slot + 2:end]
         else:
-            k = slot
-            last = end - 2
-            while k < last:
-                arr[k] = arr[k + 2]
+            k = src
+            while k < stop:
+                arr[k + 2 * shift] = arr[k]
                 k += 1
-
-    def _insert_into_full(self, arr, view, slot, qty, price):
-        """Capacity policy for a full side: a new price at pair slot ``slot``."""
-        self.truncated_levels += 1
-        if slot == 0:
-            return                        # worse than the worst kept level: ignored
-        # Drop the worst pair (slot 0) by sliding pairs [1, slot/2) down, then insert below slot.
-        self._close_pair(arr, view, 0, slot)
-        arr[slot - 2] = qty
-        arr[slot - 1] = price
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -258,27 +302,29 @@ class Book(object):
 
     def best_bid(self):
         """(price, qty) of the highest bid, or None."""
-        n = self.bid_levels
-        if not n:
+        if not self.bid_levels:
             return None
-        return (self._bids[2 * n - 1], self._bids[2 * n - 2])
+        j = 2 * (self._bid_base + self.bid_levels) - 1
+        return (self._bids[j], self._bids[j - 1])
 
     def best_ask(self):
         """(price, qty) of the lowest ask, or None."""
-        n = self.ask_levels
-        if not n:
+        if not self.ask_levels:
             return None
-        return (self._asks[2 * n - 1], self._asks[2 * n - 2])
+        j = 2 * (self._ask_base + self.ask_levels) - 1
+        return (self._asks[j], self._asks[j - 1])
 
     def is_crossed(self):
         """True when best bid >= best ask: a sanity signal that the book is not trustworthy."""
-        nb = self.bid_levels
-        na = self.ask_levels
-        return bool(nb and na and self._bids[2 * nb - 1] >= self._asks[2 * na - 1])
+        if not (self.bid_levels and self.ask_levels):
+            return False
+        return (self._bids[2 * (self._bid_base + self.bid_levels) - 1]
+                >= self._asks[2 * (self._ask_base + self.ask_levels) - 1])
 
     def top(self, n):
         """(bids, asks): lists of (price, qty), best first, at most n each (tests, monitor)."""
-        return _top_side(self._bids, self.bid_levels, n), _top_side(self._asks, self.ask_levels, n)
+        return (_top_side(self._bids, self._bid_base + self.bid_levels, self.bid_levels, n),
+                _top_side(self._asks, self._ask_base + self.ask_levels, self.ask_levels, n))
 
     # -- wire support -----------------------------------------------------------------------------
 
@@ -296,13 +342,13 @@ class Book(object):
     def _copy_levels_packed(self, buf, off, bid_n, ask_n):
         pack = _LEVEL.pack_into
         arr = self._bids
-        j = 2 * self.bid_levels - 1
+        j = 2 * (self._bid_base + self.bid_levels) - 1
         for _ in range(bid_n):
             pack(buf, off, arr[j], arr[j - 1])
             off += 16
             j -= 2
         arr = self._asks
-        j = 2 * self.ask_levels - 1
+        j = 2 * (self._ask_base + self.ask_levels) - 1
         for _ in range(ask_n):
             pack(buf, off, arr[j], arr[j - 1])
             off += 16
@@ -318,11 +364,11 @@ class Book(object):
             # A reversed slice of (qty, price) pairs reads price, qty best first.
             # (Skip empty copies: a slice [-1:None:-1] would mean the whole array.)
             if bid_n:
-                start = 2 * self.bid_levels - 1
+                start = 2 * (self._bid_base + self.bid_levels) - 1
                 stop = start - 2 * bid_n
                 dst[0:2 * bid_n] = self._bids_view[start:stop if stop >= 0 else None:-1]
             if ask_n:
-                start = 2 * self.ask_levels - 1
+                start = 2 * (self._ask_base + self.ask_levels) - 1
                 stop = start - 2 * ask_n
                 dst[2 * bid_n:] = self._asks_view[start:stop if stop >= 0 else None:-1]
         finally:
@@ -349,18 +395,25 @@ def _snapshot_side(flat, side_name):
     return dict((p, q) for p, q in levels.items() if q)
 
 
-def _fill(arr, prices, qty_by_price):
-    """Write (qty, price) pairs for ``prices`` (already in storage order) from slot 0."""
-    k = 0
+def storage_slots(capacity_levels):
+    """Pairs allocated per side: the capacity plus half again, so the block of levels can float
+    (inserts and deletes shift its shorter part) and re-centring stays rare."""
+    return capacity_levels + capacity_levels // 2 + 32
+
+
+def _fill(arr, base, prices, qty_by_price):
+    """Write (qty, price) pairs for ``prices`` (already in storage order) from pair ``base``."""
+    k = 2 * base
     for price in prices:
         arr[k] = qty_by_price[price]
         arr[k + 1] = price
         k += 2
 
 
-def _top_side(arr, count, n):
+def _top_side(arr, end, count, n):
+    """The best min(n, count) levels of the block ending (exclusive) at pair index ``end``."""
     levels = []
-    j = 2 * count - 1
+    j = 2 * end - 1
     for _ in range(min(max(n, 0), count)):
         levels.append((arr[j], arr[j - 1]))
         j -= 2

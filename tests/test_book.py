@@ -302,11 +302,57 @@ def test_deep_books_cross_the_scan_and_bisect_boundary(move_mv):
     assert_same(book, ref)
 
 
+@pytest.mark.parametrize("move_mv", [False, True])
+@pytest.mark.parametrize("capacity, direction", [(50, 1), (50, -1), (5000, 1), (3, 1), (3, -1)])
+def test_a_long_price_drift_keeps_the_book_exact_while_its_block_floats(capacity, direction,
+                                                                         move_mv):
+    """A trend adds levels at one end and removes them at the other for many times the
+    storage size, so the block of levels runs into the end of its array and is re-centred."""
+    book = make_book(capacity, move_mv)
+    ref = RefBook(capacity_levels=capacity)
+    width = min(capacity, 40)
+    mid = 10 ** 9
+    book.load_snapshot([x for k in range(width) for x in (mid - k, 1)],
+                       [x for k in range(width) for x in (mid + 1 + k, 1)], 1)
+    ref.load_snapshot([x for k in range(width) for x in (mid - k, 1)],
+                      [x for k in range(width) for x in (mid + 1 + k, 1)], 1)
+    steps = 3 * book_module.storage_slots(capacity)
+    for step in range(1, steps):
+        best_bid = mid + direction * step
+        diff = ([best_bid, step, best_bid - direction * width, 0],
+                [best_bid + 1, step, best_bid + 1 - direction * width, 0])
+        book.apply_levels(*diff)
+        ref.apply_levels(*diff)
+        if step % 97 == 0:
+            assert_same(book, ref)
+    assert_same(book, ref)
+    assert book.truncated_levels == ref.truncated_levels
+
+
+def test_a_change_at_either_end_of_the_book_moves_at_most_a_handful_of_levels(monkeypatch):
+    """Inserts and deletes move the shorter part of the side: levels at the best and at the
+    worst end are as cheap as each other (real diffs reach deep levels too)."""
+    book = make_book(5000)
+    mid = 10 ** 9
+    book.load_snapshot([x for k in range(1000) for x in (mid - 2 * k, 1)], [], 1)
+    moved = []
+    real_move = book._move_pairs
+    monkeypatch.setattr(book, "_move_pairs", lambda arr, view, first, end, shift: (
+        moved.append(end - first), real_move(arr, view, first, end, shift)))
+    worst = mid - 2 * 999
+    for price, qty in ((worst, 0), (worst - 5, 3), (mid, 0), (mid + 1, 4), (worst + 1, 2)):
+        book.set_bid(price, qty)
+    assert moved and max(moved) <= 1
+    book.set_bid(mid - 1001, 9)        # the middle: about half the side moves
+    assert 400 <= moved[-1] <= 600
+    assert book.bid_count() == 1002 and book.top(1)[0] == [(mid + 1, 4)]
+
+
 def test_buffers_are_the_preallocated_storage_of_both_sides():
     book = Book(10)
     bids, asks = book.buffers()
     assert bids is book._bids and asks is book._asks
-    assert len(bids) == len(asks) == 2 * 10 and bids.itemsize == 8
+    assert len(bids) == len(asks) == 2 * book_module.storage_slots(10) and bids.itemsize == 8
 
 
 def test_updates_never_resize_or_move_the_storage():
