@@ -37,6 +37,21 @@ def test_fast_scanner_and_json_path_agree():
         assert getattr(fast, name) == getattr(slow, name), name
 
 
+def test_the_scanner_is_the_default_only_where_it_is_the_faster_path():
+    import platform
+    assert venue().fast_scanner == (platform.python_implementation() == "PyPy")
+
+
+@pytest.mark.parametrize("fast_scanner", [False, True])
+def test_parse_gives_the_same_update_with_and_without_the_scanner(fast_scanner):
+    v = venue()
+    v.fast_scanner = fast_scanner
+    (upd,) = v.parse(DEPTH)
+    (ref,) = venue().parse(DEPTH)
+    for name in DepthUpdate.__slots__:
+        assert getattr(upd, name) == getattr(ref, name), name
+
+
 @pytest.mark.parametrize("text", [
     DEPTH.replace('"E":', '"x":1,"E":'),                 # unknown field first
     DEPTH.replace('"a":[]', '"a":[],"z":true'),          # unknown field last
@@ -118,9 +133,11 @@ def test_malformed_or_absurd_messages_raise_venue_error_only(text):
         venue().parse(text)
 
 
-def test_fuzzed_depth_messages_parse_or_raise_venue_error():
+@pytest.mark.parametrize("fast_scanner", [False, True])
+def test_fuzzed_depth_messages_parse_or_raise_venue_error(fast_scanner):
     rng = random.Random(1234)
     v = venue()
+    v.fast_scanner = fast_scanner
     alphabet = '0123456789.,:[]{}"-eE abu'
     for _ in range(3000):
         try:

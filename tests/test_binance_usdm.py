@@ -137,9 +137,11 @@ def test_every_truncation_of_a_depth_message_is_rejected():
             v.parse(DEPTH[:end])
 
 
-def test_fuzzed_messages_parse_or_raise_venue_error():
+@pytest.mark.parametrize("fast_scanner", [False, True])
+def test_fuzzed_messages_parse_or_raise_venue_error(fast_scanner):
     rng = random.Random(20260)
     v = venue()
+    v.fast_scanner = fast_scanner
     alphabet = '0123456789.,:[]{}"-eE pu'
     for base in (DEPTH, AGG_TRADE, BOOK_TICKER):
         for _ in range(700):

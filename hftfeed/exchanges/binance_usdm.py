@@ -115,7 +115,7 @@ class BinanceUsdm(BinanceSpot):
                 snapshot_weight(valid))
 
     def parse(self, text):
-        if text.isascii():          # the scanner's index arithmetic assumes one byte a char
+        if self.fast_scanner and text.isascii():   # the scanner's indexes assume 1 byte a char
             upd = fast_depth(text)
             if upd is not None:
                 return [upd]
