@@ -116,9 +116,12 @@ class HttpClient:
 
     async def _connect(self):
         try:
+            # Happy eyeballs (RFC 8305, asyncio 3.8+): a second address family is raced after
+            # 250 ms, so a blackholed IPv6 path does not eat the snapshot timeout.
             self._reader, self._writer = await asyncio.open_connection(
                 self.host, self.port, ssl=self._ssl_context if self.secure else None,
-                server_hostname=self.host if self.secure else None, limit=READ_CHUNK_BYTES)
+                server_hostname=self.host if self.secure else None, limit=READ_CHUNK_BYTES,
+                happy_eyeballs_delay=0.25, interleave=1)
         except OSError as exc:
             raise TransportError("cannot connect to %s:%d: %s" % (self.host, self.port, exc)) from exc
         self.connects += 1

@@ -385,9 +385,37 @@ def _mark_retrieved(fut):
         fut.exception()
 
 
-async def _open_socket(loop, host, port, rcvbuf_bytes):
-    """Resolve and connect a non-blocking TCP socket (SO_RCVBUF must be set before connect)."""
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+MAX_ADDRESS_ATTEMPTS = 3   # addresses tried within one connect_timeout_s, each with a share
+
+
+def interleave_families(infos):
+    """getaddrinfo results reordered to alternate address families, the resolver's first
+    family first (RFC 8305 section 4), so a broken IPv6 (or IPv4) path costs one attempt."""
+    by_family = {}
+    order = []
+    for info in infos:
+        if info[0] not in by_family:
+            by_family[info[0]] = []
+            order.append(info[0])
+        by_family[info[0]].append(info)
+    out = []
+    while any(by_family.values()):
+        for family in order:
+            if by_family[family]:
+                out.append(by_family[family].pop(0))
+    return out
+
+
+async def _open_socket(loop, host, port, rcvbuf_bytes, connect_timeout_s=None):
+    """Resolve and connect a non-blocking TCP socket (SO_RCVBUF must be set before connect).
+
+    With several addresses each attempt gets ``connect_timeout_s / MAX_ADDRESS_ATTEMPTS``: a
+    blackholed address (SYNs dropped, e.g. IPv6 routed but filtered) times out instead of
+    using the whole connect budget, and the next family is tried."""
+    infos = interleave_families(await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+    attempt_s = None
+    if connect_timeout_s and len(infos) > 1:
+        attempt_s = connect_timeout_s / min(len(infos), MAX_ADDRESS_ATTEMPTS)
     last_error = None
     for family, type_, proto, _canon, addr in infos:
         sock = socket.socket(family, type_, proto)
@@ -396,8 +424,13 @@ async def _open_socket(loop, host, port, rcvbuf_bytes):
             if rcvbuf_bytes:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, int(rcvbuf_bytes))
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)   # small frames leave at once
-            await loop.sock_connect(sock, addr)
+            await asyncio.wait_for(loop.sock_connect(sock, addr), attempt_s)
             return sock
+        except asyncio.TimeoutError:
+            log.info("connect to %s: no answer within %.1f s; trying the next address",
+                     addr, attempt_s)
+            last_error = "timed out"
+            sock.close()
         except OSError as exc:
             log.debug("connect to %s failed: %s", addr, exc)
             last_error = exc
@@ -409,11 +442,11 @@ async def _open_socket(loop, host, port, rcvbuf_bytes):
 
 
 async def _connect(url, on_message, on_close, ssl_context, max_message_bytes, extra_headers,
-                   rcvbuf_bytes, max_out_msgs_per_s, loop):
+                   rcvbuf_bytes, max_out_msgs_per_s, loop, connect_timeout_s):
     secure, host, port, resource = parse_ws_url(url)
     if secure and ssl_context is None:
         ssl_context = ssl.create_default_context()      # verification and hostname check on
-    sock = await _open_socket(loop, host, port, rcvbuf_bytes)
+    sock = await _open_socket(loop, host, port, rcvbuf_bytes, connect_timeout_s)
     client = WsClient(url, on_message, on_close, max_message_bytes, max_out_msgs_per_s, loop)
     try:
         await loop.create_connection(lambda: client, sock=sock, ssl=ssl_context if secure else None,
@@ -445,7 +478,7 @@ async def connect(url, on_message, *, on_close=None, ssl_context=None, connect_t
     try:
         return await asyncio.wait_for(
             _connect(url, on_message, on_close, ssl_context, max_message_bytes, extra_headers,
-                     rcvbuf_bytes, max_out_msgs_per_s, loop),
+                     rcvbuf_bytes, max_out_msgs_per_s, loop, connect_timeout_s),
             connect_timeout_s)
     except asyncio.TimeoutError:
         raise TransportError("connect to %s timed out after %.1f s" % (url, connect_timeout_s)) from None

@@ -9,7 +9,7 @@ import pytest
 from hftfeed.errors import HttpError, HttpStatusError, TransportError
 from hftfeed.rest import HttpClient
 
-from test_ws import make_self_signed_cert
+from test_ws import _blackholed_listener, make_self_signed_cert
 
 JSON_BODY = b'{"lastUpdateId":160,"bids":[["0.0024","10"]],"asks":[["0.0026","100"]]}'
 
@@ -293,3 +293,38 @@ def test_https_verifies_certificate(tmp_path):
             await server.stop()
 
     assert run(main()).body == JSON_BODY
+
+
+def test_a_blackholed_first_address_is_raced_by_the_next_one(monkeypatch):
+    """Happy eyeballs (RFC 8305): the second address starts 250 ms after the first, so a
+    filtered path does not stall the snapshot until the kernel gives up on its SYNs."""
+    hole = _blackholed_listener()
+    if hole is None:
+        pytest.skip("this kernel completes connects to a full accept queue")
+    listener, fillers = hole
+
+    async def main():
+        server = await HttpServer(serve_json()).start()
+        # A host name, not an IP literal: asyncio only resolves (and races) names.
+        client = HttpClient("http://localhost:%d" % server.port, timeout_s=5.0)
+        loop = asyncio.get_running_loop()
+        infos = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", listener.getsockname()),
+                 (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", server.port))]
+
+        async def resolve(host, port, **kwargs):
+            assert host == "localhost"
+            return infos
+
+        monkeypatch.setattr(loop, "getaddrinfo", resolve)
+        try:
+            return await client.get("/api/v3/depth?symbol=BTCUSDT&limit=5")
+        finally:
+            await client.close()
+            await server.stop()
+
+    try:
+        resp = run(main())
+    finally:
+        for sock in fillers + [listener]:
+            sock.close()
+    assert resp.status == 200 and resp.body == JSON_BODY

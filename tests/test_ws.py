@@ -212,6 +212,72 @@ def test_silent_server_makes_connect_time_out_with_transport_error():
     run(scenario())
 
 
+def test_addresses_alternate_families_starting_with_the_resolvers_first():
+    v6 = [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::%d" % i, 443, 0, 0)) for i in (1, 2, 3)]
+    v4 = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.%d" % i, 443)) for i in (1, 2)]
+    ordered = ws.interleave_families(v6 + v4)
+    assert ordered == [v6[0], v4[0], v6[1], v4[1], v6[2]]
+    assert ws.interleave_families(v4[::-1] + v6[:1]) == [v4[1], v6[0], v4[0]]
+    assert ws.interleave_families([]) == []
+
+
+def _blackholed_listener():
+    """A loopback listener with a full accept queue: Linux drops further SYNs, so a connect to
+    it hangs the way one to a filtered address does. None if this kernel answers anyway."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(listener.getsockname())
+        fillers.append(filler)
+    probe = socket.socket()
+    probe.settimeout(0.3)
+    try:
+        probe.connect(listener.getsockname())
+    except socket.timeout:
+        return listener, fillers + [probe]
+    except OSError:
+        pass
+    for sock in fillers + [probe, listener]:
+        sock.close()
+    return None
+
+
+def test_a_blackholed_address_costs_only_its_share_of_the_timeout(monkeypatch, caplog):
+    hole = _blackholed_listener()
+    if hole is None:
+        pytest.skip("this kernel completes connects to a full accept queue")
+    listener, fillers = hole
+
+    async def scenario():
+        server = await Server(echo_close_handler).start()
+        loop = asyncio.get_running_loop()
+        infos = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", listener.getsockname()),
+                 (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", server.port))]
+
+        async def resolve(host, port, **kwargs):
+            return infos
+
+        monkeypatch.setattr(loop, "getaddrinfo", resolve)
+        try:
+            client = await ws.connect(server.url(), lambda m, t: None, connect_timeout_s=1.5)
+            await client.close()
+        finally:
+            await server.stop()
+
+    try:
+        with caplog.at_level(logging.INFO, logger="hftfeed.ws"):
+            run(scenario())
+    finally:
+        for sock in fillers + [listener]:
+            sock.close()
+    assert any("no answer within 0.8 s; trying the next address" in r.getMessage()
+               for r in caplog.records)
+
+
 def test_socket_options_rcvbuf_and_nodelay_are_set():
     async def scenario():
         server = await Server(echo_close_handler).start()
