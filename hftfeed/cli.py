@@ -4,6 +4,7 @@ Every command module exposes ``main(argv) -> exit code``. A ConfigError anywhere
 file, bad CLI value) becomes one line on stderr and exit code 2, never a traceback.
 """
 
+import argparse
 import importlib
 import sys
 
@@ -19,6 +20,15 @@ COMMANDS = {
 
 USAGE = "usage: hftfeed.py {%s} [options]   (hftfeed.py COMMAND --help for details)" % \
     ",".join(COMMANDS)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse for every command: a usage error raises ConfigError (one line on stderr, exit
+    code 2, like a bad config value) instead of printing the usage block and exiting itself.
+    ``--help`` still prints the full help and exits 0."""
+
+    def error(self, message):
+        raise ConfigError(message)
 
 
 def print_help(out):

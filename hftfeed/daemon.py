@@ -5,7 +5,6 @@ books and packet buffers are allocated, so MCL_FUTURE covers them and the pre-fa
 from the pinned core; ``gc.freeze()`` comes after everything long-lived exists.
 """
 
-import argparse
 import asyncio
 import logging
 import os
@@ -15,6 +14,7 @@ import sys
 import time
 
 from . import gctune, hw, wire
+from .cli import OneLineParser
 from .config import default_config_path, load_config
 from .exchanges import VENUES
 from .errors import ConfigError
@@ -290,8 +290,8 @@ def run_config(cfg, config_path=None):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="hftfeed.py run",
-                                     description="Run the feed handler in the foreground.")
+    parser = OneLineParser(prog="hftfeed.py run",
+                           description="Run the feed handler in the foreground.")
     parser.add_argument("--config", metavar="FILE",
                         help="JSON config (default: etc/hftfeed.json, or etc/hftfeed.limited.json "
                              "when HFTFEED_LIMITED=1)")

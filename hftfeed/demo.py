@@ -6,7 +6,6 @@ the live view. Ctrl-C (or --duration-s) stops all three cleanly: each child gets
 the daemon sends end-of-session, and the demo prints the daemon's last stats line.
 """
 
-import argparse
 import json
 import os
 import signal
@@ -16,6 +15,7 @@ import sys
 import tempfile
 import time
 
+from .cli import OneLineParser
 from .errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -107,7 +107,7 @@ def last_stats_line(log_path):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="hftfeed.py demo", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="hftfeed.py demo", description=__doc__.split("\n")[0])
     parser.add_argument("--venues", default="binance,binance-usdm,bybit,okx",
                         help="simulated venues, one simulator each, all in one daemon "
                              "(default: %(default)s)")

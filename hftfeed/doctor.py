@@ -9,7 +9,6 @@ command or config line that fixes it. ``--json`` prints the same items as a list
 command-line input, an unreadable config, or a pid that does not exist.
 """
 
-import argparse
 import json
 import logging
 import os
@@ -20,6 +19,7 @@ import sys
 import time
 
 from . import __version__, hw
+from .cli import OneLineParser
 from .errors import ConfigError
 
 log = logging.getLogger("hftfeed.doctor")
@@ -572,8 +572,8 @@ def format_text(checks, pid):
 
 
 def _parser():
-    parser = argparse.ArgumentParser(prog="hftfeed.py doctor",
-                                     description="check this machine and a running daemon")
+    parser = OneLineParser(prog="hftfeed.py doctor",
+                           description="check this machine and a running daemon")
     parser.add_argument("--config", help="the daemon's config file (checks its core and buffers)")
     parser.add_argument("--pid", type=int, help="the daemon's pid (default: the doctor itself)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -584,18 +584,21 @@ def main(argv=None):
     """Entry point for ``hftfeed.py doctor``; returns the exit code (0, or 2 for bad input)."""
     try:
         args = _parser().parse_args(argv)
-    except SystemExit as exc:  # argparse exits 2 on bad input, 0 for --help
-        return exc.code if isinstance(exc.code, int) else 2
+    except ConfigError as exc:
+        sys.stderr.write("hftfeed.py doctor: error: %s\n" % exc)
+        return 2
+    except SystemExit as exc:    # --help printed; argparse exits 0
+        return exc.code if isinstance(exc.code, int) else 0
     pid = os.getpid() if args.pid is None else args.pid
     if pid <= 0 or not os.path.isdir("/proc/%d" % pid):
-        sys.stderr.write("doctor: no process with pid %d\n" % pid)
+        sys.stderr.write("hftfeed.py doctor: error: no process with pid %d\n" % pid)
         return 2
     settings = {}
     if args.config:
         try:
             settings = load_settings(args.config)
         except ConfigError as exc:
-            sys.stderr.write("doctor: %s\n" % exc)
+            sys.stderr.write("hftfeed.py doctor: error: %s\n" % exc)
             return 2
     checks = collect(pid, settings)
     if args.json:

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 
+from hftfeed.cli import OneLineParser
 from hftfeed.errors import ConfigError
 
 from .receiver import IS_PYPY, FeedMonitor, warm_up_jit
@@ -18,15 +19,6 @@ from .report import render_report
 from .udp import DEFAULT_RCVBUF_BYTES, parse_listen
 
 log = logging.getLogger("hftfeed.monitor")
-
-class _UsageError(Exception):
-    """Raised by the parser instead of argparse's usage dump: main prints one line, returns 2."""
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message):
-        raise _UsageError(message)
-
 
 def _int_range(low, high):
     def convert(text):
@@ -51,7 +43,7 @@ def _positive_float(text):
 
 
 def build_parser():
-    parser = _OneLineParser(
+    parser = OneLineParser(
         prog="hftfeed monitor",
         description="Receive hftfeed UDP packets (PROTOCOL.md): rates, sequence gaps, publisher "
                     "restarts, latency percentiles and a top-of-book view.")
@@ -122,7 +114,7 @@ def main(argv=None):
     try:
         args = parser.parse_args(argv)
         host, port = parse_listen(args.listen)
-    except (_UsageError, ConfigError) as exc:
+    except ConfigError as exc:
         sys.stderr.write("hftfeed monitor: error: %s\n" % (exc,))
         return 2
     _configure_logging()

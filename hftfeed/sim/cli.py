@@ -6,13 +6,13 @@ logging. SIGTERM / SIGINT stop it cleanly (connections closed with 1001, journal
 bad command-line input prints one error line and exits 2.
 """
 
-import argparse
 import asyncio
 import logging
 import os
 import signal
 import sys
 
+from hftfeed.cli import OneLineParser
 from hftfeed.errors import ConfigError
 from hftfeed.sim import faults
 from hftfeed.sim.config import VENUE_DEFAULTS, SimConfig
@@ -21,15 +21,8 @@ from hftfeed.sim.server import start_sim
 log = logging.getLogger("hftfeed.sim.cli")
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error as one ConfigError instead of exiting by itself."""
-
-    def error(self, message):
-        raise ConfigError(message)
-
-
 def build_parser():
-    p = _Parser(prog="hftfeed sim", description="Exchange simulator speaking Binance spot, Binance "
+    p = OneLineParser(prog="hftfeed sim", description="Exchange simulator speaking Binance spot, Binance "
                                                 "USD-M futures, Bybit v5 linear or OKX v5 public.")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on; 'localhost' = 127.0.0.1 and ::1 on one port")
