@@ -191,8 +191,8 @@ class Book(object):
         base = self._ask_base
         below = 2 * base - 1
         # Mirror of set_bid: asks are stored descending, so "better" means a lower price. Two
-        # copies on purpose: one function with a side flag costs a branch per comparison in the
-        # scan, the hottest loop of the daemon (book.py bench: ~10 % on PyPy).
+        # copies on purpose: one function with a side flag would add a branch to every
+        # comparison of the scan, the innermost loop of the daemon.
         j = below + 2 * n
         stop = j - _SCAN_SLOTS
         if stop < below:
