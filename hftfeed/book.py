@@ -249,19 +249,18 @@ class Book(object):
         """Open a pair for a new level that sorts just below pair index ``pair``; return the new
         base. Re-centres the block when the cheaper side has no room left (rare: a long drift)."""
         top = base + n
-        down = pair < top - pair + base          # fewer pairs below than above
-        if (base == 0 and down) or (top == self._slots and not down):
-            new_base = (self._slots - n - 1) // 2
-            self._move_pairs(arr, view, base, top, new_base - base)
-            pair += new_base - base
-            base = new_base
-            top = base + n
-        if down and base > 0:
-            self._move_pairs(arr, view, base, pair, -1)
+        if top - pair <= pair - base:             # fewer pairs above: they move up one
+            if top == self._slots:
+                base, pair = self._recentre(arr, view, base, n, pair)
+                top = base + n
+            if pair < top:
+                self._shift_up(arr, view, pair, top)
+        else:                                     # fewer below: they move down, base - 1
+            if base == 0:
+                base, pair = self._recentre(arr, view, base, n, pair)
+            self._shift_down(arr, view, base, pair)
             base -= 1
             pair -= 1
-        else:
-            self._move_pairs(arr, view, pair, top, 1)
         arr[2 * pair] = qty
         arr[2 * pair + 1] = price
         return base
@@ -269,30 +268,54 @@ class Book(object):
     def _delete_pair(self, arr, view, base, n, pair):
         """Close pair index ``pair``; return the new base."""
         if pair - base < base + n - 1 - pair:
-            self._move_pairs(arr, view, base, pair, 1)
+            if pair > base:
+                self._shift_up(arr, view, base, pair)
             return base + 1
-        self._move_pairs(arr, view, pair + 1, base + n, -1)
+        if pair + 1 < base + n:
+            self._shift_down(arr, view, pair + 1, base + n)
         return base
 
-    def _move_pairs(self, arr, view, first, end, shift):
-        """Move pairs [first, end) by ``shift`` pairs (overlapping ranges are fine)."""
-        if first >= end or not shift:
-            return
-        src = 2 * first
-        stop = 2 * end
-        dst = src + 2 * shift
+    def _shift_up(self, arr, view, first, end):
+        """Move pairs [first, end) up by one pair (towards the best end)."""
         if self._move_with_memoryview:
-            view[dst:dst + stop - src] = view[src:stop]
-        elif shift > 0:
+            view[2 * first + 2:2 * end + 2] = view[2 * first:2 * end]
+        else:
+            k = 2 * end + 1
+            stop = 2 * first + 1
+            while k > stop:
+                arr[k] = arr[k - 2]
+                k -= 1
+
+    def _shift_down(self, arr, view, first, end):
+        """Move pairs [first, end) down by one pair (towards the worst end)."""
+        if self._move_with_memoryview:
+            view[2 * first - 2:2 * end - 2] = view[2 * first:2 * end]
+        else:
+            k = 2 * first - 2
+            stop = 2 * end - 2
+            while k < stop:
+                arr[k] = arr[k + 2]
+                k += 1
+
+    def _recentre(self, arr, view, base, n, pair):
+        """Move the whole block to the middle of its array; return (new base, new ``pair``)."""
+        new_base = (self._slots - n - 1) // 2
+        delta = 2 * (new_base - base)
+        first = 2 * base
+        stop = 2 * (base + n)
+        if self._move_with_memoryview:
+            view[first + delta:stop + delta] = view[first:stop]
+        elif delta > 0:
             k = stop - 1
-            while k >= src:
-                arr[k + 2 * shift] = arr[k]
+            while k >= first:
+                arr[k + delta] = arr[k]
                 k -= 1
         else:
-            k = src
+            k = first
             while k < stop:
-                arr[k + 2 * shift] = arr[k]
+                arr[k + delta] = arr[k]
                 k += 1
+        return new_base, pair + new_base - base
 
     # -- reads ----------------------------------------------------------------------------------
 
