@@ -42,3 +42,16 @@ def test_help_of_every_command_exits_0_with_its_usage(command):
 def test_no_command_prints_the_command_list_and_exits_2():
     proc = run()
     assert proc.returncode == 2 and "commands:" in proc.stderr and "doctor" in proc.stderr
+
+
+def test_every_module_imports_without_running_anything():
+    """Tools walk the package (pkgutil), so importing a module, __main__ ones included, must
+    neither print nor exit."""
+    code = ("import importlib, pkgutil, hftfeed\n"
+            "for m in pkgutil.walk_packages(hftfeed.__path__, 'hftfeed.'):\n"
+            "    importlib.import_module(m.name)\n"
+            "print('imported')\n")
+    proc = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True, timeout=120,
+                          cwd=str(Path(ENTRY).parent))
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "imported\n", "")

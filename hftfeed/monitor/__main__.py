@@ -4,4 +4,5 @@ import sys
 
 from .cli import main
 
-sys.exit(main(sys.argv[1:]))
+if __name__ == "__main__":      # importing the module (e.g. pkgutil.walk_packages) runs nothing
+    sys.exit(main(sys.argv[1:]))
