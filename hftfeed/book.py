@@ -33,8 +33,10 @@ nothing; inserts and deletes move memory inside the preallocated array, never re
 
 Measured with ``python3 -m hftfeed.book`` (1000 levels a side, ~90 % qty changes, ~5 % inserts,
 ~5 % deletes near the top, 1 % anywhere; 2-vCPU VM shared with other jobs): PyPy 7.3.11
-8.1-8.5M level updates/s, CPython 3.11 (pyenv build without PGO) 0.6-0.75M/s. The cost that
-remains on PyPy is deep inserts/deletes: moving ~1000 pairs takes ~15 us.
+8.1-8.5M level updates/s, CPython 3.11 (pyenv build without PGO) 0.6-0.75M/s (previous layout; this
+layout measured 4.8-8.3M on PyPy in the same command on a busier day, see docs/benchmarks.md).
+The cost that remains on PyPy is inserts/deletes in the middle of a deep side: up to n/2 pairs
+move, ~7 ns an item.
 
 Capacity policy: when a side already holds ``capacity_levels`` levels and a new price arrives,
 a price worse than the worst kept level is ignored; a better one is inserted and the worst kept

@@ -16,7 +16,6 @@ from .hwresult import OK, SKIPPED, WARN, report as _report
 IS_PYPY = hasattr(sys, "pypy_version_info")
 
 
-
 def _validate_thresholds(thresholds):
     if thresholds is None:
         return None

@@ -29,7 +29,6 @@ from .hwresult import ERROR, OK, SKIPPED, WARN, errno_name as _errno_name, repor
 log = logging.getLogger("hftfeed.hw")
 
 IS_LINUX = sys.platform.startswith("linux")
-IS_PYPY = hasattr(sys, "pypy_version_info")
 
 CAP_IPC_LOCK = 14            # capabilities(7): bypasses RLIMIT_MEMLOCK for mlock/mlockall/mmap
 CAP_SYS_NICE = 23            # capabilities(7): allows SCHED_FIFO without RLIMIT_RTPRIO

@@ -8,7 +8,7 @@ from ..fixed import parse_price
 from ..updates import SIDE_BUY, SIDE_SELL
 
 # Venue-shaped scanners (Binance depth) beat json.loads under PyPy's JIT (1.6x in bench.py parse)
-# but lose to CPython's C json module (0.7-0.9x there): each interpreter gets its faster path.
+# but not CPython's C json module (0.75-1.0x there): each interpreter gets its faster path.
 FAST_SCANNER = platform.python_implementation() == "PyPy"
 
 
