@@ -12,7 +12,11 @@ shutdowns) are injected at random intervals. At the end it checks, and prints as
 - RSS growth between the end of warm-up and the end under a stated bound;
 - daemon-internal latency p99 in the last window no worse than 1.5x the first window (each
   window's figure is the median over its seconds of that second's p99, so a creeping latency
-  fails and a one-second spike around an injected fault does not).
+  fails and a one-second spike around an injected fault does not). The run goes on for one
+  more window after --duration-s, under the same faults: a rise counts as creep only when it
+  holds there too. Creep is a rise that persists; a burst of noise from another tenant of a
+  shared 2-core CI machine that lifts one window and is gone in the next is printed as a note,
+  not failed (it did once, by 2.8x, with the daemon's own p99 flat on a quiet machine).
 Exit code 0 when every check holds, 1 otherwise; ``--json FILE`` writes the figures.
 
 Memory stays flat however long the run: datagrams are spooled to a file in the work directory
@@ -121,8 +125,15 @@ def vm_kb(pid, field):
     return None
 
 
+def latency_window_s(duration_s):
+    """Length of the first, last and confirmation latency windows: a third of the measured
+    part of the run, at least 5 s, at most the minute the 1-hour run compares."""
+    return max(5, min(60, int((duration_s - WARMUP_S) / 3)))
+
+
 def run(duration_s, rate, seed, workdir, fault_interval_s, keep=False):
     rng = random.Random(seed)
+    run_s = duration_s + latency_window_s(duration_s)     # + the confirmation window
     workdir = Path(workdir)
     sim = SimProcess(workdir, SYMBOLS, rate=rate, seed=seed)
     col = SpoolCollector(workdir / "datagrams.bin")
@@ -133,16 +144,17 @@ def run(duration_s, rate, seed, workdir, fault_interval_s, keep=False):
     injected = []            # (wall ns, spec)
     rss = []                 # (seconds since start, VmRSS kB)
     start = time.monotonic()
+    origin_ns = time.time_ns()       # latency windows count seconds from here, like WARMUP_S
     next_fault = start + WARMUP_S + rng.uniform(0.5, fault_interval_s)
     next_rss = start
     try:
-        while time.monotonic() - start < duration_s:
+        while time.monotonic() - start < run_s:
             col.collect(0.05)      # decoding waits for the end: the rig must not eat the CPU
             now = time.monotonic()
             if now >= next_rss:
                 rss.append((now - start, vm_kb(daemon.pid, "VmRSS")))
                 next_rss = now + 1.0
-            if now >= next_fault and now - start < duration_s - 4.0:
+            if now >= next_fault and now - start < run_s - 4.0:
                 spec = pick_fault(rng)
                 try:
                     sim.fault(**spec)
@@ -160,7 +172,7 @@ def run(duration_s, rate, seed, workdir, fault_interval_s, keep=False):
     finally:
         sim.stop()
         col.close()
-    fig = verify(sim, col, daemon, injected, rss, crashed, code, stop_s, duration_s)
+    fig = verify(sim, col, daemon, injected, rss, crashed, code, stop_s, duration_s, origin_ns)
     if not keep:
         for path in (col.path, sim.journal):
             os.remove(path)
@@ -177,13 +189,13 @@ def pick_fault(rng):
     return spec
 
 
-def verify(sim, col, daemon, injected, rss, crashed, code, stop_s, duration_s):
+def verify(sim, col, daemon, injected, rss, crashed, code, stop_s, duration_s, origin_ns):
     fig = {"duration_s": duration_s, "faults_injected": len(injected),
            "faults_by_name": {}, "daemon_exit_code": code, "stop_s": round(stop_s, 3)}
     for _, spec in injected:
         fig["faults_by_name"][spec["fault"]] = fig["faults_by_name"].get(spec["fault"], 0) + 1
     problems = []
-    checked = check_stream(read_spool(col.path), sim.journal)
+    checked = check_stream(read_spool(col.path), sim.journal, origin_ns)
     status_events = checked.pop("status_events")
     ids = checked.pop("ids")
     per_second = checked.pop("per_second")
@@ -240,19 +252,16 @@ def verify(sim, col, daemon, injected, rss, crashed, code, stop_s, duration_s):
     if base and base[-1] - base[0] > RSS_BOUND_BYTES // 1024:
         problems.append("RSS grew by %d kB (bound %d kB)" % (base[-1] - base[0],
                                                              RSS_BOUND_BYTES // 1024))
-    # Creep detector: the median over the window's seconds of each second's p99. A slow drift
-    # (a growing structure, a leak) lifts every second; a fault's one-second spike does not.
-    window_s = max(5, min(60, int((duration_s - WARMUP_S) / 3)))
-    seconds = sorted(per_second)
-    first_w = [per_second[t].percentile(99) for t in seconds if WARMUP_S <= t < WARMUP_S + window_s]
-    last_w = [per_second[t].percentile(99) for t in seconds if t >= duration_s - window_s]
-    fig["latency_window_s"] = window_s
-    fig["p99_first_ns"] = median(first_w)
-    fig["p99_last_ns"] = median(last_w)
-    if first_w and last_w and fig["p99_last_ns"] > P99_RATIO_BOUND * fig["p99_first_ns"] \
-            and fig["p99_last_ns"] - fig["p99_first_ns"] > P99_SLACK_NS:
-        problems.append("p99 crept up: first window %d ns, last %d ns"
-                        % (fig["p99_first_ns"], fig["p99_last_ns"]))
+    creep = p99_creep(per_second, duration_s)
+    fig.update(creep)
+    if creep["p99_crept"]:
+        problems.append("p99 crept up: first window %d ns, last %d ns, confirmation %d ns"
+                        % (creep["p99_first_ns"], creep["p99_last_ns"], creep["p99_confirm_ns"]))
+    elif creep["p99_transient_rise"]:
+        fig["notes"] = ["p99 rose in the last window (%d ns vs %d ns first) and fell back in the "
+                        "confirmation window (%d ns): a transient, not creep"
+                        % (creep["p99_last_ns"], creep["p99_first_ns"],
+                           creep["p99_confirm_ns"])]
     fig["problems"] = problems
     return fig
 
@@ -260,16 +269,44 @@ def verify(sim, col, daemon, injected, rss, crashed, code, stop_s, duration_s):
 RESYNC_THEN_LIVE = "21"
 
 
-def check_stream(datagrams, journal_path):
+def p99_creep(per_second, duration_s):
+    """The creep verdict from {second since the rig started: LatencyHistogram}.
+
+    Each window's figure is the median over its seconds of that second's p99: a slow drift (a
+    growing structure, a leak) lifts every second, a fault's one-second spike does not. Windows:
+    first = just after warm-up, last = the end of --duration-s, confirm = the window after it.
+    Crept = last and confirm both above P99_RATIO_BOUND x first (and P99_SLACK_NS over it): a
+    real creep keeps rising, so requiring the confirmation costs no sensitivity to it."""
+    window_s = latency_window_s(duration_s)
+
+    def window(lo_s):
+        return median([per_second[t].percentile(99) for t in sorted(per_second)
+                       if lo_s <= t < lo_s + window_s])
+
+    first_ns = window(WARMUP_S)
+    last_ns = window(duration_s - window_s)
+    confirm_ns = window(duration_s)
+
+    def above(ns):
+        return bool(first_ns) and ns > P99_RATIO_BOUND * first_ns and ns - first_ns > P99_SLACK_NS
+
+    return {"latency_window_s": window_s, "p99_first_ns": first_ns, "p99_last_ns": last_ns,
+            "p99_confirm_ns": confirm_ns, "p99_crept": above(last_ns) and above(confirm_ns),
+            "p99_transient_rise": above(last_ns) and not above(confirm_ns)}
+
+
+def check_stream(datagrams, journal_path, origin_ns=None):
     """One pass over (recv_ns, datagram) in arrival order: decode, sequence, and every B
     against the simulator's top 20 at its update id. Returns the counts plus ``status_events``
     [(recv_ns, instrument, state)], ``ids`` {instrument: symbol} and ``per_second``
-    {second since the first datagram: LatencyHistogram of send_ns - recv_ns}."""
+    {second since origin_ns (default: the first datagram): LatencyHistogram of
+    send_ns - recv_ns}."""
     truth = JournalStream(journal_path)
     out = {"datagrams": 0, "decode_errors": 0, "sequence_holes": 0, "books_checked": 0,
            "wrong_books": 0, "books_of_unknown_instruments": 0}
     status_events, ids, per_second = [], {}, {}
-    expected = first_ns = None
+    expected = None
+    first_ns = origin_ns
     try:
         for recv_ns, data in datagrams:
             out["datagrams"] += 1

@@ -8,9 +8,10 @@ import pytest
 
 from hftfeed import wire
 from hftfeed.book import Book
+from hftfeed.stats import LatencyHistogram
 
 from simtruth import JournalStream, load_journal
-from soak import SpoolCollector, check_stream, read_spool
+from soak import SpoolCollector, check_stream, p99_creep, read_spool
 
 P = 10 ** 8
 
@@ -153,3 +154,61 @@ def test_check_stream_sees_a_sequence_hole(tmp_path):
     inst = lambda b, o: wire.pack_instrument(b, o, 1, 1, "AAA")
     out = check_stream(iter([(1, _datagram(5, [inst])), (2, _datagram(7, [inst]))]), journal)
     assert out["sequence_holes"] == 1
+
+
+def test_check_stream_counts_seconds_from_the_given_origin(tmp_path):
+    journal = tmp_path / "j.jsonl"
+    _small_journal(journal)
+    book = _book([(99 * P, 5 * P), (100 * P, P)], [(101 * P, P)], 12)
+    inst = lambda b, o: wire.pack_instrument(b, o, 1, 1, "AAA")
+    second = 10 ** 9
+    out = check_stream(iter([(7 * second, _datagram(1, [inst])),
+                             (9 * second + 5, _datagram(2, [_b(1, book)]))]), journal,
+                       origin_ns=2 * second)
+    assert list(out["per_second"]) == [7]
+
+
+# -- the p99 creep verdict (60 s run: windows of 18 s at 5, 42 and 60 s) ------------------------
+
+def _seconds(p99_of_second, until_s=80):
+    """{second: histogram whose p99 is p99_of_second(second)} over a whole 60 s run."""
+    out = {}
+    for t in range(until_s):
+        hist = LatencyHistogram()
+        for _ in range(100):
+            hist.record(p99_of_second(t))
+        out[t] = hist
+    return out
+
+
+def test_creep_verdict_passes_a_flat_latency():
+    v = p99_creep(_seconds(lambda t: 500000), 60)
+    assert v["latency_window_s"] == 18
+    assert not v["p99_crept"] and not v["p99_transient_rise"]
+
+
+def test_creep_verdict_fails_a_latency_that_keeps_rising():
+    v = p99_creep(_seconds(lambda t: 300000 + 20000 * t), 60)
+    assert v["p99_crept"]
+    assert v["p99_first_ns"] < v["p99_last_ns"] < v["p99_confirm_ns"]
+
+
+def test_creep_verdict_fails_a_rise_that_stays():
+    v = p99_creep(_seconds(lambda t: 500000 if t < 40 else 2000000), 60)
+    assert v["p99_crept"]
+
+
+def test_creep_verdict_notes_but_passes_a_rise_gone_in_the_confirmation_window():
+    v = p99_creep(_seconds(lambda t: 3800000 if 42 <= t < 60 else 1300000), 60)
+    assert not v["p99_crept"] and v["p99_transient_rise"]
+    assert v["p99_last_ns"] > 2 * v["p99_first_ns"]
+
+
+def test_creep_verdict_ignores_spikes_in_a_minority_of_seconds():
+    v = p99_creep(_seconds(lambda t: 5000000 if t % 3 == 0 else 500000), 60)
+    assert not v["p99_crept"] and not v["p99_transient_rise"]
+
+
+def test_creep_verdict_ignores_rises_below_the_noise_slack():
+    v = p99_creep(_seconds(lambda t: 40000 if t < 40 else 120000), 60)
+    assert not v["p99_crept"]
