@@ -249,6 +249,8 @@ def verify(sim, col, daemon, injected, rss, crashed, code, stop_s, duration_s, o
     fig["rss_start_kb"] = base[0] if base else None
     fig["rss_end_kb"] = base[-1] if base else None
     fig["rss_bound_kb"] = RSS_BOUND_BYTES // 1024
+    step = max(1, len(base) // 10)
+    fig["rss_kb_series"] = base[::step] + base[-1:] if base else []   # flat, or still growing?
     if base and base[-1] - base[0] > RSS_BOUND_BYTES // 1024:
         problems.append("RSS grew by %d kB (bound %d kB)" % (base[-1] - base[0],
                                                              RSS_BOUND_BYTES // 1024))
