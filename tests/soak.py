@@ -250,7 +250,10 @@ def verify(sim, col, daemon, injected, rss, crashed, code, stop_s, duration_s, o
     fig["rss_end_kb"] = base[-1] if base else None
     fig["rss_bound_kb"] = RSS_BOUND_BYTES // 1024
     step = max(1, len(base) // 10)
-    fig["rss_kb_series"] = base[::step] + base[-1:] if base else []   # flat, or still growing?
+    series = base[::step]                       # flat, or still growing?
+    if base and (len(base) - 1) % step:
+        series.append(base[-1])                 # the end sample, unless the stride hit it
+    fig["rss_kb_series"] = series
     if base and base[-1] - base[0] > RSS_BOUND_BYTES // 1024:
         problems.append("RSS grew by %d kB (bound %d kB)" % (base[-1] - base[0],
                                                              RSS_BOUND_BYTES // 1024))
@@ -308,7 +311,6 @@ def check_stream(datagrams, journal_path, origin_ns=None):
            "wrong_books": 0, "books_of_unknown_instruments": 0}
     status_events, ids, per_second = [], {}, {}
     expected = None
-    first_ns = origin_ns
     try:
         for recv_ns, data in datagrams:
             out["datagrams"] += 1
@@ -320,9 +322,9 @@ def check_stream(datagrams, journal_path, origin_ns=None):
             if expected is not None and pkt.seq != expected:
                 out["sequence_holes"] += 1
             expected = pkt.seq + pkt.count
-            if first_ns is None:
-                first_ns = recv_ns
-            second = (recv_ns - first_ns) // 10 ** 9
+            if origin_ns is None:
+                origin_ns = recv_ns
+            second = (recv_ns - origin_ns) // 10 ** 9
             for m in pkt.messages:
                 if m.type == wire.TYPE_INSTRUMENT:
                     ids[m.instrument] = m.symbol
