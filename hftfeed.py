@@ -6,7 +6,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from hftfeed.cli import main  # noqa: E402  (the path must be set first)
+from hftfeed.app.cli import main  # noqa: E402  (the path must be set first)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,7 +2,7 @@
 
 Tests that use them skip cleanly when the folder is absent (CI may run without it):
 ``pytestmark = captures.require("BINANCE.ws.1.0", ...)``. Decimal conversion here is deliberately
-independent of hftfeed.fixed (decimal.Decimal), so the references built from it are too.
+independent of hftfeed.codecs.fixed (decimal.Decimal), so the references built from it are too.
 """
 
 from decimal import Decimal

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from hftfeed import wire
+from hftfeed.codecs import wire
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENTRY = os.path.join(ROOT, "hftfeed.py")

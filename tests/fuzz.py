@@ -24,11 +24,13 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from hftfeed import http_proto, wire, ws_proto  # noqa: E402
-from hftfeed.book import Book  # noqa: E402
+from hftfeed.codecs import ws_proto  # noqa: E402
+from hftfeed.codecs import http_proto
+from hftfeed.codecs import wire
+from hftfeed.core.book import Book  # noqa: E402
 from hftfeed.errors import HttpError, VenueError, WebSocketError, WireError  # noqa: E402
-from hftfeed.exchanges import VENUES  # noqa: E402
-from hftfeed.updates import Control, DepthUpdate, Quote, Trade  # noqa: E402
+from hftfeed.venues import VENUES  # noqa: E402
+from hftfeed.core.updates import Control, DepthUpdate, Quote, Trade  # noqa: E402
 
 
 # ------------------------------------------------------------------------------ seeds

@@ -1,6 +1,6 @@
 """RefBook: an obviously correct L2 book for tests (dict price -> qty per side, sorted on read).
 
-Other tests import it as the oracle for hftfeed/book.py, the sync engine and the simulator, so
+Other tests import it as the oracle for hftfeed/core/book.py, the sync engine and the simulator, so
 its API is small and stable:
 
     RefBook()                                        bids = {}, asks = {}, update_id = 0
@@ -11,7 +11,7 @@ its API is small and stable:
 
 Flat lists are ``[price0, qty0, price1, qty1, ...]`` of ints scaled by 10**8 (see updates.py).
 ``capacity_levels`` (optional, default None = unbounded) applies the same truncation rule as
-hftfeed.book.Book so the real book can be compared with it when a side overflows; leave it
+hftfeed.core.book.Book so the real book can be compared with it when a side overflows; leave it
 None unless you test that rule.
 """
 

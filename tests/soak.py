@@ -41,8 +41,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from hftfeed import wire  # noqa: E402
-from hftfeed.stats import LatencyHistogram  # noqa: E402
+from hftfeed.codecs import wire  # noqa: E402
+from hftfeed.runtime.stats import LatencyHistogram  # noqa: E402
 
 from e2e import DaemonProcess, SimProcess, daemon_config  # noqa: E402
 from simtruth import JournalStream  # noqa: E402

@@ -15,14 +15,14 @@ from array import array
 
 import pytest
 
-from hftfeed import wire
-from hftfeed.bench import SCHEMA, cli, common, e2e, micro, report
-from hftfeed.bench.receiver import Receiver
-from hftfeed.book import Book
-from hftfeed.config import load_config_dict
-from hftfeed.exchanges import binance
-from hftfeed.sim.journal import JournalWriter
-from hftfeed.sim.market import EV_DEPTH, EV_QUOTE
+from hftfeed.codecs import wire
+from hftfeed.tools.bench import SCHEMA, cli, common, e2e, micro, report
+from hftfeed.tools.bench.receiver import Receiver
+from hftfeed.core.book import Book
+from hftfeed.app.config import load_config_dict
+from hftfeed.venues import binance
+from hftfeed.tools.sim.journal import JournalWriter
+from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -219,7 +219,7 @@ def test_receiver_takes_a_book_as_proof_of_live_when_the_status_packet_was_lost(
 
 def test_receiver_process_reports_ready_live_and_a_json_result(tmp_path):
     out = str(tmp_path / "receipts.bin")
-    proc = subprocess.Popen([sys.executable, "-m", "hftfeed.bench.receiver", "--out", out],
+    proc = subprocess.Popen([sys.executable, "-m", "hftfeed.tools.bench.receiver", "--out", out],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT,
                             env=common.child_env(), universal_newlines=True)
     try:

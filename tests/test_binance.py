@@ -6,8 +6,8 @@ import random
 import pytest
 
 from hftfeed.errors import VenueError
-from hftfeed.exchanges.binance import BinanceSpot, fast_depth, snapshot_weight
-from hftfeed.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_SERVER_SHUTDOWN, CTRL_SUBSCRIBED,
+from hftfeed.venues.binance import BinanceSpot, fast_depth, snapshot_weight
+from hftfeed.core.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_SERVER_SHUTDOWN, CTRL_SUBSCRIBED,
                              SIDE_BUY, SIDE_SELL, Control, DepthUpdate, Quote, Trade)
 
 import fuzz

@@ -3,10 +3,10 @@ and the sync engine, checked against a reference book built independently in thi
 
 import json
 
-from hftfeed import sync
-from hftfeed.book import Book
-from hftfeed.exchanges.binance import BinanceSpot
-from hftfeed.updates import DepthUpdate, Trade, Quote
+from hftfeed.core import sync
+from hftfeed.core.book import Book
+from hftfeed.venues.binance import BinanceSpot
+from hftfeed.core.updates import DepthUpdate, Trade, Quote
 
 import captures
 from captures import read_snapshots, read_ws, to_int

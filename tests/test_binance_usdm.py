@@ -5,13 +5,13 @@ import random
 
 import pytest
 
-from hftfeed import sync
-from hftfeed.book import Book
+from hftfeed.core import sync
+from hftfeed.core.book import Book
 from hftfeed.errors import VenueError
-from hftfeed.exchanges import VENUES
-from hftfeed.exchanges.binance_usdm import (BinanceUsdm, BinanceUsdmRule, fast_depth,
+from hftfeed.venues import VENUES
+from hftfeed.venues.binance_usdm import (BinanceUsdm, BinanceUsdmRule, fast_depth,
                                             snapshot_limit, snapshot_weight)
-from hftfeed.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_SERVER_SHUTDOWN, CTRL_SUBSCRIBED,
+from hftfeed.core.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_SERVER_SHUTDOWN, CTRL_SUBSCRIBED,
                              SIDE_BUY, SIDE_SELL, Control, DepthUpdate, Quote, Snapshot, Trade)
 
 import fuzz

@@ -1,12 +1,12 @@
-"""Specification of hftfeed/book.py: the fixed-capacity array book, checked against RefBook."""
+"""Specification of hftfeed/core/book.py: the fixed-capacity array book, checked against RefBook."""
 
 import random
 import struct
 
 import pytest
 
-from hftfeed import book as book_module
-from hftfeed.book import Book
+from hftfeed.core import book as book_module
+from hftfeed.core.book import Book
 from hftfeed.errors import BookError
 from refbook import RefBook
 

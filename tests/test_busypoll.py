@@ -1,4 +1,4 @@
-"""Specification of hftfeed.busypoll: the busy-polling loop delivers, keeps its timers, and burns a
+"""Specification of hftfeed.runtime.busypoll: the busy-polling loop delivers, keeps its timers, and burns a
 core while idle (the documented cost); the normal loop sleeps. Loopback only, generous bounds."""
 
 import asyncio
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from hftfeed import busypoll
+from hftfeed.runtime import busypoll
 
 
 class _Echo(asyncio.DatagramProtocol):

@@ -6,12 +6,12 @@ import random
 
 import pytest
 
-from hftfeed import sync
-from hftfeed.book import Book
+from hftfeed.core import sync
+from hftfeed.core.book import Book
 from hftfeed.errors import VenueError
-from hftfeed.exchanges import VENUES
-from hftfeed.exchanges.bybit import Bybit, BybitRule, trade_id_to_int
-from hftfeed.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_PONG, CTRL_SUBSCRIBED, SIDE_BUY,
+from hftfeed.venues import VENUES
+from hftfeed.venues.bybit import Bybit, BybitRule, trade_id_to_int
+from hftfeed.core.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_PONG, CTRL_SUBSCRIBED, SIDE_BUY,
                              SIDE_SELL, Control, DepthUpdate, Quote, Trade)
 
 import fuzz

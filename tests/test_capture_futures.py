@@ -4,10 +4,10 @@ futures adapter and the sync engine, checked against a reference book built inde
 
 import json
 
-from hftfeed import sync
-from hftfeed.book import Book
-from hftfeed.exchanges.binance_usdm import BinanceUsdm
-from hftfeed.updates import DepthUpdate, Quote, Trade
+from hftfeed.core import sync
+from hftfeed.core.book import Book
+from hftfeed.venues.binance_usdm import BinanceUsdm
+from hftfeed.core.updates import DepthUpdate, Quote, Trade
 
 import captures
 from captures import flat, read_snapshots, read_ws
@@ -94,6 +94,6 @@ def test_replay_through_adapter_and_sync_engine_matches_the_reference():
 
 
 def test_the_fast_scanner_takes_every_depth_event_of_the_capture():
-    from hftfeed.exchanges.binance_usdm import fast_depth
+    from hftfeed.venues.binance_usdm import fast_depth
     depth = [text for _, text in read_ws(WS) if '"e":"depthUpdate"' in text]
     assert depth and all(fast_depth(text) is not None for text in depth)

@@ -1,4 +1,4 @@
-"""Specification of hftfeed/cli.py: one dispatcher, and one error line with exit code 2 for any
+"""Specification of hftfeed/app/cli.py: one dispatcher, and one error line with exit code 2 for any
 bad command line, whichever command it is (a real subprocess, as an operator would run it)."""
 
 import subprocess

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from hftfeed.config import load_config, load_config_dict, parse_host_port
+from hftfeed.app.config import load_config, load_config_dict, parse_host_port
 from hftfeed.errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

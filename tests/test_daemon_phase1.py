@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from hftfeed import hw, wire
+from hftfeed.runtime import hw
+from hftfeed.codecs import wire
 
 from e2e import ENTRY, Collector, DaemonProcess, SimProcess, check_books_against_truth, \
     check_sequence, daemon_config

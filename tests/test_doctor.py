@@ -1,4 +1,4 @@
-"""Specification of hftfeed.doctor: /proc parsing, the PASS/WARN/FAIL logic, the JSON schema and
+"""Specification of hftfeed.app.doctor: /proc parsing, the PASS/WARN/FAIL logic, the JSON schema and
 exit codes, checked against this process and against live child processes set up with hw."""
 
 import ctypes
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from hftfeed import doctor, hw
+from hftfeed.app import doctor
+from hftfeed.runtime import hw
 
 ROOT = Path(__file__).resolve().parents[1]
 IS_ROOT = os.geteuid() == 0
@@ -30,7 +31,7 @@ def spawn(code, memlock=None, drop_caps=()):
             if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
                 raise OSError(ctypes.get_errno(), "prctl")
 
-    script = ("import json, sys\nfrom hftfeed import hw\n" + code +
+    script = ("import json, sys\nfrom hftfeed.runtime import hw\n" + code +
               "\nsys.stdout.write(json.dumps(out) + '\\n'); sys.stdout.flush(); sys.stdin.read()\n")
     proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(ROOT),

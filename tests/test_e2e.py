@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from hftfeed import wire
+from hftfeed.codecs import wire
 
 from e2e import (Collector, DaemonProcess, SimProcess, check_books_against_truth, check_sequence,
                  daemon_config)

@@ -12,14 +12,14 @@ checksum does the same. Each venue's test is skipped while its daemon adapter ha
 
 import pytest
 
-from hftfeed import wire
+from hftfeed.codecs import wire
 
 from e2e import (Collector, DaemonProcess, SimProcess, check_books_against_truth, check_sequence,
                  daemon_config)
 from simtruth import load_journal
 
 try:
-    from hftfeed.exchanges import VENUES
+    from hftfeed.venues import VENUES
 except ImportError:     # the registry itself not there yet: every venue skips below
     VENUES = {}
 

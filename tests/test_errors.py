@@ -5,7 +5,7 @@ import pytest
 from hftfeed import errors
 from hftfeed.errors import (DROP, EXIT, RECONNECT, RESYNC, RETRY, ConfigError, HftfeedError,
                             HttpStatusError, MessageTooBig, SyncError, VenueError, recovery_for)
-from hftfeed.exchanges.binance import BinanceSpot
+from hftfeed.venues.binance import BinanceSpot
 
 
 @pytest.mark.parametrize("exc, action", [

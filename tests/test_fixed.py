@@ -1,4 +1,4 @@
-"""Specification of hftfeed/fixed.py: exact decimal <-> int scaled by 10**8.
+"""Specification of hftfeed/codecs/fixed.py: exact decimal <-> int scaled by 10**8.
 
 ``decimal.Decimal`` is the oracle for values; the accepted grammar has its own small oracle
 below (written with str methods, independently of the module's regex).
@@ -9,9 +9,9 @@ from decimal import Decimal, localcontext
 
 import pytest
 
-from hftfeed import fixed
+from hftfeed.codecs import fixed
 from hftfeed.errors import FixedPointError
-from hftfeed.fixed import (INT64_MAX, INT64_MIN, format_fixed, parse_decimal, parse_fixed8,
+from hftfeed.codecs.fixed import (INT64_MAX, INT64_MIN, format_fixed, parse_decimal, parse_fixed8,
                            parse_price, rescale)
 
 PARSERS = [parse_decimal, parse_fixed8, parse_price]

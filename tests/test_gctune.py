@@ -1,4 +1,4 @@
-"""Specification of hftfeed.gctune: GC thresholds, automatic collection off, freeze after
+"""Specification of hftfeed.runtime.gctune: GC thresholds, automatic collection off, freeze after
 start-up, scheduled collections and the pause counter, on whichever interpreter runs the test."""
 
 import asyncio
@@ -6,9 +6,9 @@ import gc
 
 import pytest
 
-from hftfeed import gctune
+from hftfeed.runtime import gctune
 from hftfeed.errors import ConfigError
-from hftfeed.hwresult import OK, SKIPPED, WARN
+from hftfeed.runtime.hwresult import OK, SKIPPED, WARN
 
 
 def test_tune_gc_sets_thresholds_where_the_interpreter_has_them(restore_gc):

@@ -1,10 +1,10 @@
-"""Specification of hftfeed.http_proto: GET requests and incremental HTTP/1.1 response parsing."""
+"""Specification of hftfeed.codecs.http_proto: GET requests and incremental HTTP/1.1 response parsing."""
 
 import pytest
 
 from hftfeed import __version__
 from hftfeed.errors import HttpError
-from hftfeed.http_proto import ResponseParser, build_get_request, retry_after_seconds
+from hftfeed.codecs.http_proto import ResponseParser, build_get_request, retry_after_seconds
 
 JSON_BODY = b'{"lastUpdateId":1027024,"bids":[["4.00000000","431.00000000"]],"asks":[]}'
 CL_RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json;charset=UTF-8\r\n"

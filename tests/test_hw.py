@@ -1,4 +1,4 @@
-"""Specification of hftfeed.hw: each control reports ok / warn / skipped, never crashes on an OS
+"""Specification of hftfeed.runtime.hw: each control reports ok / warn / skipped, never crashes on an OS
 refusal, and its effect is visible from /proc (checked from a separate process where it matters).
 
 Controls that change the calling process (mlockall, affinity, SCHED_FIFO) run in a child process
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from hftfeed import hw
-from hftfeed.hwresult import HwResult
+from hftfeed.runtime import hw
+from hftfeed.runtime.hwresult import HwResult
 from hftfeed.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +50,7 @@ def spawn(code, memlock=None, rtprio=None, drop_caps=()):
             _drop_bounding_caps(drop_caps)
 
     script = ("import json, sys, logging\nlogging.basicConfig(level=logging.INFO)\n"
-              "from hftfeed import hw\n" + code +
+              "from hftfeed.runtime import hw\n" + code +
               "\nsys.stdout.write(json.dumps(out) + '\\n'); sys.stdout.flush(); sys.stdin.read()\n")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,

@@ -5,10 +5,10 @@ import json
 import logging
 import signal
 
-from hftfeed import wire
-from hftfeed.config import load_config_dict
-from hftfeed.exchanges import VENUES
-from hftfeed.feed import Feed, FeedStats
+from hftfeed.codecs import wire
+from hftfeed.app.config import load_config_dict
+from hftfeed.venues import VENUES
+from hftfeed.pipeline.feed import Feed, FeedStats
 
 from e2e import Collector, DaemonProcess, SimProcess, check_books_against_truth, check_sequence, \
     daemon_config

@@ -1,4 +1,4 @@
-"""Specification of hftfeed.monitor: the UDP receiver (FeedMonitor) and the monitor command.
+"""Specification of hftfeed.tools.monitor: the UDP receiver (FeedMonitor) and the monitor command.
 
 Packets are built with wire's encoders (book messages by hand from PROTOCOL.md's table, so these
 tests do not depend on book.py) and sent over real loopback UDP sockets.
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from hftfeed import wire
+from hftfeed.codecs import wire
 from hftfeed.errors import ConfigError, WireError
-from hftfeed.monitor import (FeedMonitor, decode_single_message, format_scaled, main,
+from hftfeed.tools.monitor import (FeedMonitor, decode_single_message, format_scaled, main,
                              parse_listen, render_report, warm_up_jit)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -455,7 +455,7 @@ def test_no_book_mode_keeps_no_books_but_still_counts():
 
 
 def test_book_encoded_by_the_real_book_and_wire_encoder_is_shown(monitor, sender):
-    bookmod = pytest.importorskip("hftfeed.book")
+    bookmod = pytest.importorskip("hftfeed.core.book")
     real = bookmod.Book(capacity_levels=16)
     real.load_snapshot([100 * PX, PX, 99 * PX, 2 * PX], [101 * PX, 3 * PX], 77)
 
@@ -726,7 +726,7 @@ def test_address_that_cannot_be_bound_returns_1(capsys):
 
 def start_monitor_process(*args):
     env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), HFTFEED_LOG="warning")
-    code = "import sys; from hftfeed.monitor import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from hftfeed.tools.monitor import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.Popen([sys.executable, "-c", code] + list(args), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env, cwd=str(PROJECT_ROOT))
 

@@ -7,12 +7,12 @@ import random
 
 import pytest
 
-from hftfeed import sync
-from hftfeed.book import Book
+from hftfeed.core import sync
+from hftfeed.core.book import Book
 from hftfeed.errors import VenueError
-from hftfeed.exchanges import VENUES
-from hftfeed.exchanges.okx import Okx, OkxRule
-from hftfeed.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_PONG, CTRL_SERVER_SHUTDOWN,
+from hftfeed.venues import VENUES
+from hftfeed.venues.okx import Okx, OkxRule
+from hftfeed.core.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_PONG, CTRL_SERVER_SHUTDOWN,
                              CTRL_SUBSCRIBED, SIDE_BUY, SIDE_SELL, Control, DepthUpdate, Quote,
                              Trade)
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from hftfeed import sync
-from hftfeed.book import Book
-from hftfeed.exchanges.okx import Okx, OkxRule, book_checksum, checksum_string, crc32_signed
-from hftfeed.updates import DepthUpdate
+from hftfeed.core import sync
+from hftfeed.core.book import Book
+from hftfeed.venues.okx import Okx, OkxRule, book_checksum, checksum_string, crc32_signed
+from hftfeed.core.updates import DepthUpdate
 
 P = 100000000
 CAPTURE = Path(__file__).resolve().parents[2] / "shared" / "data" / "captures" / "OKX.ws.1.0"
@@ -26,7 +26,7 @@ def signed_crc(text):
 
 
 def scaled(text):
-    """Decimal text -> int * 1e8 without hftfeed.fixed (test-side conversion)."""
+    """Decimal text -> int * 1e8 without hftfeed.codecs.fixed (test-side conversion)."""
     whole, _, frac = text.partition(".")
     return int(whole) * P + int((frac + "00000000")[:8])
 
@@ -211,8 +211,8 @@ def test_every_non_zero_checksum_in_the_capture_verifies():
 
 
 def test_decimal_text_writes_what_format_fixed_writes_for_every_non_negative_value():
-    from hftfeed.exchanges.okx import decimal_text
-    from hftfeed.fixed import format_fixed
+    from hftfeed.venues.okx import decimal_text
+    from hftfeed.codecs.fixed import format_fixed
     rng = random.Random(7)
     values = [0, 1, 10, 99999999, 100000000, 100000001, 2 ** 63 - 1, 3366 * P, 336610000000]
     values += [rng.randrange(10 ** rng.randint(1, 18)) for _ in range(3000)]

@@ -1,4 +1,4 @@
-"""Specification of hftfeed.rest.HttpClient against a loopback asyncio HTTP server."""
+"""Specification of hftfeed.transport.rest.HttpClient against a loopback asyncio HTTP server."""
 
 import asyncio
 import socket
@@ -7,7 +7,7 @@ import ssl
 import pytest
 
 from hftfeed.errors import HttpError, HttpStatusError, TransportError
-from hftfeed.rest import HttpClient
+from hftfeed.transport.rest import HttpClient
 
 from test_ws import _blackholed_listener, make_self_signed_cert
 

@@ -1,4 +1,4 @@
-"""Specification of hftfeed.sdnotify: a real AF_UNIX datagram socket stands in for systemd."""
+"""Specification of hftfeed.runtime.sdnotify: a real AF_UNIX datagram socket stands in for systemd."""
 
 import logging
 import os
@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from hftfeed.sdnotify import Notifier
+from hftfeed.runtime.sdnotify import Notifier
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="AF_UNIX needed")
 

@@ -1,4 +1,4 @@
-"""Specification of the simulator's Binance spot dialect (hftfeed/sim/binance.py).
+"""Specification of the simulator's Binance spot dialect (hftfeed/tools/sim/binance.py).
 
 Shapes checked against Binance's spot docs ("WebSocket Streams": Diff. Depth, Trade, Aggregate
 Trade, Individual Symbol Book Ticker, live subscribing; "Market data endpoints": Order book) and
@@ -10,8 +10,8 @@ import re
 
 import pytest
 
-from hftfeed.sim import binance
-from hftfeed.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY, SIDE_SELL
+from hftfeed.tools.sim import binance
+from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY, SIDE_SELL
 
 DEC8 = re.compile(r"^-?[0-9]+\.[0-9]{8}$")
 P = 3700001000000      # 37000.01

@@ -1,4 +1,4 @@
-"""Specification of the simulator's Binance USD-M futures dialect (hftfeed/sim/binance_usdm.py).
+"""Specification of the simulator's Binance USD-M futures dialect (hftfeed/tools/sim/binance_usdm.py).
 
 Shapes checked against Binance's USD-M docs ("Diff. Book Depth Streams", "Individual Symbol Book
 Ticker Streams", "Aggregate Trade Streams", "Order Book", "How to manage a local order book
@@ -14,11 +14,11 @@ import pytest
 import simtruth
 from refbook import RefBook
 
-from hftfeed.fixed import parse_price
-from hftfeed.sim import binance_usdm, rawclient
-from hftfeed.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY, SIDE_SELL
-from hftfeed.sim.server import start_sim
-from hftfeed.ws_proto import Close, Ping
+from hftfeed.codecs.fixed import parse_price
+from hftfeed.tools.sim import binance_usdm, rawclient
+from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY, SIDE_SELL
+from hftfeed.tools.sim.server import start_sim
+from hftfeed.codecs.ws_proto import Close, Ping
 
 HOST = "127.0.0.1"
 CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "data" / "captures"

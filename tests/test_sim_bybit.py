@@ -1,4 +1,4 @@
-"""Specification of the simulator's Bybit v5 public linear dialect (hftfeed/sim/bybit.py).
+"""Specification of the simulator's Bybit v5 public linear dialect (hftfeed/tools/sim/bybit.py).
 
 Shapes checked against Bybit's v5 docs ("Connect", "Orderbook", "Trade"): subscribe answers,
 app-level ping/pong, snapshot-then-delta with u + 1, the u == 1 restart snapshot, level 1
@@ -14,11 +14,11 @@ import pytest
 import simtruth
 from refbook import RefBook
 
-from hftfeed.fixed import parse_price
-from hftfeed.sim import bybit, rawclient
-from hftfeed.sim.market import SIDE_BUY, SIDE_SELL
-from hftfeed.sim.server import start_sim
-from hftfeed.ws_proto import Close, Ping
+from hftfeed.codecs.fixed import parse_price
+from hftfeed.tools.sim import bybit, rawclient
+from hftfeed.tools.sim.market import SIDE_BUY, SIDE_SELL
+from hftfeed.tools.sim.server import start_sim
+from hftfeed.codecs.ws_proto import Close, Ping
 
 HOST = "127.0.0.1"
 VENUE = "bybit"

@@ -1,4 +1,4 @@
-"""The simulator's command line (hftfeed/sim/cli.py), run as a real process."""
+"""The simulator's command line (hftfeed/tools/sim/cli.py), run as a real process."""
 
 import json
 import os
@@ -14,13 +14,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import simtruth  # noqa: E402
 
-from hftfeed.sim import cli  # noqa: E402
+from hftfeed.tools.sim import cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def start(*args):
-    proc = subprocess.Popen([sys.executable, "-m", "hftfeed.sim"] + list(args), cwd=str(ROOT),
+    proc = subprocess.Popen([sys.executable, "-m", "hftfeed.tools.sim"] + list(args), cwd=str(ROOT),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     line = proc.stdout.readline().decode()
     assert line.startswith("SIM READY ws=ws://127.0.0.1:"), (line, proc.stderr.read()[-2000:])
@@ -76,7 +76,7 @@ def test_duration_and_scheduled_fault_from_the_command_line(tmp_path):
     ["--log-level", "loud"],
 ])
 def test_bad_input_prints_one_error_line_and_exits_2(args):
-    proc = subprocess.run([sys.executable, "-m", "hftfeed.sim"] + args, cwd=str(ROOT),
+    proc = subprocess.run([sys.executable, "-m", "hftfeed.tools.sim"] + args, cwd=str(ROOT),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
     assert proc.returncode == 2
     assert proc.stdout == b""

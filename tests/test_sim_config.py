@@ -1,11 +1,11 @@
-"""Specification of the simulator's settings (hftfeed/sim/config.py): each venue's own limits as
+"""Specification of the simulator's settings (hftfeed/tools/sim/config.py): each venue's own limits as
 defaults, explicit values kept, impossible combinations refused with a clear ConfigError."""
 
 import pytest
 
 from hftfeed.errors import ConfigError
-from hftfeed.sim.cli import build_parser, config_from_args
-from hftfeed.sim.config import SimConfig
+from hftfeed.tools.sim.cli import build_parser, config_from_args
+from hftfeed.tools.sim.config import SimConfig
 
 
 def cfg(**kw):

@@ -1,8 +1,8 @@
-"""Specification of the venues' decimal strings (hftfeed/sim/decimals.py)."""
+"""Specification of the venues' decimal strings (hftfeed/tools/sim/decimals.py)."""
 
 import pytest
 
-from hftfeed.sim.decimals import decimals_for, fixed, level_list, shortest
+from hftfeed.tools.sim.decimals import decimals_for, fixed, level_list, shortest
 
 
 def test_decimals_follow_the_step_size():

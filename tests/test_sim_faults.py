@@ -1,8 +1,8 @@
-"""Specification of fault specs and stream/REST fault counters (hftfeed/sim/faults.py)."""
+"""Specification of fault specs and stream/REST fault counters (hftfeed/tools/sim/faults.py)."""
 
 import pytest
 
-from hftfeed.sim import faults
+from hftfeed.tools.sim import faults
 
 
 def test_name_only_spec_gets_every_default():

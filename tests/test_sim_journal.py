@@ -1,4 +1,4 @@
-"""Specification of the simulator journal (hftfeed/sim/journal.py) and tests/simtruth.py."""
+"""Specification of the simulator journal (hftfeed/tools/sim/journal.py) and tests/simtruth.py."""
 
 import json
 import sys
@@ -9,8 +9,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import simtruth  # noqa: E402
 
-from hftfeed.sim.journal import JournalWriter, format_event, read_journal  # noqa: E402
-from hftfeed.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, MarketEngine  # noqa: E402
+from hftfeed.tools.sim.journal import JournalWriter, format_event, read_journal  # noqa: E402
+from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, MarketEngine  # noqa: E402
 
 
 def record_engines(path, symbols, n_msgs, seed=7, drop_every=0):

@@ -1,4 +1,4 @@
-"""Specification of the simulator's book engine (hftfeed/sim/market.py)."""
+"""Specification of the simulator's book engine (hftfeed/tools/sim/market.py)."""
 
 import sys
 from pathlib import Path
@@ -8,7 +8,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from refbook import RefBook  # noqa: E402
 
-from hftfeed.sim.market import (EV_DEPTH, EV_QUOTE, EV_TRADE, SCALE, SIDE_BUY, SIDE_SELL,  # noqa: E402
+from hftfeed.tools.sim.market import (EV_DEPTH, EV_QUOTE, EV_TRADE, SCALE, SIDE_BUY, SIDE_SELL,  # noqa: E402
                                 MarketEngine, spec_for)
 
 

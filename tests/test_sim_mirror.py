@@ -1,8 +1,8 @@
-"""Specification of the mirror book (hftfeed/sim/mirror.py): it must stay equal to the engine's
+"""Specification of the mirror book (hftfeed/tools/sim/mirror.py): it must stay equal to the engine's
 book event by event, and give OKX's interleaved checksum string."""
 
-from hftfeed.sim.market import EV_DEPTH, MarketEngine
-from hftfeed.sim.mirror import MirrorBook
+from hftfeed.tools.sim.market import EV_DEPTH, MarketEngine
+from hftfeed.tools.sim.mirror import MirrorBook
 
 
 def text(p, q):

@@ -1,4 +1,4 @@
-"""Specification of the simulator's OKX v5 public dialect (hftfeed/sim/okx.py).
+"""Specification of the simulator's OKX v5 public dialect (hftfeed/tools/sim/okx.py).
 
 Shapes checked against OKX's v5 docs ("WebSocket: Connect", "Order book channel", "Trades
 channel", the 2026-05-21 checksum notice) and the real 2022 capture: per-arg subscribe answers,
@@ -17,12 +17,12 @@ import pytest
 import simtruth
 from refbook import RefBook
 
-from hftfeed.fixed import parse_price
-from hftfeed.sim import okx, rawclient
-from hftfeed.sim.market import EV_DEPTH, SIDE_BUY, SIDE_SELL
-from hftfeed.sim.mirror import MirrorBook
-from hftfeed.sim.server import start_sim
-from hftfeed.ws_proto import Close
+from hftfeed.codecs.fixed import parse_price
+from hftfeed.tools.sim import okx, rawclient
+from hftfeed.tools.sim.market import EV_DEPTH, SIDE_BUY, SIDE_SELL
+from hftfeed.tools.sim.mirror import MirrorBook
+from hftfeed.tools.sim.server import start_sim
+from hftfeed.codecs.ws_proto import Close
 
 HOST = "127.0.0.1"
 VENUE = "okx"

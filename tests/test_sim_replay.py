@@ -10,9 +10,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import simtruth  # noqa: E402
 
-from hftfeed.sim import rawclient  # noqa: E402
-from hftfeed.sim.server import start_sim  # noqa: E402
-from hftfeed.sim.sources import CaptureSource, JournalSource  # noqa: E402
+from hftfeed.tools.sim import rawclient  # noqa: E402
+from hftfeed.tools.sim.server import start_sim  # noqa: E402
+from hftfeed.tools.sim.sources import CaptureSource, JournalSource  # noqa: E402
 
 HOST = "127.0.0.1"
 CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "data" / "captures"

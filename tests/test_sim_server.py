@@ -1,4 +1,4 @@
-"""Specification of the simulator server (hftfeed/sim/server.py): WebSocket + REST on loopback."""
+"""Specification of the simulator server (hftfeed/tools/sim/server.py): WebSocket + REST on loopback."""
 
 import asyncio
 import json
@@ -13,9 +13,9 @@ import simtruth  # noqa: E402
 from refbook import RefBook  # noqa: E402
 
 from hftfeed.errors import InvalidHandshake  # noqa: E402
-from hftfeed.sim import rawclient  # noqa: E402
-from hftfeed.sim.server import start_sim  # noqa: E402
-from hftfeed.ws_proto import Close, Ping  # noqa: E402
+from hftfeed.tools.sim import rawclient  # noqa: E402
+from hftfeed.tools.sim.server import start_sim  # noqa: E402
+from hftfeed.codecs.ws_proto import Close, Ping  # noqa: E402
 
 HOST = "127.0.0.1"
 

@@ -1,4 +1,4 @@
-"""Every simulator fault is observable from a raw client and in the journal (hftfeed/sim/faultexec.py)."""
+"""Every simulator fault is observable from a raw client and in the journal (hftfeed/tools/sim/faultexec.py)."""
 
 import asyncio
 import json
@@ -12,9 +12,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import simtruth  # noqa: E402
 
 from hftfeed.errors import ProtocolError  # noqa: E402
-from hftfeed.sim import rawclient  # noqa: E402
-from hftfeed.sim.server import start_sim  # noqa: E402
-from hftfeed.ws_proto import OP_CONT, OP_TEXT, Close, Message, Ping  # noqa: E402
+from hftfeed.tools.sim import rawclient  # noqa: E402
+from hftfeed.tools.sim.server import start_sim  # noqa: E402
+from hftfeed.codecs.ws_proto import OP_CONT, OP_TEXT, Close, Message, Ping  # noqa: E402
 
 HOST = "127.0.0.1"
 DEPTH = "/ws/btcusdt@depth@100ms"

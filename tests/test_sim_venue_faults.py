@@ -1,6 +1,6 @@
 """Every simulator fault on the Binance USD-M, Bybit and OKX dialects: accepted where the venue
 has the feature (REST faults need a REST snapshot), refused with a reason where it has not, and
-the server keeps serving afterwards (hftfeed/sim/faultexec.py with each dialect's hooks)."""
+the server keeps serving afterwards (hftfeed/tools/sim/faultexec.py with each dialect's hooks)."""
 
 import asyncio
 import json
@@ -8,9 +8,9 @@ import json
 import pytest
 
 from hftfeed.errors import HftfeedError
-from hftfeed.sim import rawclient
-from hftfeed.sim.faults import FAULT_PARAMS, VENUE_FAULTS
-from hftfeed.sim.server import start_sim
+from hftfeed.tools.sim import rawclient
+from hftfeed.tools.sim.faults import FAULT_PARAMS, VENUE_FAULTS
+from hftfeed.tools.sim.server import start_sim
 
 HOST = "127.0.0.1"
 REST_FAULTS = ("stale_snapshot", "rest_status", "rest_slow", "rest_truncated")

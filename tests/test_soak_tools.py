@@ -6,9 +6,9 @@ import socket
 
 import pytest
 
-from hftfeed import wire
-from hftfeed.book import Book
-from hftfeed.stats import LatencyHistogram
+from hftfeed.codecs import wire
+from hftfeed.core.book import Book
+from hftfeed.runtime.stats import LatencyHistogram
 
 from simtruth import JournalStream, load_journal
 from soak import SpoolCollector, check_stream, p99_creep, read_spool

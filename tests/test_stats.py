@@ -1,4 +1,4 @@
-"""Specification of hftfeed.stats: the latency histogram, the rate meter and format_ns."""
+"""Specification of hftfeed.runtime.stats: the latency histogram, the rate meter and format_ns."""
 
 import json
 import math
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from hftfeed.stats import LatencyHistogram, RateMeter, format_ns, percentile_key
+from hftfeed.runtime.stats import LatencyHistogram, RateMeter, format_ns, percentile_key
 
 
 def exact_percentile(sorted_values, p):

@@ -2,10 +2,10 @@
 
 import random
 
-from hftfeed import sync
-from hftfeed.book import Book
-from hftfeed.exchanges.binance import BinanceSpotRule
-from hftfeed.updates import DepthUpdate, Snapshot
+from hftfeed.core import sync
+from hftfeed.core.book import Book
+from hftfeed.venues.binance import BinanceSpotRule
+from hftfeed.core.updates import DepthUpdate, Snapshot
 
 from refbook import RefBook
 

@@ -157,7 +157,7 @@ def test_installer_stages_code_config_sysctl_and_unit(tmp_path):
     proc = run_install("--destdir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr.decode()
     assert (tmp_path / "opt/hftfeed/hftfeed.py").is_file()
-    assert (tmp_path / "opt/hftfeed/hftfeed/hw.py").is_file()
+    assert (tmp_path / "opt/hftfeed/hftfeed/runtime/hw.py").is_file()
     assert (tmp_path / "opt/hftfeed/hftfeed/__init__.py").is_file()
     assert not list((tmp_path / "opt/hftfeed").rglob("__pycache__"))
     assert not (tmp_path / "opt/hftfeed/tests").exists()

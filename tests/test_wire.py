@@ -1,4 +1,4 @@
-"""Specification of hftfeed/wire.py against PROTOCOL.md.
+"""Specification of hftfeed/codecs/wire.py against PROTOCOL.md.
 
 The golden byte strings below are written by hand from PROTOCOL.md's tables (field by field,
 little-endian), not produced by the encoder, so a bug shared by encoder and decoder still fails.
@@ -9,8 +9,8 @@ import struct
 
 import pytest
 
-from hftfeed import wire
-from hftfeed.book import Book
+from hftfeed.codecs import wire
+from hftfeed.core.book import Book
 from hftfeed.errors import WireError
 
 

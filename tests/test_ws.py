@@ -1,4 +1,4 @@
-"""Specification of hftfeed.ws: the asyncio WebSocket client, against a tiny loopback server."""
+"""Specification of hftfeed.transport.ws: the asyncio WebSocket client, against a tiny loopback server."""
 
 import asyncio
 import logging
@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 
-from hftfeed import ws
-from hftfeed import ws_proto as wp
+from hftfeed.transport import ws
+from hftfeed.codecs import ws_proto as wp
 from hftfeed.errors import ConnectionClosed, InvalidHandshake, MessageTooBig, ProtocolError, TransportError
 
 

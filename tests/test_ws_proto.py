@@ -1,8 +1,8 @@
-"""Specification of hftfeed.ws_proto: RFC 6455 framing, state machine and handshake helpers."""
+"""Specification of hftfeed.codecs.ws_proto: RFC 6455 framing, state machine and handshake helpers."""
 
 import pytest
 
-from hftfeed import ws_proto as wp
+from hftfeed.codecs import ws_proto as wp
 from hftfeed.errors import ConnectionClosed, InvalidHandshake, MessageTooBig, ProtocolError
 
 MASK = bytes.fromhex("37fa213d")

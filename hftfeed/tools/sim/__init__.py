@@ -1,0 +1,43 @@
+"""hftfeed.tools.sim: an exchange simulator that speaks a real venue's protocol.
+
+It is the ground truth for the end-to-end tests, the demo and the benchmark: a deterministic
+random-walk book engine per symbol (``market``), a venue dialect that turns engine events into the
+venue's exact JSON, paths, limits and keepalive rules (``binance`` for spot, ``binance_usdm``,
+``bybit``, ``okx``), an asyncio server for REST and WebSocket on one port (``server``,
+``protocol``, ``wsconn``, ``rest``), a JSON-lines journal of everything generated (``journal``;
+read it back with ``tests/simtruth.py``), replays of a journal or of a real capture
+(``sources``), and fault injection (``faults``, ``faultexec``). ``mirror`` keeps a per-event copy
+of each book for the venues that need one (OKX checksums, Bybit's restart snapshot);
+``decimals`` prints prices the way each venue does.
+
+Run it::
+
+    python3 hftfeed.py sim --venue okx --symbols BTC-USDT-SWAP --rate 400 --record /tmp/j.jsonl
+    -> SIM READY ws=ws://127.0.0.1:PORT rest=http://127.0.0.1:PORT   (the only stdout line)
+
+or in-process: ``srv = await hftfeed.tools.sim.server.start_sim(venue=..., symbols=[...], rate=...)``;
+``srv.port``, ``srv.status()``, ``srv.apply_fault(faults.normalize({...}))``, ``await srv.close()``.
+Every limit defaults to the chosen venue's own value (``config.VENUE_DEFAULTS``).
+
+Venue surfaces (details in each dialect's docstring):
+
+* ``binance`` (spot): ``/stream?streams=a/b`` and ``/ws/<stream>``; ``@depth@100ms``, ``@depth``,
+  ``@trade``, ``@aggTrade``, ``@bookTicker``; live SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS /
+  SET_PROPERTY / GET_PROPERTY; a ping every 20 s answered within 60 s; 5 incoming messages a
+  second; 24 h lifetime with a ``serverShutdown`` notice; ``GET /api/v3/depth`` with Binance's
+  limits, weights, ``X-MBX-USED-WEIGHT-1M``, 429 then 418.
+* ``binance-usdm``: the same under ``/public`` (``@depth*``, ``@bookTicker``) and ``/market``
+  (``@aggTrade``) or the unsplit paths; ``T`` and ``pu`` in depth events; pings every 3 minutes,
+  pong within 10 (unsolicited pongs count); ``GET /fapi/v1/depth``, 2400 weight a minute.
+* ``bybit`` (``/v5/public/linear``): ``op`` subscribe / unsubscribe / ping with answers;
+  ``orderbook.50`` snapshot then ``u + 1`` deltas, ``orderbook.1``, ``publicTrade``; idle
+  clients dropped; fault ``bybit_restart`` (a ``u == 1`` snapshot).
+* ``okx`` (``/ws/v5/public``): per-arg subscribe answers and errors; ``books`` snapshot then
+  ``prevSeqId``-chained updates with CRC32 checksums (or 0), empty keepalive updates, ``trades``,
+  ``bbo-tbt``; text ``ping`` -> ``pong``; closed after 30 s without pushes or subscriptions;
+  faults ``okx_seq_reset`` (seqId goes down) and ``bad_checksum``.
+
+Control: ``POST /_sim/fault`` with ``{"fault": NAME, ...}`` -> ``{"ok":true}`` (400 with a reason
+otherwise); ``GET /_sim/status``. Fault names and parameters: ``faults.FAULT_PARAMS``. Measure
+throughput with ``python3 -m hftfeed.tools.sim.bench --venue NAME``.
+"""

@@ -1,0 +1,183 @@
+"""What every venue adapter provides (the contract ``feed.py`` relies on)."""
+
+import json
+import platform
+
+from hftfeed.errors import FixedPointError, VenueError
+from hftfeed.codecs.fixed import parse_price
+from hftfeed.core.updates import SIDE_BUY, SIDE_SELL
+
+# Venue-shaped scanners (Binance depth) beat json.loads under PyPy's JIT (1.6x in bench.py parse)
+# but not CPython's C json module (0.75-1.0x there): each interpreter gets its faster path.
+FAST_SCANNER = platform.python_implementation() == "PyPy"
+
+
+class Venue(object):
+    """Base class of venue adapters. One instance per configured feed.
+
+    Class attributes (overridden per venue): NAME (config value), VENUE_ID (PROTOCOL.md venue id),
+    DEFAULT_WS_URL, DEFAULT_REST_URL, MAX_STREAMS_PER_CONNECTION, MAX_OUT_MSGS_PER_S,
+    CONNECTION_LIFETIME_S (reconnect proactively before the venue's forced disconnect),
+    REST_WEIGHT_PER_MIN, DEFAULT_SNAPSHOT_LIMIT, MAX_SNAPSHOT_LIMIT, APP_PING_TEXT /
+    APP_PING_INTERVAL_S (application-level keepalive, None when the venue pings at the
+    WebSocket level), and ``rule`` (the venue's SyncRule).
+    """
+
+    NAME = ""
+    VENUE_ID = 0
+    DEFAULT_WS_URL = ""
+    DEFAULT_REST_URL = ""
+    MAX_STREAMS_PER_CONNECTION = 1024
+    MAX_OUT_MSGS_PER_S = 5.0
+    CONNECTION_LIFETIME_S = 23.5 * 3600
+    REST_WEIGHT_PER_MIN = 6000
+    DEFAULT_SNAPSHOT_LIMIT = 1000
+    MAX_SNAPSHOT_LIMIT = 5000
+    APP_PING_TEXT = None
+    APP_PING_INTERVAL_S = None
+    APP_PING_ALWAYS = False       # True: ping every interval; False: only after that much silence
+    SUBSCRIBE_ACKS = False        # each subscribe message is answered (CTRL_SUBSCRIBED / CTRL_ERROR)
+    rule = None
+
+    def __init__(self, symbols, channels, depth_speed="100ms"):
+        self.symbols = list(symbols)
+        self.channels = tuple(channels)
+        self.depth_speed = depth_speed
+        self.fast_scanner = FAST_SCANNER   # a switch per instance, so tests run both paths
+
+    # -- connection facts (override) -----------------------------------------------------------
+    @classmethod
+    def venue_symbol(cls, symbol):
+        """The venue's own spelling of a configured symbol (what its messages carry)."""
+        return symbol
+
+    def routes(self):
+        """[(url path prefix, channels)]: the connections a symbol's channels need. One route
+        for most venues; Binance USD-M splits /public (depth, bookTicker) and /market (trades)."""
+        return [("", self.channels)]
+
+    def streams_for(self, symbol, channels=None):
+        """The venue's stream / subscription names for one symbol and the given channels
+        (default: all configured channels); these count against the per-connection limit."""
+        raise NotImplementedError
+
+    def connection_path(self, streams):
+        """The URL path (and query) to open for a connection carrying ``streams``."""
+        raise NotImplementedError
+
+    def subscribe_messages(self, streams):
+        """Text messages to send after connecting (empty when the URL carries the streams)."""
+        return []
+
+    def resubscribe_messages(self, symbol):
+        """Messages that make the venue send a fresh in-stream snapshot for ``symbol``."""
+        return []
+
+    def snapshot_request(self, symbol, limit):
+        """(path_and_query, request_weight) of the REST depth snapshot, for REST-snapshot venues."""
+        raise NotImplementedError
+
+    def parse_snapshot(self, symbol, body):
+        """REST snapshot body (bytes) -> Snapshot; raises VenueError."""
+        raise NotImplementedError
+
+    def parse(self, text):
+        """One WebSocket text message -> list of DepthUpdate / Trade / Quote / Control.
+        Raises VenueError for anything malformed (the caller counts and drops it)."""
+        raise NotImplementedError
+
+
+# -- helpers shared by the JSON adapters ------------------------------------------------------
+
+def loads(text):
+    """json.loads with the venue error type (malformed JSON is a VenueError, not a crash)."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:   # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise VenueError("malformed JSON: %s" % exc)
+    except RecursionError:
+        raise VenueError("malformed JSON: nested too deeply")
+
+
+def req_int(obj, key, what):
+    """A non-negative integer field (ids, times); bools and floats are not ids."""
+    value = obj.get(key)
+    if type(value) is not int or value < 0 or value > 0x7FFFFFFFFFFFFFFF:
+        raise VenueError("%s: field %r must be a non-negative integer, got %r" % (what, key, value))
+    return value
+
+
+def req_str(obj, key, what):
+    value = obj.get(key)
+    if type(value) is not str:
+        raise VenueError("%s: field %r must be a string, got %r" % (what, key, value))
+    return value
+
+
+def req_price(obj, key, what, allow_zero=False):
+    return to_price(req_str(obj, key, what), what, allow_zero)
+
+
+def to_price(text, what, allow_zero=False):
+    """A price string -> scaled int > 0 (>= 0 with allow_zero: empty sides of a quote)."""
+    try:
+        value = parse_price(text)
+    except FixedPointError as exc:
+        raise VenueError("%s: bad price %r: %s" % (what, text, exc))
+    if value < 0 or (value == 0 and not allow_zero):
+        raise VenueError("%s: price %r must be positive" % (what, text))
+    return value
+
+
+def to_qty(text, what):
+    """A quantity string -> scaled int >= 0."""
+    try:
+        value = parse_price(text)
+    except FixedPointError as exc:
+        raise VenueError("%s: bad quantity %r: %s" % (what, text, exc))
+    if value < 0:
+        raise VenueError("%s: quantity %r is negative" % (what, text))
+    return value
+
+
+def tier_weight(limit, tiers):
+    """A REST weight from a venue's tier table [(max limit, weight), ...] (ascending); limits
+    above the last tier cost the last weight."""
+    for max_limit, weight in tiers:
+        if limit <= max_limit:
+            return weight
+    return tiers[-1][1]
+
+
+def data_items(msg, what, non_empty=False):
+    """``msg["data"]`` as a list of objects (Bybit and OKX push arrays of records)."""
+    data = msg.get("data")
+    if type(data) is not list or (non_empty and not data):
+        raise VenueError("%s: data must be a %slist" % (what, "non-empty " if non_empty else ""))
+    for item in data:
+        if type(item) is not dict:
+            raise VenueError("%s: data items must be objects" % what)
+    return data
+
+
+def taker_side(value, buy_word, sell_word, what):
+    """The venue's word for the taker's side -> SIDE_BUY / SIDE_SELL."""
+    if value == buy_word:
+        return SIDE_BUY
+    if value == sell_word:
+        return SIDE_SELL
+    raise VenueError("%s: side must be %s or %s, got %r" % (what, buy_word, sell_word, value))
+
+
+def levels_flat(levels, what):
+    """[["price", "qty", ...], ...] -> flat [p0, q0, p1, q1, ...] of scaled ints (validated)."""
+    if type(levels) is not list:
+        raise VenueError("%s: levels must be a list, got %r" % (what, type(levels).__name__))
+    out = []
+    for level in levels:
+        if type(level) is not list or len(level) < 2 or type(level[0]) is not str \
+                or type(level[1]) is not str:
+            raise VenueError("%s: level %r is not [\"price\", \"qty\"]" % (what, level))
+        out.append(to_price(level[0], what))
+        out.append(to_qty(level[1], what))
+    return out
