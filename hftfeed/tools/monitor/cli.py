@@ -16,7 +16,7 @@ from hftfeed.errors import ConfigError
 
 from hftfeed.tools.monitor.receiver import IS_PYPY, FeedMonitor, warm_up_jit
 from hftfeed.tools.monitor.report import render_report
-from hftfeed.tools.monitor.udp import DEFAULT_RCVBUF_BYTES, parse_listen
+from hftfeed.client.net import DEFAULT_RCVBUF_BYTES, parse_listen
 
 log = logging.getLogger("hftfeed.monitor")
 

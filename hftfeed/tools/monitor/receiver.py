@@ -43,7 +43,7 @@ from hftfeed.codecs import wire
 from hftfeed.errors import WireError
 from hftfeed.runtime.stats import LatencyHistogram
 
-from hftfeed.tools.monitor.udp import DEFAULT_RCVBUF_BYTES, open_udp_socket
+from hftfeed.client.net import DEFAULT_RCVBUF_BYTES, open_udp_socket
 
 log = logging.getLogger("hftfeed.monitor")
 
