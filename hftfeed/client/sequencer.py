@@ -92,8 +92,8 @@ class Sequencer(object):
 
     def __init__(self, confirm_packets=DEFAULT_CONFIRM_PACKETS,
                  max_jump_messages=DEFAULT_MAX_JUMP_MESSAGES):
-        if confirm_packets < 1:
-            raise ValueError("confirm_packets must be >= 1")
+        if not 1 <= confirm_packets <= MAX_HELD_PACKETS:
+            raise ValueError("confirm_packets must be 1..%d" % MAX_HELD_PACKETS)
         self.confirm_packets = confirm_packets
         self.max_jump_messages = max_jump_messages
         self.channels = {}

@@ -99,7 +99,8 @@ class Subscriber(object):
         self._callbacks = dict((kind, []) for kind in KINDS)
         self._buf = bytearray(RECV_BUFFER_BYTES)
         self._arbitrating = False
-        self._deferred = []
+        self._deferred = []         # (channel, seq, data, local_ns, source) read ahead
+        self._flushing = False
         self._pcap = None
         self._closed = False
         self.last_decode_error = None
@@ -300,18 +301,37 @@ class Subscriber(object):
                 and seq - state.next_seq <= self.sequencer.max_jump_messages):
             self._recover(channel, session, state, seq)
         self._sequence(data, header, local_ns)
-        if self._deferred and not self._arbitrating:
-            deferred = self._deferred
-            self._deferred = []
-            for item in deferred:
-                self.datagram(*item)
+        if self._deferred and not self._arbitrating and not self._flushing:
+            self._flush_deferred()
+
+    def _flush_deferred(self):
+        """Apply the datagrams read ahead during arbitration, lowest seq first (A and B copies
+        of one packet sit next to each other: the second is a duplicate)."""
+        self._flushing = True
+        try:
+            while self._deferred and not self._arbitrating:
+                self._deferred.sort()
+                channel, seq, data, local_ns, source = self._deferred.pop(0)
+                self.datagram(data, local_ns, source)
+        finally:
+            self._flushing = False
+
+    def _take_deferred(self, channel, seq):
+        """Apply the read-ahead datagrams of ``channel`` below ``seq`` (they may fill a gap)."""
+        if not self._deferred:
+            return
+        items = sorted(self._deferred)
+        self._deferred = [i for i in items if not (i[0] == channel and i[1] < seq)]
+        for item in items:
+            if item[0] == channel and item[1] < seq:
+                self.datagram(item[2], item[3], item[4])
 
     def _recover(self, channel, session, state, seq):
         """A gap: let the other feed(s) fill it, then the retransmission service."""
         if self._arbitrating:
             return
         if len(self._socks) > 1 and self.arbitration_wait_s > 0:
-            self._arbitrate(state, seq)
+            self._arbitrate(channel, state, seq)
         if state.next_seq < seq and self._retransmit is not None \
                 and state.session == session and seq - state.next_seq <= MAX_RETRANSMIT_MESSAGES:
             first = state.next_seq
@@ -331,13 +351,15 @@ class Subscriber(object):
                 log.warning("retransmission of seq %d..%d on channel %d: %s", first, seq - 1,
                             channel, wire.RETRANS_CODE_NAMES.get(code, self._retransmit.last_error))
 
-    def _arbitrate(self, state, seq):
+    def _arbitrate(self, channel, state, seq):
         deadline = time.monotonic() + self.arbitration_wait_s
         self._arbitrating = True
         try:
             while state.next_seq < seq:
+                self._take_deferred(channel, seq)
                 for sock in self._socks:
                     self._drain_until(sock, seq)
+                self._take_deferred(channel, seq)
                 if state.next_seq >= seq:
                     break
                 remaining = deadline - time.monotonic()
@@ -360,10 +382,11 @@ class Subscriber(object):
                 return
             data = bytes(buf[:nbytes])
             local_ns = self._clock_ns()
-            if nbytes >= wire.HEADER_SIZE and wire.PACKET_HEADER.unpack_from(data)[7] < seq:
-                self.datagram(data, local_ns, address[0])
-            else:
-                self._deferred.append((data, local_ns, address[0]))
+            if nbytes < wire.HEADER_SIZE:
+                self.datagram(data, local_ns, address[0])    # counted as malformed
+                continue
+            fields = wire.PACKET_HEADER.unpack_from(data)
+            self._deferred.append((fields[3], fields[7], data, local_ns, address[0]))
 
     def _decode_error(self, exc):
         self.decode_errors += 1
