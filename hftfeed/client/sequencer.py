@@ -85,7 +85,8 @@ class ChannelState(object):
 class Sequencer(object):
     """Per-channel sequencing for any number of channels; counters are plain attributes.
 
-    After each call, ``gap`` is ``None`` or the ``(first_missing_seq, end_seq)`` range the
+    After each call, ``filled`` is how many missing messages a FILL packet brought, ``gap`` is
+    ``None`` or the ``(first_missing_seq, end_seq)`` range the
     packet revealed, ``released`` the payloads to apply on RELEASE, and ``restarted`` whether
     the confirmed stream changed session.
     """
@@ -100,6 +101,7 @@ class Sequencer(object):
         self.gap = None
         self.released = None
         self.restarted = False
+        self.filled = 0
         self.gaps = 0
         self.missing_messages = 0
         self.duplicates = 0
@@ -115,6 +117,7 @@ class Sequencer(object):
         self.gap = None
         self.released = None
         self.restarted = False
+        self.filled = 0
         state = self.channels.get(channel)
         if state is None:
             state = self.channels[channel] = ChannelState(session, seq + count)
@@ -136,6 +139,7 @@ class Sequencer(object):
                 if seq + count > expected:
                     state.next_seq = seq + count
                 if filled:
+                    self.filled = filled
                     self.out_of_order += 1
                     self.recovered_messages += filled
                     return FILL
