@@ -17,7 +17,6 @@ applied in order, exactly as if nothing had been lost. What stays lost is report
 import asyncio
 import logging
 import selectors
-import socket
 import time
 
 from hftfeed.client import sequencer as seqmod
@@ -27,7 +26,7 @@ from hftfeed.client.net import DEFAULT_RCVBUF_BYTES, open_udp_socket, parse_list
 from hftfeed.client.pcap import PcapReader
 from hftfeed.client.retransmit import RetransmitClient
 from hftfeed.codecs import wire
-from hftfeed.errors import ConfigError, WireError
+from hftfeed.errors import WireError
 
 log = logging.getLogger("hftfeed.client")
 

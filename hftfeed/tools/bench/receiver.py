@@ -28,18 +28,17 @@ import json
 import logging
 import selectors
 import socket
-import struct
 import sys
 import time
 from array import array
 
 from hftfeed.codecs import wire
+from hftfeed.errors import WireError
 from hftfeed.runtime.stats import LatencyHistogram
 
 log = logging.getLogger("hftfeed.bench.receiver")
 
-_PACKET_HEADER = struct.Struct("<2sBBHHIIQQ")   # PROTOCOL.md "Packet"
-_MSG_HEADER = struct.Struct("<HBBHHQQQ")         # PROTOCOL.md "Message header"
+_MSG_HEADER = wire.MSG_HEADER                    # PROTOCOL.md "Message header", its one home
 _TYPE_B = wire.TYPE_BOOK
 _TYPE_S = wire.TYPE_STATUS
 _TYPE_I = wire.TYPE_INSTRUMENT
@@ -94,9 +93,9 @@ class Receiver(object):
             return
         buf = self.buf
         try:
-            _magic, _ver, _flags, _chan, count, session, _res, seq, send_ns = \
-                _PACKET_HEADER.unpack_from(buf, 0)
-        except struct.error:
+            # the project's one validation function: after it, every length below is sound
+            _flags, _chan, count, session, seq, send_ns = wire.check_datagram(buf, nbytes)
+        except WireError:
             self.window["decode_errors"] += 1
             return
         recording = self.recording
@@ -116,9 +115,6 @@ class Receiver(object):
             self.before["packets"] += 1
         off = wire.HEADER_SIZE
         for _ in range(count):
-            if off + wire.MSG_HEADER_SIZE > nbytes:
-                self.window["decode_errors"] += 1
-                return
             length, mtype, _venue, instrument, flags, _exch, msg_recv_ns, update_id = \
                 _MSG_HEADER.unpack_from(buf, off)
             if mtype == _TYPE_B:
@@ -142,9 +138,6 @@ class Receiver(object):
             elif mtype == _TYPE_I:
                 raw = bytes(buf[off + 32:off + 56])
                 self.symbols[instrument] = raw.rstrip(b"\0").decode("ascii", "replace")
-            if length < wire.MSG_HEADER_SIZE:
-                self.window["decode_errors"] += 1
-                return
             off += length
 
     def _status(self, instrument, state):
