@@ -62,20 +62,20 @@ def test_phase1_contract_keys_work_as_written():
                    gc={"freeze_after_start": False}, busy_poll=True)
     cfg = load_config_dict(raw)
     assert cfg.memory_lock is False
-    assert cfg.cpu_core == 1
-    assert (cfg.sndbuf_bytes, cfg.rcvbuf_bytes) == (4194304, 4194304)
-    assert cfg.gc_freeze_after_start is False
+    assert cfg.cpu_affinity.core == 1
+    assert (cfg.socket_buffers.sndbuf_bytes, cfg.socket_buffers.rcvbuf_bytes) == (4194304, 4194304)
+    assert cfg.gc.freeze_after_start is False
     assert cfg.busy_poll is True
 
 
 def test_socket_buffers_of_zero_mean_the_kernel_default():
     cfg = load_config_dict(cfg_with(socket_buffers={"sndbuf_bytes": 0, "rcvbuf_bytes": 0}))
-    assert (cfg.sndbuf_bytes, cfg.rcvbuf_bytes) == (0, 0)
+    assert (cfg.socket_buffers.sndbuf_bytes, cfg.socket_buffers.rcvbuf_bytes) == (0, 0)
 
 
 def test_processor_core_minus_one_disables_pinning_even_when_enabled_is_absent():
-    assert load_config_dict(cfg_with(cpu_affinity={"processor_core": -1})).cpu_core == -1
-    assert load_config_dict(cfg_with(cpu_affinity={"enabled": False, "processor_core": 1})).cpu_core == -1
+    assert load_config_dict(cfg_with(cpu_affinity={"processor_core": -1})).cpu_affinity.core == -1
+    assert load_config_dict(cfg_with(cpu_affinity={"enabled": False, "processor_core": 1})).cpu_affinity.core == -1
 
 
 def test_defaults_when_only_feeds_are_given():
@@ -84,9 +84,9 @@ def test_defaults_when_only_feeds_are_given():
     assert cfg.feeds[0].rest_url == "https://api.binance.com"
     assert cfg.publisher.depth == 20
     assert cfg.publisher.max_payload == 1472
-    assert cfg.book_capacity_levels == 5000
-    assert cfg.memory_lock is True and cfg.cpu_core == -1 and cfg.busy_poll is False
-    assert (cfg.sndbuf_bytes, cfg.rcvbuf_bytes) == (4 * 2 ** 20, 4 * 2 ** 20)
+    assert cfg.book.capacity_levels == 5000
+    assert cfg.memory_lock is True and cfg.cpu_affinity.core == -1 and cfg.busy_poll is False
+    assert (cfg.socket_buffers.sndbuf_bytes, cfg.socket_buffers.rcvbuf_bytes) == (4 * 2 ** 20, 4 * 2 ** 20)
 
 
 def test_plain_ws_and_http_urls_are_accepted_for_the_simulator():
