@@ -67,7 +67,7 @@ class Rig(object):
         needs_adapter(venue)
         self.venue = venue
         spec = registry.spec(venue)
-        self.symbols, path = list(spec.demo_symbols[:2]), spec.sim_ws_path
+        self.symbols, path = list(spec.demo_symbols[:2]), registry.ws_path(venue)
         self.wire_trade_id = SETUPS[venue]
         self.sim = SimProcess(tmp_path, self.symbols, rate=300,
                               extra=["--venue", venue] + list(extra))

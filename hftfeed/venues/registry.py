@@ -14,6 +14,7 @@ by :func:`doc_table`) is missing.
 import importlib
 import re
 from collections import namedtuple
+from urllib.parse import urlsplit
 
 VenueSpec = namedtuple("VenueSpec", (
     "wire_id",          # u8 venue id on the wire (PROTOCOL.md "Venue ids"); never reused
@@ -23,7 +24,6 @@ VenueSpec = namedtuple("VenueSpec", (
     "sim_dialect",      # module of the simulator's dialect (hftfeed/tools/sim/)
     "ws_url",           # production WebSocket endpoint (the config default)
     "rest_url",         # production REST endpoint (the config default)
-    "sim_ws_path",      # path of the WebSocket endpoint under a simulator's base URL
     "symbol_re",        # compiled regex a configured symbol must match (case-insensitive)
     "symbol_example",   # what a symbol looks like, for error messages and docs
     "demo_symbols",     # what `hftfeed.py demo` subscribes by default
@@ -38,31 +38,42 @@ _PLAIN_SYMBOL = re.compile(r"\A[A-Z0-9]{2,20}\Z", re.IGNORECASE)
 _DASHED_SYMBOL = re.compile(r"\A[A-Z0-9]{1,12}(-[A-Z0-9]{1,12}){1,3}\Z", re.IGNORECASE)
 
 VENUES = (
-    VenueSpec(1, "binance", "Binance spot", "hftfeed.venues.binance:BinanceSpot",
-              "hftfeed.tools.sim.binance", "wss://stream.binance.com:9443",
-              "https://api.binance.com", "", _PLAIN_SYMBOL, "BTCUSDT",
-              ("BTCUSDT", "ETHUSDT", "SOLUSDT"), "REST snapshot + `U`/`u` diffs",
-              "`@depth@100ms`, `@trade`, `@bookTicker`"),
-    VenueSpec(2, "binance-usdm", "Binance USD-M futures",
-              "hftfeed.venues.binance_usdm:BinanceUsdm", "hftfeed.tools.sim.binance_usdm",
-              "wss://fstream.binance.com", "https://fapi.binance.com", "", _PLAIN_SYMBOL,
-              "BTCUSDT", ("BTCUSDT", "ETHUSDT"), "REST snapshot + `pu` chain",
-              "`/public` (depth, bookTicker) and `/market` (aggTrade) connections"),
-    VenueSpec(3, "bybit", "Bybit v5 linear", "hftfeed.venues.bybit:Bybit",
-              "hftfeed.tools.sim.bybit", "wss://stream.bybit.com/v5/public/linear",
-              "https://api.bybit.com", "/v5/public/linear", _PLAIN_SYMBOL, "BTCUSDT",
-              ("BTCUSDT", "ETHUSDT"), "in-stream snapshot + `u`+1 deltas",
-              "`u == 1` restart snapshot; `{\"op\":\"ping\"}` keepalive"),
-    VenueSpec(4, "okx", "OKX v5 public", "hftfeed.venues.okx:Okx",
-              "hftfeed.tools.sim.okx", "wss://ws.okx.com:8443/ws/v5/public",
-              "https://www.okx.com", "/ws/v5/public", _DASHED_SYMBOL, "BTC-USDT-SWAP",
-              ("BTC-USDT-SWAP", "ETH-USDT-SWAP"), "in-stream snapshot + `seqId`/`prevSeqId`",
-              "CRC32 checksum of the top 25 verified when non-zero; text `ping`"),
+    VenueSpec(
+        wire_id=1, name="binance", display_name="Binance spot",
+        adapter="hftfeed.venues.binance:BinanceSpot", sim_dialect="hftfeed.tools.sim.binance",
+        ws_url="wss://stream.binance.com:9443", rest_url="https://api.binance.com",
+        symbol_re=_PLAIN_SYMBOL, symbol_example="BTCUSDT",
+        demo_symbols=("BTCUSDT", "ETHUSDT", "SOLUSDT"),
+        book_sync="REST snapshot + `U`/`u` diffs",
+        notes="`@depth@100ms`, `@trade`, `@bookTicker`"),
+    VenueSpec(
+        wire_id=2, name="binance-usdm", display_name="Binance USD-M futures",
+        adapter="hftfeed.venues.binance_usdm:BinanceUsdm",
+        sim_dialect="hftfeed.tools.sim.binance_usdm",
+        ws_url="wss://fstream.binance.com", rest_url="https://fapi.binance.com",
+        symbol_re=_PLAIN_SYMBOL, symbol_example="BTCUSDT", demo_symbols=("BTCUSDT", "ETHUSDT"),
+        book_sync="REST snapshot + `pu` chain",
+        notes="`/public` (depth, bookTicker) and `/market` (aggTrade) connections"),
+    VenueSpec(
+        wire_id=3, name="bybit", display_name="Bybit v5 linear",
+        adapter="hftfeed.venues.bybit:Bybit", sim_dialect="hftfeed.tools.sim.bybit",
+        ws_url="wss://stream.bybit.com/v5/public/linear", rest_url="https://api.bybit.com",
+        symbol_re=_PLAIN_SYMBOL, symbol_example="BTCUSDT", demo_symbols=("BTCUSDT", "ETHUSDT"),
+        book_sync="in-stream snapshot + `u`+1 deltas",
+        notes="`u == 1` restart snapshot; `{\"op\":\"ping\"}` keepalive"),
+    VenueSpec(
+        wire_id=4, name="okx", display_name="OKX v5 public",
+        adapter="hftfeed.venues.okx:Okx", sim_dialect="hftfeed.tools.sim.okx",
+        ws_url="wss://ws.okx.com:8443/ws/v5/public", rest_url="https://www.okx.com",
+        symbol_re=_DASHED_SYMBOL, symbol_example="BTC-USDT-SWAP",
+        demo_symbols=("BTC-USDT-SWAP", "ETH-USDT-SWAP"),
+        book_sync="in-stream snapshot + `seqId`/`prevSeqId`",
+        notes="CRC32 checksum of the top 25 verified when non-zero; text `ping`"),
 )
 
-#: Wire ids that are assigned but have no adapter here (PROTOCOL.md lists them too), so a
-#: receiver can still name them.
-RESERVED_WIRE_IDS = {5: "Coinbase Exchange", 255: "simulator"}
+#: Wire ids that are assigned but have no adapter here (PROTOCOL.md lists them too) -> the name
+#: a receiver shows for them.
+RESERVED_WIRE_IDS = {5: "coinbase", 255: "sim"}
 WIRE_ID_SIM = 255       # the monitor's self-test and a simulator speaking no real venue's protocol
 
 BY_NAME = {spec.name: spec for spec in VENUES}
@@ -78,10 +89,13 @@ def spec(name: str) -> VenueSpec:
 def wire_name(wire_id: int) -> str:
     """A receiver's name for a wire venue id ("binance", "coinbase", "sim"), or None if unknown."""
     entry = BY_WIRE_ID.get(wire_id)
-    if entry is not None:
-        return entry.name
-    reserved = RESERVED_WIRE_IDS.get(wire_id)
-    return None if reserved is None else reserved.split()[0].lower()
+    return entry.name if entry is not None else RESERVED_WIRE_IDS.get(wire_id)
+
+
+def ws_path(name: str) -> str:
+    """The path of the venue's WebSocket endpoint ("/ws/v5/public", "" for Binance): the
+    simulator serves the same path under its own host, so a feed's ws_url is base + this."""
+    return urlsplit(BY_NAME[name].ws_url).path
 
 
 def _load(dotted):
