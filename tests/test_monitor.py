@@ -20,6 +20,7 @@ import pytest
 
 from hftfeed.codecs import wire
 from hftfeed.errors import ConfigError, WireError
+from hftfeed.venues import registry
 from hftfeed.tools.monitor import (FeedMonitor, decode_single_message, format_scaled, main,
                              parse_listen, render_report, warm_up_jit)
 
@@ -27,29 +28,31 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SESSION = 1700000000
 PX = 100000000          # 1.0 scaled by 10**8
 
+BINANCE_ID = registry.spec("binance").wire_id
+
 
 # ------------------------------------------------------------------ packet building helpers
 
 def trade(instrument=1, recv_ns=0, trade_id=1, price=37000 * PX, qty=PX // 2, side=1):
-    return lambda buf, off: wire.pack_trade(buf, off, wire.VENUE_BINANCE, instrument, 0, recv_ns,
+    return lambda buf, off: wire.pack_trade(buf, off, BINANCE_ID, instrument, 0, recv_ns,
                                             trade_id, price, qty, side)
 
 
 def quote(instrument=1, recv_ns=0):
-    return lambda buf, off: wire.pack_quote(buf, off, wire.VENUE_BINANCE, instrument, 0, recv_ns,
+    return lambda buf, off: wire.pack_quote(buf, off, BINANCE_ID, instrument, 0, recv_ns,
                                             7, 100 * PX, PX, 101 * PX, 2 * PX)
 
 
 def status(instrument, state, recv_ns=0):
-    return lambda buf, off: wire.pack_status(buf, off, wire.VENUE_BINANCE, instrument, recv_ns,
+    return lambda buf, off: wire.pack_status(buf, off, BINANCE_ID, instrument, recv_ns,
                                              state)
 
 
-def instrument_def(instrument, symbol, venue=wire.VENUE_BINANCE):
+def instrument_def(instrument, symbol, venue=BINANCE_ID):
     return lambda buf, off: wire.pack_instrument(buf, off, venue, instrument, symbol)
 
 
-def book(instrument, update_id, bids, asks, recv_ns=0, flags=0, venue=wire.VENUE_BINANCE):
+def book(instrument, update_id, bids, asks, recv_ns=0, flags=0, venue=BINANCE_ID):
     """A ``B`` message spelled out from PROTOCOL.md: 32-byte header, bid_n, ask_n, 6 reserved,
     then (i64 price, i64 qty) levels, bids first."""
     def write(buf, off):
@@ -214,7 +217,7 @@ def test_duplicate_packet_is_counted_and_not_counted_as_messages_again(monitor, 
     assert report["duplicates"] == 1
     assert report["messages"] == 2
     assert report["gaps"] == 0 and report["out_of_order"] == 0
-    assert monitor.books[(1, wire.VENUE_BINANCE, 1)].update_id == 11   # the repeated old book did not overwrite the view
+    assert monitor.books[(1, BINANCE_ID, 1)].update_id == 11   # the repeated old book did not overwrite the view
 
 
 def test_late_packet_filling_a_gap_is_out_of_order_and_recovers_its_messages(monitor, sender):
@@ -229,7 +232,7 @@ def test_late_packet_filling_a_gap_is_out_of_order_and_recovers_its_messages(mon
     assert report["out_of_order"] == 1 and report["recovered_messages"] == 2
     assert report["duplicates"] == 1
     assert report["messages"] == 4
-    assert monitor.books[(1, wire.VENUE_BINANCE, 1)].update_id == 30   # the late (older) book does not replace the newer
+    assert monitor.books[(1, BINANCE_ID, 1)].update_id == 30   # the late (older) book does not replace the newer
 
 
 def test_heartbeat_is_counted_and_carries_the_next_seq(monitor, sender):
@@ -375,18 +378,18 @@ def test_symbol_is_learned_from_instrument_messages(monitor, sender):
     send_all(monitor, sender, [packet([book(7, 1, [(PX, PX)], [(2 * PX, PX)])], seq=1)])
     assert "#7" in "\n".join(render_report(monitor.interval_report()))
     send_all(monitor, sender, [packet([instrument_def(7, "SOLUSDT")], seq=2)])
-    assert monitor.symbols == {(1, wire.VENUE_BINANCE, 7): "SOLUSDT"}
+    assert monitor.symbols == {(1, BINANCE_ID, 7): "SOLUSDT"}
     text = "\n".join(render_report(monitor.interval_report()))
     assert "SOLUSDT" in text and "#7" not in text
 
 
 def test_state_is_taken_from_status_messages(monitor, sender):
     send_all(monitor, sender, [packet([status(4, wire.STATE_RESYNC)], seq=1)])
-    assert monitor.states == {(1, wire.VENUE_BINANCE, 4): wire.STATE_RESYNC}
+    assert monitor.states == {(1, BINANCE_ID, 4): wire.STATE_RESYNC}
     row = monitor.interval_report()["instruments"][0]
     assert (row["instrument"], row["state_name"]) == (4, "resync")
     send_all(monitor, sender, [packet([status(4, wire.STATE_LIVE)], seq=2)])
-    assert monitor.states == {(1, wire.VENUE_BINANCE, 4): wire.STATE_LIVE}
+    assert monitor.states == {(1, BINANCE_ID, 4): wire.STATE_LIVE}
     assert "live" in "\n".join(render_report(monitor.interval_report()))
 
 
@@ -394,9 +397,9 @@ def test_a_book_marks_its_instrument_live_when_the_status_message_was_lost(monit
     send_all(monitor, sender, [packet([status(4, wire.STATE_RESYNC)], seq=1)])
     # seq 2 (S live) is lost; the first book after the resync arrives
     send_all(monitor, sender, [packet([book(4, 9, [(PX, PX)], [(2 * PX, PX)])], seq=3)])
-    assert monitor.states == {(1, wire.VENUE_BINANCE, 4): wire.STATE_LIVE}
+    assert monitor.states == {(1, BINANCE_ID, 4): wire.STATE_LIVE}
     send_all(monitor, sender, [packet([status(4, wire.STATE_DISCONNECTED)], seq=4)])
-    assert monitor.states == {(1, wire.VENUE_BINANCE, 4): wire.STATE_DISCONNECTED}
+    assert monitor.states == {(1, BINANCE_ID, 4): wire.STATE_DISCONNECTED}
 
 
 def test_book_view_keeps_the_latest_book_of_each_instrument(monitor, sender):
@@ -408,8 +411,8 @@ def test_book_view_keeps_the_latest_book_of_each_instrument(monitor, sender):
                      [(3700002000000, 75000000)])], seq=4),
     ])
     books = monitor.books
-    key = (1, wire.VENUE_BINANCE, 1)     # (channel, venue, instrument)
-    assert sorted(books) == [key, (1, wire.VENUE_BINANCE, 2)]
+    key = (1, BINANCE_ID, 1)     # (channel, venue, instrument)
+    assert sorted(books) == [key, (1, BINANCE_ID, 2)]
     assert isinstance(books[key], wire.BookMsg)
     assert books[key].update_id == 101
     assert books[key].bids == [(3700001000000, 250000000), (3700000000000, PX)]
@@ -477,16 +480,16 @@ def test_book_encoded_by_the_real_book_and_wire_encoder_is_shown(monitor, sender
     real.load_snapshot([100 * PX, PX, 99 * PX, 2 * PX], [101 * PX, 3 * PX], 77)
 
     def write(buf, off):
-        return wire.pack_book(buf, off, wire.VENUE_BINANCE, 3, 0, 0, time.time_ns(), real, 20)
+        return wire.pack_book(buf, off, BINANCE_ID, 3, 0, 0, time.time_ns(), real, 20)
     send_all(monitor, sender, [packet([write], seq=1)])
-    got = monitor.books[(1, wire.VENUE_BINANCE, 3)]
+    got = monitor.books[(1, BINANCE_ID, 3)]
     assert (got.update_id, got.bids, got.asks) == (77, [(100 * PX, PX), (99 * PX, 2 * PX)],
                                                    [(101 * PX, 3 * PX)])
 
 
 def test_decode_single_message_uses_the_reference_decoder():
     buf = bytearray(64)
-    end = wire.pack_status(buf, 0, wire.VENUE_SIM, 9, 123, wire.STATE_DISCONNECTED)
+    end = wire.pack_status(buf, 0, registry.WIRE_ID_SIM, 9, 123, wire.STATE_DISCONNECTED)
     msg = decode_single_message(buf[:end])
     assert isinstance(msg, wire.StatusMsg) and msg.state == wire.STATE_DISCONNECTED
 
@@ -663,7 +666,7 @@ def test_multicast_group_is_joined_on_the_given_interface(interface):
             snd.close()
         report = mon.interval_report()
     assert (report["packets"], report["messages"], report["gaps"]) == (2, 2, 0)
-    assert mon.symbols == {(1, wire.VENUE_BINANCE, 1): "BTCUSDT"}
+    assert mon.symbols == {(1, BINANCE_ID, 1): "BTCUSDT"}
 
 
 def test_ipv6_group_with_an_address_as_interface_is_refused():

@@ -6,10 +6,11 @@ import struct
 import time
 
 from hftfeed.codecs import wire
+from hftfeed.venues import registry
 
 SESSION = 1700000000
 PX = 100000000          # 1.0 scaled by 10**8
-VENUE = 1               # Binance spot (PROTOCOL.md "Venue ids")
+VENUE = registry.spec("binance").wire_id
 
 
 def trade(instrument=1, trade_id=1, price=37000 * PX, qty=PX // 2, side=1, venue=VENUE):

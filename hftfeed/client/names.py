@@ -1,29 +1,21 @@
 """Display names for wire codes, and the sanitiser for anything decoded from the wire.
 
-Venue names come from ONE function, :func:`venue_name`, so the table it reads can be swapped
-in one place. Every string that came off the network (a symbol in an ``I`` message) goes
+Venue names come from ONE function, :func:`venue_name`, reading the venue registry. Every string that came off the network (a symbol in an ``I`` message) goes
 through :func:`sanitize` before it is shown: UDP is unauthenticated, and a forged symbol such
 as ``"\\x1b[2J"`` must not clear a terminal or forge a log line.
 """
 
 from hftfeed.codecs import wire
+from hftfeed.venues import registry
 
 STATE_NAMES = {wire.STATE_LIVE: "live", wire.STATE_RESYNC: "resync",
                wire.STATE_DISCONNECTED: "disconnected"}
 
-# Built from the wire module's venue ids (their one home today); keyed by id.
-_VENUE_NAMES = {}
-for _attr, _name in (("VENUE_BINANCE", "binance"), ("VENUE_BINANCE_USDM", "binance-usdm"),
-                     ("VENUE_BYBIT", "bybit"), ("VENUE_OKX", "okx"),
-                     ("VENUE_COINBASE", "coinbase"), ("VENUE_SIM", "sim")):
-    if hasattr(wire, _attr):
-        _VENUE_NAMES[getattr(wire, _attr)] = _name
-
-
 def venue_name(venue_id: int) -> str:
-    """Short name of a venue id ("binance", ...); ``"venue-N"`` for an id this build does not
-    know (a newer publisher may add venues: version 1 consumers must not fail on them)."""
-    name = _VENUE_NAMES.get(venue_id)
+    """Short name of a venue id ("binance", ...), from the venue registry (the one home of venue
+    facts; a pure data module). An id this build does not know is shown as the registry
+    shows it: a newer publisher may add venues and version 1 consumers must not fail on them."""
+    name = registry.wire_name(venue_id)
     return name if name is not None else "venue-%d" % venue_id
 
 

@@ -43,6 +43,7 @@ import time
 from hftfeed.client import sequencer as seqmod
 from hftfeed.client.names import sanitize, state_name, venue_name
 from hftfeed.codecs import wire
+from hftfeed.venues import registry
 from hftfeed.errors import WireError
 from hftfeed.runtime.stats import LatencyHistogram
 
@@ -495,11 +496,11 @@ def _warm_up_packets():
         return write
 
     def trade(instrument):
-        return lambda buf, off: wire.pack_trade(buf, off, wire.VENUE_SIM, instrument, now_ns,
+        return lambda buf, off: wire.pack_trade(buf, off, registry.WIRE_ID_SIM, instrument, now_ns,
                                                 now_ns - 20000, 1, 100000000, 1, 1)
 
     def quote(instrument):
-        return lambda buf, off: wire.pack_quote(buf, off, wire.VENUE_SIM, instrument, now_ns,
+        return lambda buf, off: wire.pack_quote(buf, off, registry.WIRE_ID_SIM, instrument, now_ns,
                                                 now_ns - 20000, 1, 1, 1, 2, 1)
 
     build([book(1, 20), book(2, 20)])
