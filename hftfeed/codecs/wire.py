@@ -36,6 +36,7 @@ TYPE_STATUS = ord("S")
 TYPE_INSTRUMENT = ord("I")
 
 BOOK_FLAG_SNAPSHOT = 1       # first book after a (re)synchronisation from a snapshot
+BOOK_FLAG_REFRESH = 2        # re-sent by the refresh cycle: no new update since the last B
 
 STATE_LIVE = 1
 STATE_RESYNC = 2
@@ -285,6 +286,10 @@ class BookMsg(_Msg):
     @property
     def is_snapshot(self):
         return bool(self.flags & BOOK_FLAG_SNAPSHOT)
+
+    @property
+    def is_refresh(self):
+        return bool(self.flags & BOOK_FLAG_REFRESH)
 
 
 class TradeMsg(_Msg):
