@@ -43,6 +43,7 @@ _TYPE_B = wire.TYPE_BOOK
 _TYPE_S = wire.TYPE_STATUS
 _TYPE_I = wire.TYPE_INSTRUMENT
 _SNAPSHOT_FLAG = wire.BOOK_FLAG_SNAPSHOT
+_REFRESH_FLAG = wire.BOOK_FLAG_REFRESH
 PERCENTILES = (50, 90, 99, 99.9)
 MAX_DATAGRAMS_PER_DRAIN = 4096
 
@@ -66,7 +67,8 @@ class Receiver(object):
         self.session = None
         self.next_seq = 0
         self.window = dict.fromkeys(("packets", "bytes", "messages", "books", "snapshot_books",
-                                     "gaps", "lost_messages", "resync_status_msgs",
+                                     "refresh_books", "gaps", "lost_messages",
+                                     "resync_status_msgs",
                                      "decode_errors"), 0)
         self.before = {"packets": 0, "books": 0}
         self.window_start_ns = 0
@@ -126,6 +128,9 @@ class Receiver(object):
                     self.before["books"] += 1
                 elif flags & _SNAPSHOT_FLAG:
                     self.window["snapshot_books"] += 1
+                elif flags & _REFRESH_FLAG:
+                    # the refresh cycle re-sent an unchanged book: no new update to time
+                    self.window["refresh_books"] += 1
                 else:
                     self.window["books"] += 1
                     self.latency_daemon.record(send_ns - msg_recv_ns)

@@ -68,6 +68,7 @@ _TYPE_Q = wire.TYPE_QUOTE
 _TYPE_S = wire.TYPE_STATUS
 _TYPE_I = wire.TYPE_INSTRUMENT
 _EOS = wire.PACKET_FLAG_END_OF_SESSION
+_REFRESH = wire.BOOK_FLAG_REFRESH
 
 # What the sequencer lets the message loop do with a packet.
 _APPLY = 0        # in order (or after a gap): count messages, update the views
@@ -313,7 +314,7 @@ class FeedMonitor(object):
             type_counts[mtype] += 1
             key = (channel, venue, instrument)
             if mtype == _TYPE_B:
-                if msg_recv_ns:
+                if msg_recv_ns and not _flags & _REFRESH:   # a refresh re-sends an old book
                     record_daemon(send_ns - msg_recv_ns)
                 if apply_views and self.states.get(key) != _STATE_LIVE:
                     # PROTOCOL.md: books are published only while synchronised, so a B shows
