@@ -99,6 +99,7 @@ class Subscriber(object):
         self._buf = bytearray(RECV_BUFFER_BYTES)
         self._arbitrating = False
         self._deferred = []         # (channel, seq, data, local_ns, source) read ahead
+        self._pcap_reader = None
         self._flushing = False
         self._pcap = None
         self._closed = False
@@ -116,7 +117,8 @@ class Subscriber(object):
         self._socks = []
         self._selector = None
         self._setup(None, channels, None, confirm_packets, 0.0, 0.0, time.time_ns)
-        self._pcap = iter(PcapReader(path))
+        self._pcap_reader = PcapReader(path)
+        self._pcap = iter(self._pcap_reader)
         self._pcap_port = port
         return self
 
@@ -232,6 +234,8 @@ class Subscriber(object):
             sock.close()
         if self._retransmit is not None:
             self._retransmit.close()
+        if self._pcap_reader is not None:
+            self._pcap_reader.close()
 
     def __enter__(self):
         return self
