@@ -97,3 +97,9 @@ def test_confirm_packets_is_bounded_by_what_can_be_held():
     import pytest
     with pytest.raises(ValueError):
         sq.Sequencer(confirm_packets=sq.MAX_HELD_PACKETS + 1)
+
+
+def test_the_second_copy_of_an_end_of_session_packet_is_a_duplicate():
+    s = sq.Sequencer()
+    run(s, [(1, S, 1, 1, 0)])
+    assert run(s, [(1, S, 2, 0, 1), (1, S, 2, 0, 1)]) == [sq.APPLY, sq.DUP]

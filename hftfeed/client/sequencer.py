@@ -125,6 +125,8 @@ class Sequencer(object):
         if session == state.session:
             expected = state.next_seq
             if seq == expected:
+                if state.ended and not count:
+                    return DUP        # the other feed's copy of the end-of-session packet
                 state.next_seq = seq + count
                 return self._applied(state, flags)
             if expected < seq <= expected + self.max_jump_messages:
