@@ -1,4 +1,4 @@
-"""hftfeed wire format version 1: encoder and decoder (docs: ../shared/PROTOCOL.md, normative).
+"""hftfeed wire format version 1: encoder and decoder (docs/PROTOCOL.md, normative).
 
 Why one module for both directions: the encoder (publisher hot path) and the decoder (monitor,
 tests, third-party consumers' reference) must agree byte for byte, so both are built from the same
