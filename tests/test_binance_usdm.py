@@ -32,11 +32,9 @@ def venue(channels=("depth", "trade", "bookTicker"), depth_speed="100ms"):
     return BinanceUsdm(["SUSHIUSDT", "CTKUSDT"], channels, depth_speed)
 
 
-def test_the_venue_is_registered_under_its_config_name_and_protocol_id():
+def test_the_venue_has_its_own_limits():
+    """Id, name and URLs: tests/test_venue_registry.py."""
     assert registry.adapter("binance-usdm") is BinanceUsdm
-    assert BinanceUsdm.VENUE_ID == 2
-    assert BinanceUsdm.DEFAULT_WS_URL == "wss://fstream.binance.com"
-    assert BinanceUsdm.DEFAULT_REST_URL == "https://fapi.binance.com"
     assert (BinanceUsdm.REST_WEIGHT_PER_MIN, BinanceUsdm.MAX_STREAMS_PER_CONNECTION,
             BinanceUsdm.MAX_OUT_MSGS_PER_S) == (2400, 1024, 10.0)
 

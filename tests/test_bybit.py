@@ -38,10 +38,9 @@ def venue(channels=("depth", "trade", "bookTicker")):
     return Bybit(["btcusdt", "ETHUSDT"], channels)
 
 
-def test_the_venue_is_registered_with_its_protocol_facts():
+def test_the_venue_has_its_keepalive_and_subscribe_protocol_facts():
+    """Id, name and URLs: tests/test_venue_registry.py."""
     assert registry.adapter("bybit") is Bybit
-    assert Bybit.VENUE_ID == 3
-    assert Bybit.DEFAULT_WS_URL == "wss://stream.bybit.com/v5/public/linear"
     assert Bybit.rule.snapshot_in_stream is True
     assert (Bybit.APP_PING_TEXT, Bybit.APP_PING_INTERVAL_S, Bybit.APP_PING_ALWAYS) == \
         ('{"op":"ping"}', 20.0, True)

@@ -37,10 +37,9 @@ def venue(channels=("depth", "trade", "bookTicker")):
     return Okx(["btc-usdt", "ETH-USDT-SWAP"], channels)
 
 
-def test_the_venue_is_registered_with_its_protocol_facts():
+def test_the_venue_has_its_keepalive_and_subscribe_protocol_facts():
+    """Id, name and URLs: tests/test_venue_registry.py."""
     assert registry.adapter("okx") is Okx
-    assert Okx.VENUE_ID == 4
-    assert Okx.DEFAULT_WS_URL == "wss://ws.okx.com:8443/ws/v5/public"
     assert Okx.rule.snapshot_in_stream is True
     assert (Okx.APP_PING_TEXT, Okx.APP_PING_INTERVAL_S, Okx.APP_PING_ALWAYS) == ("ping", 25.0, False)
     assert Okx.SUBSCRIBE_ACKS is True

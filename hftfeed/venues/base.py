@@ -29,6 +29,17 @@ class Venue(object):
     VENUE_ID = 0
     DEFAULT_WS_URL = ""
     DEFAULT_REST_URL = ""
+
+    def __init_subclass__(cls, **kwargs):
+        """An adapter names its registry entry (``SPEC = registry.spec("okx")``); the facts
+        kept there are copied from it here, so no adapter restates its id, name or URLs."""
+        super().__init_subclass__(**kwargs)
+        spec = cls.__dict__.get("SPEC")
+        if spec is not None:
+            cls.NAME = spec.name
+            cls.VENUE_ID = spec.wire_id
+            cls.DEFAULT_WS_URL = spec.ws_url
+            cls.DEFAULT_REST_URL = spec.rest_url
     MAX_STREAMS_PER_CONNECTION = 1024
     MAX_OUT_MSGS_PER_S = 5.0
     CONNECTION_LIFETIME_S = 23.5 * 3600
