@@ -18,19 +18,36 @@ The procedure (Binance's "How to manage a local order book correctly", generalis
 """
 
 
-# Instrument states (the numbers are PROTOCOL.md's S-message states where they overlap).
-LIVE = 1          # synchronised: books may be published
-RESYNCING = 2     # waiting for a snapshot / a bridging diff: nothing is published
-DISCONNECTED = 3  # no connection carries this instrument
+import enum
 
-# Results of on_update / on_snapshot (what the caller must do next).
-APPLIED = 1         # the book changed and is live: publish it
-IGNORED = 2         # duplicate or stale diff: nothing changed
-BUFFERED = 3        # kept until the snapshot arrives
-SYNCED = 4          # just became live (snapshot + replay): publish with the snapshot flag
-GAP = 5             # continuity broken: publish status 2 and resync (fetch a new snapshot)
-SNAPSHOT_TOO_OLD = 6  # the snapshot predates the buffered diffs: fetch another one
-WAITING_BRIDGE = 7  # snapshot loaded, no diff to bridge it yet: keep waiting (not live)
+from hftfeed.codecs.wire import STATE_DISCONNECTED, STATE_LIVE, STATE_RESYNC
+
+# Instrument states: PROTOCOL.md's S-message states, defined once in ``codecs/wire.py``.
+LIVE = STATE_LIVE                  # synchronised: books may be published
+RESYNCING = STATE_RESYNC           # waiting for a snapshot / a bridging diff: nothing is published
+DISCONNECTED = STATE_DISCONNECTED  # no connection carries this instrument
+
+
+class SyncResult(enum.IntEnum):
+    """Results of on_update / on_snapshot: what the caller must do next. The meaning of each
+    one for the pipeline (publish, request a snapshot, resync) lives in ``pipeline/router.py``."""
+
+    APPLIED = 1           # the book changed and is live: publish it
+    IGNORED = 2           # duplicate or stale diff: nothing changed
+    BUFFERED = 3          # kept until the snapshot arrives
+    SYNCED = 4            # just became live (snapshot + replay): publish with the snapshot flag
+    GAP = 5               # continuity broken (or bad data): publish status 2 and resync
+    SNAPSHOT_TOO_OLD = 6  # the snapshot predates the buffered diffs: fetch another one
+    WAITING_BRIDGE = 7    # snapshot loaded, no diff to bridge it yet: keep waiting (not live)
+
+
+APPLIED = SyncResult.APPLIED
+IGNORED = SyncResult.IGNORED
+BUFFERED = SyncResult.BUFFERED
+SYNCED = SyncResult.SYNCED
+GAP = SyncResult.GAP
+SNAPSHOT_TOO_OLD = SyncResult.SNAPSHOT_TOO_OLD
+WAITING_BRIDGE = SyncResult.WAITING_BRIDGE
 
 
 class SyncRule(object):
@@ -73,7 +90,7 @@ class InstrumentSync(object):
     __slots__ = ("rule", "book", "state", "buffer", "max_buffered", "gaps", "resyncs",
                  "applied", "ignored", "buffer_overflows", "snapshots", "last_gap", "loaded")
 
-    def __init__(self, rule, book, max_buffered=10000):
+    def __init__(self, rule, book, max_buffered=10000, max_buffered_bytes=None, buffer_pool=None):
         self.rule = rule
         self.book = book
         self.state = DISCONNECTED
