@@ -108,7 +108,7 @@ class Supervisor(object):
             self.acks_pending = max(0, self.acks_pending - 1)   # resubscribe acks come too
         elif event.kind == CTRL_ERROR:
             self._stats.venue_errors += 1
-            log.error("%s: venue refused a request: %s", self.name, event.detail)
+            log.error("%s: venue refused a request: %s", self.name, escape_text(event.detail, 300))
         elif event.kind == CTRL_PONG:
             return
         else:
@@ -185,9 +185,10 @@ class Supervisor(object):
             self.feed.stats.connect_failures += 1
             action = recovery_for(exc)
             log.warning("%s: connect attempt %d to %s failed: %s: %s (%s)", self.name, attempt + 1,
-                        _short(self.url), type(exc).__name__, exc, action)
+                        _short(self.url), type(exc).__name__, escape_text(str(exc), 300), action)
             if action == EXIT and isinstance(exc, ConfigError):
                 raise
+            self._announce_unreachable()
             return None
         self.feed.stats.connects += 1
         if not self._flush_per_frame:
@@ -199,6 +200,20 @@ class Supervisor(object):
         self.links.append(link)
         log.info("%s: connected to %s (%d streams)", self.name, _short(self.url), len(self.streams))
         return link
+
+    def _announce_unreachable(self):
+        """Instruments that never had a connection get their first S message (disconnected)
+        after the first failed attempt, so consumers know they exist and are not live."""
+        if not self.owns_state:
+            return
+        now_ns = time.time_ns()
+        announced = False
+        for inst in self.instruments:
+            if inst.state == 0:
+                self.router.set_state(inst, wire.STATE_DISCONNECTED, now_ns)
+                announced = True
+        if announced:
+            self._publisher.flush()
 
     def _adopt_all(self, link):
         """A fresh connection after a disconnect: every instrument resyncs from it."""
@@ -262,6 +277,8 @@ class Supervisor(object):
                 self._forget(link)
                 return
             self._app_ping(link, now)
+            if self.carries_depth:
+                self.router.check_deadlines(self.instruments, time.monotonic())
             if self.rollover_requested or time.monotonic_ns() - link.opened_ns > lifetime_ns:
                 link = await self._rollover(link)
 
@@ -315,14 +332,22 @@ class Supervisor(object):
         return new
 
     def _log_close(self, link):
-        exc = link.client.closed.exception() if not link.client.closed.cancelled() else None
+        """One line per ended connection. A close we asked for (stop, rollover, reload) is
+        routine: INFO. The venue's close reason and an error's text are venue-supplied and go
+        through escape_text."""
+        client = link.client
+        exc = client.closed.exception() if not client.closed.cancelled() else None
         if exc is not None:
             log.warning("%s: connection lost: %s: %s; reconnecting", self.name,
-                        type(exc).__name__, exc)
+                        type(exc).__name__, escape_text(str(exc), 300))
+        elif client.close_initiated or self.stopping:
+            code, reason = client.closed.result()
+            log.info("%s: connection closed by us (%s %s)", self.name, code,
+                     escape_text(reason, 123))
         else:
-            code, reason = link.client.closed.result()
+            code, reason = client.closed.result()
             log.warning("%s: venue closed the connection (%s %s); reconnecting", self.name, code,
-                        reason)
+                        escape_text(reason, 123))
         self._forget(link)
 
     def _forget(self, link):

@@ -28,6 +28,8 @@ from hftfeed.transport.rest import HttpClient
 log = logging.getLogger("hftfeed.feed")
 
 RATE_LIMIT_DEFAULT_PAUSE_S = 60.0   # a 418/429 without a usable Retry-After pauses this long
+SNAPSHOT_BYTES_PER_LEVEL = 96       # ["123456.12345678","123456.12345678"], with room to spare
+SNAPSHOT_BODY_MARGIN_BYTES = 64 * 1024
 
 
 class FeedStats(object):
@@ -56,6 +58,8 @@ class FeedStats(object):
         self.feed_crashes = 0
         self.venue_errors = 0
         self.app_pings = 0
+        self.bad_ids = 0           # quotes/updates/snapshots with ids outside the stream
+        self.resync_timeouts = 0   # resyncs started over after their deadline
 
     def as_dict(self):
         return dict(self.__dict__)
@@ -110,7 +114,7 @@ class Feed(object):
         self.http = None
         self.router = Router(self.venue, self.instruments, publisher, stats,
                              None if self.venue.rule.snapshot_in_stream else self.fetch_snapshot,
-                             self.snapshot_retry_delay_s)
+                             self.snapshot_retry_delay_s, resync_deadline_s(feed_cfg))
         self.routes = self.venue.routes()
         self.supervisors = []
         self.tasks = []
@@ -187,7 +191,9 @@ class Feed(object):
     def start(self):
         if not self.venue.rule.snapshot_in_stream:
             self.http = HttpClient(self.cfg.rest_url, ssl_context=self.ssl_context,
-                                   timeout_s=self.cfg.snapshot_timeout_s)
+                                   timeout_s=self.cfg.snapshot_timeout_s,
+                                   max_body_bytes=snapshot_body_limit_bytes(
+                                       self.cfg.snapshot_limit))
         self.tasks = [asyncio.ensure_future(s.run()) for s in self.supervisors]
         return self.tasks
 
@@ -245,6 +251,20 @@ class Feed(object):
                             self.venue.NAME, inst.symbol, exc.status, wait_s)
                 continue
             return self.venue.parse_snapshot(inst.symbol, response.body)
+
+
+def resync_deadline_s(feed_cfg):
+    """How long an instrument may wait for a usable book after its resync began: three
+    snapshot timeouts plus the longest backoff (a slow venue gets several tries), at least 2 s."""
+    return max(2.0, 3 * feed_cfg.snapshot_timeout_s + feed_cfg.reconnect_backoff_max_s)
+
+
+def snapshot_body_limit_bytes(snapshot_limit):
+    """The largest REST snapshot body accepted: what ``snapshot_limit`` levels a side can take
+    as JSON (SNAPSHOT_BYTES_PER_LEVEL each) plus a margin. A venue answering with far more than
+    was asked for (a 58 MB, 900k-level book) is refused while the body streams in, before any
+    parsing could block the event loop and the other feeds."""
+    return 2 * snapshot_limit * SNAPSHOT_BYTES_PER_LEVEL + SNAPSHOT_BODY_MARGIN_BYTES
 
 
 def feed_identity(feed_cfg):

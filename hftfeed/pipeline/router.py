@@ -27,8 +27,8 @@ from hftfeed.codecs import wire
 from hftfeed.core import sync as sync_mod
 from hftfeed.core.book import Book
 from hftfeed.core.updates import Control, DepthUpdate, Quote, Trade
-from hftfeed.errors import (DROP, EXIT, RECONNECT, RESYNC, HftfeedError, SyncError, escape_text,
-                            recovery_for)
+from hftfeed.errors import (DROP, EXIT, RECONNECT, RESYNC, HftfeedError, SyncError, VenueError,
+                            escape_text, recovery_for)
 
 log = logging.getLogger("hftfeed.router")
 
@@ -43,6 +43,12 @@ RESUBSCRIBE_MIN_S = 1.0  # in-stream snapshot venues: spacing of book re-subscri
 RESUBSCRIBE_MAX_S = 60.0  # ...doubling while gaps keep coming, up to this
 BAD_MESSAGE_LOG_FIRST = 10    # log the first bad messages, then one in BAD_MESSAGE_LOG_EVERY
 BAD_MESSAGE_LOG_EVERY = 1000
+# Quote (bookTicker) ids only grow on a connection. One absurd id must not silence the quotes
+# that follow: ids above the sync engine's MAX_SANE_ID, or jumping further than
+# MAX_QUOTE_ID_JUMP ahead of the last one, are bad data; and when QUOTE_REGRESS_LIMIT quotes in
+# a row are "older" than the last accepted one, the stream is followed from where it is.
+MAX_QUOTE_ID_JUMP = 2 ** 32
+QUOTE_REGRESS_LIMIT = 20
 
 
 class Instrument(object):
@@ -50,7 +56,8 @@ class Instrument(object):
 
     __slots__ = ("symbol", "instrument_id", "venue_id", "sync", "book", "link", "state",
                  "recent_trades", "recent_trade_order", "last_quote_id", "snapshot_task",
-                 "supervisors", "resub_allowed_at", "resub_interval_s", "resync_since")
+                 "supervisors", "resub_allowed_at", "resub_interval_s", "resync_since",
+                 "quote_regress")
 
     def __init__(self, symbol, instrument_id, venue_id, rule, capacity_levels, max_buffered,
                  max_buffered_bytes=None, buffer_pool=None):
@@ -70,6 +77,7 @@ class Instrument(object):
         self.resub_allowed_at = 0.0
         self.resub_interval_s = RESUBSCRIBE_MIN_S
         self.resync_since = 0.0        # monotonic time the current resync began (0 = not waiting)
+        self.quote_regress = 0         # quotes in a row with an id below the last accepted one
 
     def trade_is_new(self, trade_id):
         """True once per trade id (bounded memory: the last RECENT_TRADES ids)."""
@@ -89,15 +97,19 @@ class Router(object):
 
     ``fetch_snapshot(inst)`` is a coroutine returning a parsed REST snapshot (or raising an
     :class:`~hftfeed.errors.HftfeedError`); it is None for venues whose snapshots come in-stream.
-    ``retry_delay_s(attempt)`` gives the backoff before the next snapshot attempt."""
+    ``retry_delay_s(attempt)`` gives the backoff before the next snapshot attempt.
+    ``resync_deadline_s``: an instrument not live this long after its resync began (snapshot
+    never usable, bridge never seen, re-subscription never answered) starts the resync over."""
 
-    def __init__(self, venue, instruments, publisher, stats, fetch_snapshot, retry_delay_s):
+    def __init__(self, venue, instruments, publisher, stats, fetch_snapshot, retry_delay_s,
+                 resync_deadline_s=60.0):
         self.venue = venue
         self.instruments = instruments          # venue symbol -> Instrument (shared with Feed)
         self.publisher = publisher
         self.stats = stats
         self.fetch_snapshot = fetch_snapshot
         self.retry_delay_s = retry_delay_s
+        self.resync_deadline_s = resync_deadline_s
         self.in_stream_snapshots = venue.rule.snapshot_in_stream
         self._parse = venue.parse
         # "frame": one datagram per inbound frame (PROTOCOL.md); "read": per socket read
@@ -110,9 +122,18 @@ class Router(object):
         stats = self.stats
         stats.messages_in += 1
         try:
+            if type(text) is not str:   # a binary frame: venues speak JSON text, so it must be
+                text = _utf8(text)      # UTF-8 (every adapter then sees str, on every interpreter)
             events = self._parse(text)
         except HftfeedError as exc:
             self.recover(link, None, exc, recv_ns)
+            return
+        except Exception as exc:    # noqa: BLE001 -- an adapter bug on odd input: count, go on
+            stats.handler_errors += 1
+            if stats.handler_errors <= BAD_MESSAGE_LOG_FIRST or \
+                    stats.handler_errors % BAD_MESSAGE_LOG_EVERY == 0:
+                log.error("%s: parser failed on a message (%d so far): %s: %s", link.supervisor.name,
+                          stats.handler_errors, type(exc).__name__, escape_text(str(exc), 200))
             return
         try:
             for event in events:
@@ -202,10 +223,28 @@ class Router(object):
         if inst is None:
             self.stats.unknown_symbols += 1
             return
-        # ids only grow on a connection; an equal id is the other connection's copy
-        if quote.update_id <= inst.last_quote_id and quote.update_id != 0:
-            return
-        inst.last_quote_id = quote.update_id
+        update_id = quote.update_id
+        last_id = inst.last_quote_id
+        if update_id != 0:
+            if update_id <= last_id:
+                # an equal or lower id is the other connection's copy, or the stream went back
+                inst.quote_regress += 1
+                if inst.quote_regress < QUOTE_REGRESS_LIMIT:
+                    return
+                log.warning("%s %s: %d quotes in a row below id %d; following the stream from "
+                            "id %d", self.venue.NAME, inst.symbol, inst.quote_regress, last_id,
+                            update_id)
+            elif update_id > sync_mod.MAX_SANE_ID or \
+                    (last_id >= 0 and update_id - last_id > MAX_QUOTE_ID_JUMP):
+                self.stats.bad_messages += 1
+                self.stats.bad_ids += 1
+                if self.stats.bad_ids <= BAD_MESSAGE_LOG_FIRST or \
+                        self.stats.bad_ids % BAD_MESSAGE_LOG_EVERY == 0:
+                    log.warning("%s %s: dropped a quote with an absurd id %d (last %d)",
+                                self.venue.NAME, inst.symbol, update_id, last_id)
+                return
+        inst.quote_regress = 0
+        inst.last_quote_id = update_id
         self.stats.quotes += 1
         self.publisher.quote(inst.venue_id, inst.instrument_id, quote.exch_ns, recv_ns,
                              quote.update_id, quote.bid_px, quote.bid_qty, quote.ask_px,
@@ -218,6 +257,27 @@ class Router(object):
             if inst is not None and inst not in found:
                 found.append(inst)
         return found
+
+    def check_deadlines(self, instruments, now_s):
+        """Called about once a second per connection: every instrument waiting for a book
+        (snapshot, bridge, re-subscription answer) has a deadline; past it the resync starts
+        over, with a log line and a counter, instead of waiting for ever."""
+        deadline_s = self.resync_deadline_s
+        for inst in instruments:
+            since = inst.resync_since
+            if since == 0.0 or inst.sync.state != sync_mod.RESYNCING or now_s - since < deadline_s:
+                continue
+            self.stats.resync_timeouts += 1
+            log.warning("%s %s: still not live %.1f s after the resync began (%s); starting "
+                        "it over", self.venue.NAME, inst.symbol, now_s - since,
+                        escape_text(inst.sync.last_gap or "no usable snapshot", 300))
+            if inst.snapshot_task is not None and not inst.snapshot_task.done():
+                inst.snapshot_task.cancel()
+            inst.sync.start_resync()
+            inst.resync_since = now_s
+            if self.in_stream_snapshots:
+                self.request_stream_snapshot(inst)
+            # REST venues: the next buffered diff asks for a fresh snapshot
 
     # -- recovery: the one place that acts on recovery_for ---------------------------------------
 
@@ -365,3 +425,10 @@ class Router(object):
                 log.warning("%s %s: %s; fetching a new snapshot", self.venue.NAME, inst.symbol,
                             escape_text(inst.sync.last_gap, 300))
             return   # WAITING_BRIDGE: the next diff bridges; GAP/IGNORED: the next buffer retries
+
+
+def _utf8(data):
+    try:
+        return bytes(data).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise VenueError("binary frame that is not UTF-8 text (%s)" % exc) from None
