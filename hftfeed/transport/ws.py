@@ -12,6 +12,7 @@ window, because Binance disconnects a client that sends more than 5 messages per
 import asyncio
 import collections
 import logging
+import os
 import socket
 import ssl
 import time
@@ -392,6 +393,22 @@ def _mark_retrieved(fut):
     """Mark a future's exception as seen: the outcome is logged by us and kept on the future."""
     if not fut.cancelled():
         fut.exception()
+
+
+def trust_store_description(ssl_context):
+    """One line naming the CA certificates ``ssl_context`` verifies venues against, for the
+    start-up log. Why: OpenSSL honours SSL_CERT_FILE / SSL_CERT_DIR silently, so a process
+    started with another CA bundle in its environment would otherwise trust it unannounced."""
+    paths = ssl.get_default_verify_paths()
+    env = [(name, os.environ.get(name)) for name in ("SSL_CERT_FILE", "SSL_CERT_DIR")]
+    overridden = ["%s=%s" % (name, escape_text(value, 200)) for name, value in env if value]
+    cafile = paths.cafile or paths.openssl_cafile
+    capath = paths.capath or paths.openssl_capath
+    stats = ssl_context.cert_store_stats()
+    return "%s; file %s, directory %s; %d CA certificates loaded%s" % (
+        "from the environment: " + ", ".join(overridden) if overridden else "system default",
+        escape_text(cafile or "-", 200), escape_text(capath or "-", 200), stats.get("x509_ca", 0),
+        " (a directory's certificates load on first use)" if capath else "")
 
 
 MAX_ADDRESS_ATTEMPTS = 3   # addresses tried within one connect_timeout_s, each with a share
