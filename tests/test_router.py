@@ -474,3 +474,26 @@ def test_an_instrument_that_never_connects_is_announced_disconnected():
 
     rec = run(scenario())
     assert rec.statuses == [(BTC, DISC)]      # once, not once per attempt
+
+
+def test_a_quiet_rest_instrument_waiting_for_its_first_diff_is_not_restarted_by_the_deadline(caplog):
+    """No diff at all since the resync began (an illiquid symbol): nothing to start over."""
+    async def script(conn):
+        await asyncio.sleep(30)
+
+    async def scenario():
+        ex = await HostileExchange(script).start()
+        feed, rec = make_feed("binance", ex, snapshot_timeout_s=0.3, silence_timeout_s=30.0)
+        feed.start()
+        try:
+            assert await wait_for(lambda: rec.state_of(BTC) == RESYNC)
+            await asyncio.sleep(3.5)           # the deadline (2 s) passes, more than once
+        finally:
+            await feed.stop()
+            await ex.stop()
+        return feed, ex
+
+    with caplog.at_level(logging.WARNING):
+        feed, ex = run(scenario())
+    assert feed.stats.resync_timeouts == 0 and not ex.requests
+    assert "still not live" not in caplog.text

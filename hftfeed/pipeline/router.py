@@ -267,6 +267,13 @@ class Router(object):
             since = inst.resync_since
             if since == 0.0 or inst.sync.state != sync_mod.RESYNCING or now_s - since < deadline_s:
                 continue
+            idle = not self.in_stream_snapshots and not inst.sync.buffer and \
+                not inst.sync.loaded and (inst.snapshot_task is None or inst.snapshot_task.done())
+            if idle:
+                # REST venue, no diff since the resync began: nothing is stuck, the instrument
+                # is quiet (the silence timeout watches the connection). Count from now.
+                inst.resync_since = now_s
+                continue
             self.stats.resync_timeouts += 1
             log.warning("%s %s: still not live %.1f s after the resync began (%s); starting "
                         "it over", self.venue.NAME, inst.symbol, now_s - since,
