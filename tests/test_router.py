@@ -497,3 +497,36 @@ def test_a_quiet_rest_instrument_waiting_for_its_first_diff_is_not_restarted_by_
         feed, ex = run(scenario())
     assert feed.stats.resync_timeouts == 0 and not ex.requests
     assert "still not live" not in caplog.text
+
+
+def test_a_multi_megabyte_in_stream_snapshot_is_dropped_before_parsing(monkeypatch):
+    """Bybit sends a 100k-level snapshot (several MB): parsing it would stall every feed on the
+    loop for seconds, so it is dropped unparsed and counted; the next, real snapshot is used."""
+    from hftfeed.pipeline import router
+    huge = bybit_book("snapshot", 10, bids=[(1 + i, 1) for i in range(100000)], asks=((200000, 1),))
+    parsed_sizes = []
+
+    async def script(conn):
+        await wait_for(lambda: conn.texts)
+        conn.send_text(BYBIT_ACK)
+        conn.send_text(huge)
+        await wait_for(lambda: any('"unsubscribe"' in t for t in conn.texts), 10.0)
+        conn.send_text(bybit_book("snapshot", 20, bids=((99, 1),), asks=((100, 1),)))
+        await asyncio.sleep(30)
+
+    async def scenario():
+        ex = await HostileExchange(script).start()
+        feed, rec = make_feed("bybit", ex, snapshot_timeout_s=0.5)
+        real_parse = feed.router._parse
+        feed.router._parse = lambda text: parsed_sizes.append(len(text)) or real_parse(text)
+        feed.start()
+        try:
+            assert await wait_for(lambda: rec.state_of(BTC) == LIVE, 10.0)
+        finally:
+            await feed.stop()
+            await ex.stop()
+        return feed
+
+    feed = run(scenario())
+    assert len(huge) > router.MAX_PARSE_CHARS
+    assert max(parsed_sizes) < router.MAX_PARSE_CHARS and feed.stats.bad_messages == 1
