@@ -20,7 +20,7 @@ import logging
 import time
 
 from hftfeed.codecs import wire
-from hftfeed.errors import HttpStatusError, escape_text
+from hftfeed.errors import HttpStatusError
 from hftfeed.pipeline.connection import Supervisor, backoff_delay_s
 from hftfeed.pipeline.router import Instrument, Router
 from hftfeed.transport.rest import HttpClient
