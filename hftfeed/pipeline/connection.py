@@ -6,7 +6,7 @@ Data flow for one inbound WebSocket message (inline in ``data_received``):
 :class:`~hftfeed.core.sync.InstrumentSync` -> :class:`~hftfeed.pipeline.publisher.Publisher`
 (packed in place) -> ``flush`` (one ``sendto``).
 
-A dead, half-open or silent connection (nothing received, not even a ping, for
+A dead, half-open or silent connection (no complete frame, not even a ping, for
 ``silence_timeout_s``) is aborted and replaced; reconnects back off exponentially with jitter,
 capped, forever. Before the venue's forced connection lifetime, or when it announces a shutdown,
 a second connection is opened and each instrument switches to it at a point where its update-id

@@ -5,7 +5,7 @@ publishing, resync) and the connection supervisors (``connection.py``) that carr
 Recovery policy (decided by ``errors.recovery_for``, carried out by ``router.Router.recover``):
 - a gap or inconsistency resyncs *that instrument only*: status 2, fresh snapshot (REST) or a
   re-subscription (in-stream snapshot venues), replay of the buffered diffs, status 1;
-- a dead, half-open or silent connection (nothing received, not even a ping, for
+- a dead, half-open or silent connection (no complete frame, not even a ping, for
   ``silence_timeout_s``) is aborted and replaced; reconnects back off exponentially with jitter,
   capped, forever; every instrument on it is announced with status 3 meanwhile;
 - snapshot requests go through a per-feed request-weight budget and honour HTTP 429/418
