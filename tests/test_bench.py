@@ -356,7 +356,7 @@ def test_quick_run_exits_zero_prints_tables_and_writes_json(quick_run):
     assert proc.returncode == 0, proc.stderr.decode()[-3000:]
     text = proc.stdout.decode()
     for title in ("== parse", "== book", "== wire", "== floor", "== e2e fixed rate",
-                  "== issue 4 targets"):
+                  "== targets"):
         assert title in text
     assert out.is_file()
 

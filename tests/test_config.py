@@ -308,3 +308,16 @@ def test_check_prints_the_book_memory_estimate(tmp_path):
     proc = run_check(path)
     assert proc.returncode == 0, proc.stderr
     assert "books pre-allocate" in proc.stdout
+
+
+def test_a_reload_of_a_deeply_nested_file_is_refused_and_the_old_config_kept(tmp_path, caplog):
+    from hftfeed.app.daemon import Daemon
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100000)
+    cfg = load_config_dict(CONTRACT)
+    daemon = Daemon(cfg, config_path=str(path))
+    with caplog.at_level("ERROR", logger="hftfeed.daemon"):
+        daemon.reload()
+    assert "reload refused, still running the old config" in caplog.text
+    assert "nested deeper than" in caplog.text
+    assert daemon.cfg is cfg
