@@ -242,3 +242,31 @@ def test_two_shards_on_one_group_are_kept_apart(tmp_path):
     assert [e.what for e in events if e.kind == "notice" and e.what == "collision"] == ["collision"]
     assert sub.stats()["gaps"] == 0
     assert check_books(events, load_journal(sim.journal)) > 100
+
+
+def test_a_sigkilled_daemon_restarted_at_once_gets_a_new_larger_session(tmp_path):
+    """Session ids are the Unix second after start-up: an immediate restart cannot reuse its
+    predecessor's (receivers would drop the new run's first messages as duplicates)."""
+    import signal as signals
+    sim = SimProcess(tmp_path, SYMBOLS, rate=50)
+    sub = Subscriber("127.0.0.1:0")
+    target = "127.0.0.1:%d" % sub._socks[0].getsockname()[1]
+    sessions = []
+    try:
+        for run in range(3):
+            (tmp_path / str(run)).mkdir()
+            daemon = DaemonProcess(tmp_path / str(run), daemon_config(
+                sim, target, SYMBOLS, publisher=publisher_cfg([target])))
+            events = []
+            assert wait_for(sub, lambda: any(e.kind == "book" and e.session not in sessions
+                                             for e in events), 10, events), daemon.log_text()
+            sessions.append(next(e.session for e in events
+                                 if e.kind == "book" and e.session not in sessions))
+            daemon.proc.send_signal(signals.SIGKILL)
+            daemon.proc.wait(5)
+            daemon.log.close()
+    finally:
+        sim.stop()
+        sub.close()
+    assert sessions == sorted(set(sessions)) and len(sessions) == 3
+    assert sub.stats()["restarts"] == 2

@@ -33,11 +33,13 @@ log = logging.getLogger("hftfeed.client")
 RECV_BUFFER_BYTES = 65536
 MAX_DATAGRAMS_PER_POLL = 4096
 MAX_RETRANSMIT_MESSAGES = 100000     # per gap; a bigger hole is reported lost
+RETRANSMIT_CHUNK = 10000             # messages per request (the service's default limit)
 MAX_DECODE_ERROR_LOGS = 10
 KINDS = ("book", "trade", "quote", "status", "instrument", "notice")
 
 COUNTERS = ("datagrams", "bytes", "messages", "decode_errors", "filtered_source",
             "filtered_channel", "recv_errors", "retransmit_requests", "retransmitted_messages",
+            "retransmit_failures",
             "lost_messages", "collisions")
 
 
@@ -337,22 +339,39 @@ class Subscriber(object):
             self._arbitrate(channel, state, seq)
         if state.next_seq < seq and self._retransmit is not None \
                 and state.session == session and seq - state.next_seq <= MAX_RETRANSMIT_MESSAGES:
-            first = state.next_seq
-            self.retransmit_requests += 1
-            datagrams, code = self._retransmit.fetch(channel, session, first, seq - first)
-            self._arbitrating = True     # no nested recovery for the fetched datagrams
-            try:
+            self._fetch(channel, session, state, seq)
+
+    def _fetch(self, channel, session, state, seq):
+        """Ask the retransmission service for ``state.next_seq .. seq-1`` (in requests of at
+        most RETRANSMIT_CHUNK messages, the service's own limit) and apply what comes back."""
+        first = state.next_seq
+        code = wire.RETRANS_DONE
+        self._arbitrating = True         # no nested recovery for the fetched datagrams
+        try:
+            while state.next_seq < seq and code == wire.RETRANS_DONE:
+                start = state.next_seq
+                count = min(seq - start, RETRANSMIT_CHUNK)
+                self.retransmit_requests += 1
+                datagrams, code = self._retransmit.fetch(channel, session, start, count)
                 for data in datagrams:
                     before = state.next_seq
                     self.datagrams += 1
                     self.bytes += len(data)
                     self._datagram(data, self._clock_ns())
                     self.retransmitted_messages += max(0, min(state.next_seq, seq) - before)
-            finally:
-                self._arbitrating = False
-            if state.next_seq < seq:
-                log.warning("retransmission of seq %d..%d on channel %d: %s", first, seq - 1,
-                            channel, wire.RETRANS_CODE_NAMES.get(code, self._retransmit.last_error))
+                if state.next_seq == start:
+                    break                # nothing usable came back: do not ask again
+        finally:
+            self._arbitrating = False
+        if state.next_seq < seq:
+            self.retransmit_failures += 1
+            if self.retransmit_failures <= MAX_DECODE_ERROR_LOGS:
+                log.warning("retransmission of seq %d..%d on channel %d failed: %s%s", first,
+                            seq - 1, channel,
+                            wire.RETRANS_CODE_NAMES.get(code, sanitize(
+                                str(self._retransmit.last_error), 200)),
+                            "; further failures are only counted"
+                            if self.retransmit_failures == MAX_DECODE_ERROR_LOGS else "")
 
     def _arbitrate(self, channel, state, seq):
         deadline = time.monotonic() + self.arbitration_wait_s

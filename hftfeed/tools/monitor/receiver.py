@@ -274,8 +274,8 @@ class FeedMonitor(object):
         sequencer = self._sequencer
         state = sequencer.channels.get(channel_id)
         held = None
-        if state is not None and (session != state.session
-                                  or seq > state.next_seq + sequencer.max_jump_messages):
+        if state is not None and (session != state.session or abs(seq - state.next_seq)
+                                  > sequencer.max_jump_messages):
             held = bytes(self._buf[:nbytes])   # may be held: keep a copy, the buffer is reused
         gaps, missing = sequencer.gaps, sequencer.missing_messages
         mode = sequencer.packet(channel_id, session, seq, count, flags, held)
