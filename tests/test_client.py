@@ -230,3 +230,17 @@ def test_a_retransmission_service_that_is_down_reports_the_gap_lost_without_hang
         stats = s.stats()
         assert stats["retransmit_requests"] == 1 and stats["retransmit_failures"] == 1
         tx.close()
+
+
+def test_forged_datagrams_naming_ever_new_instruments_cannot_grow_the_state(sub, tx):
+    from hftfeed.client import subscriber as submod
+    limit = submod.MAX_INSTRUMENT_KEYS
+    submod.MAX_INSTRUMENT_KEYS = 5
+    try:
+        st = Stream()
+        for n in range(1, 11):
+            tx.send(st.next([book(n, 1, [(PX, PX)], [])]))
+        collect(sub, 5, timeout_s=1.0)
+        assert len(sub.books) == 5 and sub.stats()["dropped_instruments"] == 5
+    finally:
+        submod.MAX_INSTRUMENT_KEYS = limit

@@ -916,3 +916,15 @@ def test_a_real_stream_far_below_a_forged_first_packet_takes_over(monitor, sende
     report = monitor.interval_report()
     assert report["messages"] == 4 and report["held_packets"] == 2
     assert monitor.channels[1].next_seq == 5 and report["gaps"] == 0
+
+
+def test_forged_instrument_ids_cannot_grow_the_view_without_bound(monitor, sender):
+    from hftfeed.tools.monitor import receiver
+    limit = receiver.MAX_VIEW_KEYS
+    receiver.MAX_VIEW_KEYS = 4
+    try:
+        send_all(monitor, sender, [packet([book(n, 1, [(PX, PX)], [])], seq=n)
+                                   for n in range(1, 9)])
+        assert len(monitor.books) <= 4 and monitor.interval_report()["messages"] == 8
+    finally:
+        receiver.MAX_VIEW_KEYS = limit

@@ -35,11 +35,12 @@ MAX_DATAGRAMS_PER_POLL = 4096
 MAX_RETRANSMIT_MESSAGES = 100000     # per gap; a bigger hole is reported lost
 RETRANSMIT_CHUNK = 10000             # messages per request (the service's default limit)
 MAX_DECODE_ERROR_LOGS = 10
+MAX_INSTRUMENT_KEYS = 65536          # (channel, venue, instrument) keys tracked at most
 KINDS = ("book", "trade", "quote", "status", "instrument", "notice")
 
 COUNTERS = ("datagrams", "bytes", "messages", "decode_errors", "filtered_source",
             "filtered_channel", "recv_errors", "retransmit_requests", "retransmitted_messages",
-            "retransmit_failures",
+            "retransmit_failures", "dropped_instruments",
             "lost_messages", "collisions")
 
 
@@ -96,6 +97,7 @@ class Subscriber(object):
         self._exps = {}              # key -> (price_exp, qty_exp)
         self._keys_by_channel = {}   # channel -> set of keys
         self._raw_symbols = {}       # (venue, instrument) -> {channel: raw symbol}
+        self._known_keys = set()     # every key seen, at most MAX_INSTRUMENT_KEYS
         self._queue = []
         self._callbacks = dict((kind, []) for kind in KINDS)
         self._buf = bytearray(RECV_BUFFER_BYTES)
@@ -463,9 +465,16 @@ class Subscriber(object):
         packet = wire.decode_packet(data)
         self.messages += packet.count
         queue = self._queue
+        known = self._known_keys
         for msg in packet.messages:
             mtype = msg.type
             key = (channel, msg.venue, msg.instrument)
+            if key not in known:
+                # bounded state: forged datagrams naming ever new instruments cannot grow it
+                if len(known) >= MAX_INSTRUMENT_KEYS:
+                    self.dropped_instruments += 1
+                    continue
+                known.add(key)
             if mtype == wire.TYPE_BOOK:
                 if not in_order:
                     continue
