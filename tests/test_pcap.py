@@ -208,3 +208,30 @@ def test_tcpdump_reads_a_recording_when_installed(tmp_path):
     out = subprocess.run([tcpdump, "-nr", path], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, universal_newlines=True, timeout=20).stdout
     assert "10.0.0.1.1234 > 239.1.1.1.9002: UDP" in out
+
+
+def test_record_rotates_by_time(tmp_path):
+    out = str(tmp_path / "t.pcap")
+    proc = _run("record", "--listen", "127.0.0.1:0", "--out", out, "--rotate-s", "0.3")
+    try:
+        port = int(proc.stdout.readline().split("ports=")[1].split()[0])
+        sender = Sender(port)
+        sends = _stream()
+        for data in sends:
+            sender.send(data)
+            time.sleep(0.45)          # each datagram lands after a rotation
+        sender.close()
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+    files = sorted(f for f in os.listdir(str(tmp_path)) if f.startswith("t."))
+    assert len(files) >= 3
+    payloads = []
+    for name in files:
+        with PcapReader(str(tmp_path / name)) as r:
+            payloads.extend(p for _, _, _, p in r)
+    assert payloads == sends
