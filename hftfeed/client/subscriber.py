@@ -201,13 +201,13 @@ class Subscriber(object):
             loop.add_reader(sock.fileno(), ready.set)
         try:
             while not self._closed and not self.exhausted:
+                ready.clear()            # before reading: a datagram after it sets it again
                 events = self.poll(0)
                 if not events and self._pcap is None:
-                    ready.clear()
                     try:
                         await asyncio.wait_for(ready.wait(), 0.2)
                     except asyncio.TimeoutError:
-                        pass     # deadline: re-check closed, then wait again
+                        continue         # the deadline: re-check closed, then wait again
                     continue
                 for event in events:
                     yield event
