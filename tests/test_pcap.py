@@ -235,3 +235,22 @@ def test_record_rotates_by_time(tmp_path):
         with PcapReader(str(tmp_path / name)) as r:
             payloads.extend(p for _, _, _, p in r)
     assert payloads == sends
+
+
+def test_from_pcap_of_an_ab_recording_takes_each_datagram_from_whichever_feed_has_it(tmp_path):
+    """Feed A lost datagram 2, feed B lost datagram 3; in the file B's copy of 2 comes after
+    A's 3, as a recorder on both groups writes it. No gap, events in order."""
+    st = Stream()
+    d = [st.next([trade(1, trade_id=n)]) for n in range(1, 5)]
+    order = [("A", d[0]), ("B", d[0]), ("A", d[2]), ("B", d[1]), ("A", d[3]), ("B", d[3])]
+    path = str(tmp_path / "ab.pcap")
+    w = PcapWriter(path)
+    for index, (feed, data) in enumerate(order):
+        w.write(10 ** 18 + index, ("10.0.0.1", 1), ("239.1.1.1" if feed == "A" else "239.2.2.2",
+                                                     9002), data)
+    w.close()
+    sub = Subscriber.from_pcap(path)
+    events = list(sub)
+    assert [e.trade_id for e in events] == [1, 2, 3, 4]
+    stats = sub.stats()
+    assert stats["gaps"] == 0 and stats["lost_messages"] == 0 and stats["duplicates"] == 2

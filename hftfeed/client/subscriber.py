@@ -34,6 +34,7 @@ RECV_BUFFER_BYTES = 65536
 MAX_DATAGRAMS_PER_POLL = 4096
 MAX_RETRANSMIT_MESSAGES = 100000     # per gap; a bigger hole is reported lost
 RETRANSMIT_CHUNK = 10000             # messages per request (the service's default limit)
+PCAP_LOOKAHEAD = 64                  # datagrams a recording is read ahead to fill a gap
 MAX_DECODE_ERROR_LOGS = 10
 MAX_INSTRUMENT_KEYS = 65536          # (channel, venue, instrument) keys tracked at most
 KINDS = ("book", "trade", "quote", "status", "instrument", "notice")
@@ -251,14 +252,46 @@ class Subscriber(object):
 
     def _read_pcap(self, limit):
         for _ in range(limit):
+            item = self._next_pcap()
+            if item is None:
+                return
+            self.datagram(*item)
+
+    def _next_pcap(self):
+        """(payload, capture ns, source host) of the recording's next datagram (port filter
+        applied), or None at its end."""
+        while self._pcap:
             try:
                 ts_ns, src, dst, payload = next(self._pcap)
             except StopIteration:
                 self._pcap = False
-                return
-            if self._pcap_port is not None and dst[1] != self._pcap_port:
-                continue
-            self.datagram(payload, ts_ns, src[0])
+                return None
+            if self._pcap_port is None or dst[1] == self._pcap_port:
+                return payload, ts_ns, src[0]
+        return None
+
+    def _pcap_arbitrate(self, channel, state, seq):
+        """A recording of A/B feeds: the other feed's copy of a missing datagram is a little
+        further on in the file. Read ahead (up to PCAP_LOOKAHEAD datagrams) as the live client
+        would have waited for it."""
+        self._arbitrating = True
+        try:
+            for _ in range(PCAP_LOOKAHEAD):
+                self._take_deferred(channel, seq)
+                if state.next_seq >= seq:
+                    return
+                item = self._next_pcap()
+                if item is None:
+                    return
+                data, ts_ns, source = item
+                if len(data) < wire.HEADER_SIZE:
+                    self.datagram(data, ts_ns, source)      # counted as malformed
+                    continue
+                fields = wire.PACKET_HEADER.unpack_from(data)
+                self._deferred.append((fields[3], fields[7], data, ts_ns, source))
+            self._take_deferred(channel, seq)
+        finally:
+            self._arbitrating = False
 
     def _drain(self):
         handled = 0
@@ -339,6 +372,8 @@ class Subscriber(object):
             return
         if len(self._socks) > 1 and self.arbitration_wait_s > 0:
             self._arbitrate(channel, state, seq)
+        elif self._pcap:
+            self._pcap_arbitrate(channel, state, seq)
         if state.next_seq < seq and self._retransmit is not None \
                 and state.session == session and seq - state.next_seq <= MAX_RETRANSMIT_MESSAGES:
             self._fetch(channel, session, state, seq)
