@@ -399,3 +399,19 @@ def test_quick_run_json_follows_the_schema(quick_run):
             assert "vs_floor" in agg
         assert "latency_wire_to_wire" in entry["fixed"]
     assert [t["name"] for t in doc["targets"][label]][0] == "book level updates/s (one core)"
+
+
+def test_client_section_reports_the_decode_rate_of_the_client_path():
+    from hftfeed.tools.bench import client as client_bench
+    data, messages = client_bench.datagrams(200)
+    assert messages > 200 and all(wire_ok(d) for d in data)
+    result = client_bench.run(quick=True)
+    for name in ("subscriber", "decode_packet"):
+        r = result[name]
+        assert 0 < r["min"] <= r["messages_per_s"] <= r["max"]
+
+
+def wire_ok(datagram):
+    from hftfeed.codecs import wire
+    wire.check_datagram(datagram)
+    return True

@@ -47,7 +47,12 @@ def messages_of(packets, type_):
 
 
 def states_of(packets, instrument):
-    return [m.state for m in messages_of(packets, wire.TYPE_STATUS) if m.instrument == instrument]
+    """The state changes of an instrument (the refresh cycle repeats the current state)."""
+    changes = []
+    for m in messages_of(packets, wire.TYPE_STATUS):
+        if m.instrument == instrument and (not changes or changes[-1] != m.state):
+            changes.append(m.state)
+    return changes
 
 
 def live_for(instrument_ids):

@@ -278,6 +278,45 @@ def _target(obj, key, path, ctx):
     return host, port
 
 
+def _targets(obj, key, path, ctx):
+    """``publisher.targets``: A/B destinations, each "ADDR:PORT" or {"target": "ADDR:PORT",
+    "multicast_interface": IP, "multicast_ttl": N} -> [(host, port, interface, ttl)]."""
+    raw = obj.get(key)
+    if raw is None:
+        return None
+    where = "%s.%s" % (path, key)
+    if not isinstance(raw, list):
+        raise ConfigError("%s: expected a list of targets, got %s" % (where, _type_name(raw)))
+    if not 1 <= len(raw) <= 4:
+        raise ConfigError("%s: expected 1 to 4 targets, got %d" % (where, len(raw)))
+    result = []
+    for index, item in enumerate(raw):
+        item_path = "%s[%d]" % (where, index)
+        if isinstance(item, str):
+            item = {"target": item}
+        if not isinstance(item, dict):
+            raise ConfigError("%s: expected \"ADDR:PORT\" or an object, got %s"
+                              % (item_path, _type_name(item)))
+        _check_keys(item, {"target", "multicast_interface", "multicast_ttl"}, item_path)
+        if "target" not in item:
+            raise ConfigError("%s.target: missing" % item_path)
+        host, port = _target(item, "target", item_path, ctx)
+        interface = OptionalStr(_ip_address)(item, "multicast_interface", item_path, ctx)
+        ttl = _get_int(item, "multicast_ttl", None, item_path, 0, 255) \
+            if item.get("multicast_ttl") is not None else None
+        result.append((host, port, interface, ttl))
+    return result
+
+
+def _retransmit_listen(obj, key, path, ctx):
+    value = obj.get(key)
+    if value is None:
+        return None
+    host, port = parse_host_port(value, "%s.%s" % (path, key))
+    _ip_address(host, "%s.%s" % (path, key))
+    return host, port
+
+
 # ---------------------------------------------------------------------------------------------
 # sections
 
@@ -297,11 +336,27 @@ class PublisherConfig(Section):
         Key("source", _source_host, attr="source_host"),
         # "frame": one datagram per venue WebSocket frame; "read": one per socket read
         Key("flush", Choice("frame", ("frame", "read"))),
+        # A/B redundancy, refresh cycle, retransmission (docs/PROTOCOL.md)
+        Key("targets", _targets),
+        Key("refresh_interval_s", Number(1.0, 0.0, 3600.0)),
+        Key("retransmit_listen", _retransmit_listen),
+        Key("retransmit_history_datagrams", Int(100000, 16, 10000000)),
     )
-    EXTRA = ("target_host", "target_port", "family", "is_multicast")
+    EXTRA = ("target_host", "target_port", "family", "is_multicast", "extra_targets")
     __slots__ = _slots(KEYS, EXTRA)
 
     def _check(self, raw, path, ctx):
+        self.extra_targets = []
+        if self.targets is not None:
+            if "target" in raw:
+                raise ConfigError("%s: give either target or targets, not both" % path)
+            host, port, interface, ttl = self.targets[0]
+            self.target = (host, port)
+            if interface is not None:
+                self.multicast_interface = interface
+            if ttl is not None:
+                self.multicast_ttl = ttl
+            self.extra_targets = list(self.targets[1:])
         self.target_host, self.target_port = self.target
         addr = ipaddress.ip_address(self.target_host)
         self.family = 6 if addr.version == 6 else 4

@@ -22,6 +22,7 @@ from hftfeed.venues import registry
 from hftfeed.errors import ConfigError
 from hftfeed.pipeline.feed import Feed, FeedStats, feed_identity
 from hftfeed.pipeline.publisher import Publisher
+from hftfeed.pipeline.retransmit import RetransmitServer
 from hftfeed.runtime.sdnotify import Notifier
 from hftfeed.runtime.stats import LatencyHistogram, format_ns
 from hftfeed.transport.ws import trust_store_description
@@ -53,6 +54,7 @@ class Daemon(object):
         self.stats = FeedStats()
         self.latency = LatencyHistogram()
         self.publisher = None
+        self.retransmit = None          # pipeline.retransmit.RetransmitServer when configured
         self.feeds = []
         self.stop_requested = None
         self.ready_sent = False
@@ -77,7 +79,9 @@ class Daemon(object):
             instrument_interval_s=pub.instrument_interval_s,
             sndbuf_bytes=cfg.socket_buffers.sndbuf_bytes,
             rcvbuf_bytes=cfg.socket_buffers.rcvbuf_bytes, source_host=pub.source_host, latency=self.latency,
-            flush_policy=pub.flush)
+            flush_policy=pub.flush, extra_targets=pub.extra_targets,
+            refresh_interval_s=pub.refresh_interval_s,
+            history_datagrams=pub.retransmit_history_datagrams if pub.retransmit_listen else 0)
         report = self.publisher.open()
         log.info("publisher: channel %d to %s:%d, session %d, depth %d; %s", pub.channel,
                  pub.target_host, pub.target_port, self.publisher.session, pub.depth,
@@ -105,6 +109,10 @@ class Daemon(object):
         if self.config_path is not None:
             loop.add_signal_handler(signal.SIGHUP, self.reload)
         self.build()
+        if self.cfg.publisher.retransmit_listen:
+            host, port = self.cfg.publisher.retransmit_listen
+            self.retransmit = RetransmitServer(self.publisher, host, port)
+            await self.retransmit.start()
         self.publisher.send_instruments()
         for feed in self.feeds:
             feed.start()
@@ -218,6 +226,8 @@ class Daemon(object):
             self.gc_scheduler.stop()
         self.gc_pauses.uninstall()
         self.publisher.end_session()
+        if self.retransmit is not None:
+            await self.retransmit.close()
         log.info("stopped: %s", self.publisher.counters())
         self.publisher.close()
 
