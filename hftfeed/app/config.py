@@ -351,7 +351,18 @@ def _load_hw(raw, cfg):
 
 
 TOP_KEYS = {"feeds", "publisher", "book", "memory_lock", "prefault", "cpu_affinity", "scheduler",
-            "socket_buffers", "gc", "busy_poll", "watchdog", "stats_interval_s", "log_level"}
+            "socket_buffers", "gc", "busy_poll", "watchdog", "stats_interval_s", "log_level",
+            "log_format", "metrics"}
+
+
+def _load_ops(raw, cfg):
+    """``log_format`` (auto | text | json) and ``metrics`` ({"listen": "HOST:PORT"}; absent or
+    {"listen": null} = no endpoint). docs/operations.md describes both."""
+    cfg.log_format = _get_str(raw, "log_format", "auto", "config", choices=("auto", "text", "json"))
+    metrics = _get_obj(raw, "metrics", "config")
+    _check_keys(metrics, {"listen"}, "metrics")
+    listen = metrics.get("listen")
+    cfg.metrics_listen = None if listen is None else parse_host_port(listen, "metrics.listen")
 
 
 def load_config_dict(raw):
@@ -377,6 +388,7 @@ def load_config_dict(raw):
     level = raw.get("log_level")
     cfg.log_level = None if level is None else _get_str(raw, "log_level", None, "config",
                                                         choices=LOG_LEVELS)
+    _load_ops(raw, cfg)
     return cfg
 
 

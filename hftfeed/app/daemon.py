@@ -16,6 +16,7 @@ import time
 from hftfeed.runtime import gctune
 from hftfeed.runtime import hw
 from hftfeed.codecs import wire
+from hftfeed.app import logs
 from hftfeed.app.cli import OneLineParser
 from hftfeed.app.config import default_config_path, load_config
 from hftfeed.venues import VENUES
@@ -27,19 +28,13 @@ from hftfeed.runtime.stats import LatencyHistogram, format_ns
 
 log = logging.getLogger("hftfeed.daemon")
 
-LOG_LEVELS = {"error": logging.ERROR, "warn": logging.WARNING, "warning": logging.WARNING,
-              "info": logging.INFO, "debug": logging.DEBUG, "trace": logging.DEBUG}
 HOUSEKEEPING_INTERVAL_S = 0.1   # heartbeats, instrument defs, watchdog, stats: off the hot path
 STOP_TIMEOUT_S = 1.5            # SIGTERM to exit must stay under 2 s
 
 
-def setup_logging(config_level=None):
-    """Log level from HFTFEED_LOG (RUST_LOG-style: error/warn/info/debug), else the config."""
-    text = os.environ.get("HFTFEED_LOG") or os.environ.get("RUST_LOG") or config_level or "info"
-    level = LOG_LEVELS.get(text.strip().lower().split(",")[0].split("=")[-1], logging.INFO)
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return level
+def setup_logging(config_level=None, log_format="auto"):
+    """Level from HFTFEED_LOG / RUST_LOG, else the config; format per app/logs.py."""
+    return logs.setup_logging(config_level, log_format)[0]
 
 
 def hw_settings(cfg):
@@ -74,6 +69,7 @@ class Daemon(object):
         self.last_watchdog_ns = 0
         self.watchdog_interval_ns = 0
         self.exit_code = 0
+        self.started_mono_ns = time.monotonic_ns()
 
     def build(self):
         """Allocate everything long-lived (called inside the running loop)."""
@@ -205,10 +201,11 @@ class Daemon(object):
             gc_text = " | gc %d pauses %s (max %s)" % (pauses, format_ns(pause_ns),
                                                        format_ns(pause_max_ns))
         log.info("HFT OrderBook: %d updates/sec | %d msgs/sec | %d levels/sec | live %d/%d | "
-                 "packets %d | resyncs %d | reconnects %d | bad msgs %d | latency p50 %s p99 %s "
-                 "p99.9 %s (recv->send, %d samples)%s",
+                 "packets %d | resyncs %d | connects %d, failed %d, dropped %d | bad msgs %d | "
+                 "latency p50 %s p99 %s p99.9 %s (recv->send, %d samples)%s",
                  rates[0], rates[1], rates[2], live, len(insts), self.publisher.packets_sent,
-                 s.resyncs, s.reconnects, s.bad_messages, format_ns(lat.percentile(50)),
+                 s.resyncs, s.connects, s.connect_failures, s.reconnects, s.bad_messages,
+                 format_ns(lat.percentile(50)),
                  format_ns(lat.percentile(99)), format_ns(lat.percentile(99.9)), lat.count,
                  gc_text)
         lat.reset()
@@ -226,8 +223,22 @@ class Daemon(object):
             self.gc_scheduler.stop()
         self.gc_pauses.uninstall()
         self.publisher.end_session()
-        log.info("stopped: %s", self.publisher.counters())
+        log.info("%s", stop_summary(self.stats, self.publisher.counters(), self.started_mono_ns))
         self.publisher.close()
+
+
+def stop_summary(stats, counters, started_mono_ns):
+    """The last log line of a clean stop: what this run did, readable by a person."""
+    up_s = (time.monotonic_ns() - started_mono_ns) / 1e9 if started_mono_ns else 0.0
+    return ("stopped after %.1f s: %d messages in, %d book updates, %d trades, %d quotes; "
+            "%d connects, %d failed connect attempts, %d connections dropped, %d resyncs, "
+            "%d bad messages; sent %d packets (%d messages, %d bytes, %d send errors), "
+            "session %d ended at seq %d"
+            % (up_s, stats.messages_in, stats.book_updates, stats.trades, stats.quotes,
+               stats.connects, stats.connect_failures, stats.reconnects, stats.resyncs,
+               stats.bad_messages, counters["packets_sent"], counters["messages_sent"],
+               counters["bytes_sent"], counters["send_errors"], counters["session"],
+               counters["next_seq"]))
 
 
 class _EmptyFeed(object):
@@ -307,7 +318,7 @@ def main(argv):
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     path = args.config or default_config_path(root)
     cfg = load_config(path)
-    setup_logging(cfg.log_level)
+    setup_logging(cfg.log_level, cfg.log_format)
     if cfg.cpu_core >= 0:
         hw.validate_cpu_core(cfg.cpu_core)
     if args.check:

@@ -439,8 +439,12 @@ class Supervisor(object):
                         type(exc).__name__, exc)
         else:
             code, reason = link.client.closed.result()
-            log.warning("%s: venue closed the connection (%s %s); reconnecting", self.name, code,
-                        reason)
+            # our own close on a clean stop is not a venue fault: INFO, and no "reconnecting"
+            if self.stopping:
+                log.info("%s: connection closed on stop (%s %s)", self.name, code, reason)
+            else:
+                log.warning("%s: venue closed the connection (%s %s); reconnecting", self.name,
+                            code, reason)
         self._forget(link)
 
     def _forget(self, link):
