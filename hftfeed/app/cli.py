@@ -16,6 +16,7 @@ COMMANDS = {
     "monitor": ("hftfeed.tools.monitor", "receive and check the UDP feed (--listen ADDR:PORT)"),
     "sim": ("hftfeed.tools.sim.cli", "exchange simulator (Binance spot, Binance USD-M, Bybit, OKX protocols) on loopback"),
     "doctor": ("hftfeed.app.doctor", "check this machine / a running daemon (--pid PID)"),
+    "health": ("hftfeed.app.health", "exit 0 if every instrument is live and fresh, 1 with reasons"),
 }
 
 USAGE = "usage: hftfeed.py {%s} [options]   (hftfeed.py COMMAND --help for details)" % \

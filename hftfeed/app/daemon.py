@@ -18,6 +18,8 @@ from hftfeed.runtime import hw
 from hftfeed.codecs import wire
 from hftfeed.app import logs
 from hftfeed.app.cli import OneLineParser
+from hftfeed.app.health import Freshness, live_counts
+from hftfeed.app.metrics import DaemonMetrics, MetricsServer
 from hftfeed.app.config import default_config_path, load_config
 from hftfeed.venues import VENUES
 from hftfeed.errors import ConfigError
@@ -70,6 +72,10 @@ class Daemon(object):
         self.watchdog_interval_ns = 0
         self.exit_code = 0
         self.started_mono_ns = time.monotonic_ns()
+        self.freshness = Freshness(self.started_mono_ns)
+        self.metrics = DaemonMetrics(self, self.freshness)
+        self.metrics_server = None
+        self.last_status = None
 
     def build(self):
         """Allocate everything long-lived (called inside the running loop)."""
@@ -109,6 +115,7 @@ class Daemon(object):
         if self.config_path is not None:
             loop.add_signal_handler(signal.SIGHUP, self.reload)
         self.build()
+        await self.start_metrics(self.cfg.metrics_listen)
         self.publisher.send_instruments()
         for feed in self.feeds:
             feed.start()
@@ -176,7 +183,7 @@ class Daemon(object):
         self.publisher.tick(now_ns)
         if not self.ready_sent and all(f.connected for f in self.feeds):
             self.ready_sent = True
-            self.notifier.ready("feeds connected")
+            self.notifier.ready("feeds connected; live %d/%d" % live_counts(self.feeds))
             log.info("all feeds connected")
         mono_ns = time.monotonic_ns()
         if self.watchdog_interval_ns and mono_ns - self.last_watchdog_ns >= self.watchdog_interval_ns:
@@ -184,6 +191,34 @@ class Daemon(object):
             self.notifier.watchdog()
         if mono_ns - self.last_stats_ns >= self.cfg.stats_interval_s * 1e9:
             self.stats_line(mono_ns)
+        self.ops_tick(mono_ns)
+
+    def ops_tick(self, mono_ns):
+        """Freshness for metrics/health, and ``live n/m`` in systemctl status when it changes."""
+        self.freshness.sample(self.feeds, mono_ns)
+        live, total = live_counts(self.feeds)
+        status = "live %d/%d" % (live, total)
+        if status != self.last_status:
+            self.last_status = status
+            self.notifier.status(status + ("" if live == total else " (not all live)"))
+
+    async def start_metrics(self, listen):
+        """The metrics endpoint (None: off). A port that cannot be bound is a config error."""
+        if listen is None or self.metrics_server is not None:
+            return
+        server = MetricsServer(self.metrics.render, listen[0], listen[1])
+        try:
+            port = await server.start()
+        except OSError as exc:
+            raise ConfigError("metrics.listen: cannot listen on %s:%d: %s"
+                              % (listen[0], listen[1], exc.strerror or exc))
+        self.metrics_server = server
+        log.info("metrics: serving http://%s:%d/metrics", _url_host(listen[0]), port)
+
+    async def stop_metrics(self):
+        if self.metrics_server is not None:
+            await self.metrics_server.close()
+            self.metrics_server = None
 
     def stats_line(self, mono_ns):
         s = self.stats
@@ -208,6 +243,7 @@ class Daemon(object):
                  format_ns(lat.percentile(50)),
                  format_ns(lat.percentile(99)), format_ns(lat.percentile(99.9)), lat.count,
                  gc_text)
+        self.metrics.absorb_latency(lat)
         lat.reset()
 
     async def shutdown(self):
@@ -219,6 +255,7 @@ class Daemon(object):
                                    STOP_TIMEOUT_S)
         except asyncio.TimeoutError:
             log.warning("feeds did not stop within %.1f s; closing anyway", STOP_TIMEOUT_S)
+        await self.stop_metrics()
         if self.gc_scheduler is not None:
             self.gc_scheduler.stop()
         self.gc_pauses.uninstall()
@@ -239,6 +276,10 @@ def stop_summary(stats, counters, started_mono_ns):
                stats.bad_messages, counters["packets_sent"], counters["messages_sent"],
                counters["bytes_sent"], counters["send_errors"], counters["session"],
                counters["next_seq"]))
+
+
+def _url_host(host):
+    return "[%s]" % host if ":" in host else host
 
 
 class _EmptyFeed(object):
