@@ -17,6 +17,7 @@ COMMANDS = {
     "sim": ("hftfeed.tools.sim.cli", "exchange simulator (Binance spot, Binance USD-M, Bybit, OKX protocols) on loopback"),
     "doctor": ("hftfeed.app.doctor", "check this machine / a running daemon (--pid PID)"),
     "health": ("hftfeed.app.health", "exit 0 if every instrument is live and fresh, 1 with reasons"),
+    "shard": ("hftfeed.app.shard", "split a config into per-core configs (--cores 2,3 --out DIR)"),
 }
 
 USAGE = "usage: hftfeed.py {%s} [options]   (hftfeed.py COMMAND --help for details)" % \
