@@ -7,7 +7,7 @@ import signal
 
 from hftfeed.codecs import wire
 from hftfeed.app.config import load_config_dict
-from hftfeed.venues import VENUES
+from hftfeed.venues import registry
 from hftfeed.pipeline.feed import Feed, FeedStats
 
 from e2e import Collector, DaemonProcess, SimProcess, check_books_against_truth, check_sequence, \
@@ -111,7 +111,7 @@ def test_a_crashing_feed_task_is_logged_with_traceback_and_restarted(caplog):
                                        "reconnect_backoff_max_s": 0.02}]})
 
     async def scenario():
-        feed = Feed(cfg.feeds[0], VENUES["binance"], FakePublisher(), FeedStats(), 100)
+        feed = Feed(cfg.feeds[0], registry.adapter("binance"), FakePublisher(), FeedStats(), 100)
         sup = feed.supervisors[0]
         calls = []
 

@@ -20,6 +20,7 @@ import pytest
 
 from hftfeed.codecs import wire
 from hftfeed.errors import ConfigError, WireError
+from hftfeed.venues import registry
 from hftfeed.tools.monitor import (FeedMonitor, decode_single_message, format_scaled, main,
                              parse_listen, render_report, warm_up_jit)
 
@@ -27,29 +28,31 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SESSION = 1700000000
 PX = 100000000          # 1.0 scaled by 10**8
 
+BINANCE_ID = registry.spec("binance").wire_id
+
 
 # ------------------------------------------------------------------ packet building helpers
 
 def trade(instrument=1, recv_ns=0, trade_id=1, price=37000 * PX, qty=PX // 2, side=1):
-    return lambda buf, off: wire.pack_trade(buf, off, wire.VENUE_BINANCE, instrument, 0, recv_ns,
+    return lambda buf, off: wire.pack_trade(buf, off, BINANCE_ID, instrument, 0, recv_ns,
                                             trade_id, price, qty, side)
 
 
 def quote(instrument=1, recv_ns=0):
-    return lambda buf, off: wire.pack_quote(buf, off, wire.VENUE_BINANCE, instrument, 0, recv_ns,
+    return lambda buf, off: wire.pack_quote(buf, off, BINANCE_ID, instrument, 0, recv_ns,
                                             7, 100 * PX, PX, 101 * PX, 2 * PX)
 
 
 def status(instrument, state, recv_ns=0):
-    return lambda buf, off: wire.pack_status(buf, off, wire.VENUE_BINANCE, instrument, recv_ns,
+    return lambda buf, off: wire.pack_status(buf, off, BINANCE_ID, instrument, recv_ns,
                                              state)
 
 
-def instrument_def(instrument, symbol, venue=wire.VENUE_BINANCE):
+def instrument_def(instrument, symbol, venue=BINANCE_ID):
     return lambda buf, off: wire.pack_instrument(buf, off, venue, instrument, symbol)
 
 
-def book(instrument, update_id, bids, asks, recv_ns=0, flags=0, venue=wire.VENUE_BINANCE):
+def book(instrument, update_id, bids, asks, recv_ns=0, flags=0, venue=BINANCE_ID):
     """A ``B`` message spelled out from PROTOCOL.md: 32-byte header, bid_n, ask_n, 6 reserved,
     then (i64 price, i64 qty) levels, bids first."""
     def write(buf, off):
@@ -358,7 +361,7 @@ def test_decode_errors_log_a_warning_then_only_count(monitor, caplog):
 def test_symbol_is_learned_from_instrument_messages(monitor, sender):
     send_all(monitor, sender, [packet([book(7, 1, [(PX, PX)], [(2 * PX, PX)])], seq=1)])
     assert "#7" in "\n".join(render_report(monitor.interval_report()))
-    send_all(monitor, sender, [packet([instrument_def(7, "SOLUSDT", wire.VENUE_OKX)], seq=2)])
+    send_all(monitor, sender, [packet([instrument_def(7, "SOLUSDT", registry.spec("okx").wire_id)], seq=2)])
     assert monitor.symbols == {7: "SOLUSDT"}
     text = "\n".join(render_report(monitor.interval_report()))
     assert "SOLUSDT" in text and "#7" not in text
@@ -460,7 +463,7 @@ def test_book_encoded_by_the_real_book_and_wire_encoder_is_shown(monitor, sender
     real.load_snapshot([100 * PX, PX, 99 * PX, 2 * PX], [101 * PX, 3 * PX], 77)
 
     def write(buf, off):
-        return wire.pack_book(buf, off, wire.VENUE_BINANCE, 3, 0, 0, time.time_ns(), real, 20)
+        return wire.pack_book(buf, off, BINANCE_ID, 3, 0, 0, time.time_ns(), real, 20)
     send_all(monitor, sender, [packet([write], seq=1)])
     got = monitor.books[3]
     assert (got.update_id, got.bids, got.asks) == (77, [(100 * PX, PX), (99 * PX, 2 * PX)],
@@ -469,7 +472,7 @@ def test_book_encoded_by_the_real_book_and_wire_encoder_is_shown(monitor, sender
 
 def test_decode_single_message_uses_the_reference_decoder():
     buf = bytearray(64)
-    end = wire.pack_status(buf, 0, wire.VENUE_SIM, 9, 123, wire.STATE_DISCONNECTED)
+    end = wire.pack_status(buf, 0, registry.WIRE_ID_SIM, 9, 123, wire.STATE_DISCONNECTED)
     msg = decode_single_message(buf[:end])
     assert isinstance(msg, wire.StatusMsg) and msg.state == wire.STATE_DISCONNECTED
 

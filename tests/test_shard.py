@@ -44,9 +44,9 @@ def test_split_keeps_ids_unique_and_gives_each_shard_its_channel_core_and_group(
     ids = {}
     for index, (core, cfg, rate) in enumerate(out):
         loaded = load_config_dict(cfg)
-        assert loaded.cpu_core == core and loaded.publisher.channel == 5 + index
+        assert loaded.cpu_affinity.core == core and loaded.publisher.channel == 5 + index
         assert loaded.publisher.target_host == "239.1.1.%d" % (index + 1)
-        assert loaded.metrics_listen == ("127.0.0.1", 9102 + index)
+        assert loaded.metrics.listen == ("127.0.0.1", 9102 + index)
         for inst in loaded.instruments:
             assert inst.symbol not in ids
             ids[inst.symbol] = inst.instrument_id

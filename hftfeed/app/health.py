@@ -141,7 +141,7 @@ def main(argv):
     if args.config:
         cfg = load_config(args.config)
         expected = [inst.instrument_id for inst in cfg.instruments]
-        address = cfg.metrics_listen
+        address = cfg.metrics.listen
     if args.url:
         from hftfeed.app.config import parse_host_port
         address = parse_host_port(args.url, "--url")

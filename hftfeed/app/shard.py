@@ -116,8 +116,8 @@ def split(raw, cores, rates, first_channel=None, groups=None):
         if groups is not None:
             pub["target"] = groups[index]
         shard["cpu_affinity"] = {"enabled": True, "processor_core": core}
-        if cfg.metrics_listen is not None:
-            host, port = cfg.metrics_listen
+        if cfg.metrics.listen is not None:
+            host, port = cfg.metrics.listen
             if port + index > 65535:
                 raise ConfigError("metrics.listen: port %d + %d shards exceeds 65535"
                                   % (port, len(cores)))

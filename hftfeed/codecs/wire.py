@@ -41,12 +41,7 @@ STATE_LIVE = 1
 STATE_RESYNC = 2
 STATE_DISCONNECTED = 3
 
-VENUE_BINANCE = 1
-VENUE_BINANCE_USDM = 2
-VENUE_BYBIT = 3
-VENUE_OKX = 4
-VENUE_COINBASE = 5
-VENUE_SIM = 255
+# Venue ids live in hftfeed/venues/registry.py (one table with the rest of each venue's facts).
 
 BOOK_FIXED_LEN = 40          # message header + bid_n, ask_n, 6 reserved bytes
 LEVEL_SIZE = 16              # (i64 price, i64 qty)
@@ -85,6 +80,12 @@ assert _INSTRUMENT.size == INSTRUMENT_LEN
 def book_len(bid_n, ask_n):
     """Length in bytes of a ``B`` message carrying ``bid_n`` bids and ``ask_n`` asks."""
     return BOOK_FIXED_LEN + LEVEL_SIZE * (bid_n + ask_n)
+
+
+def book_packet_bytes(depth):
+    """Bytes of a datagram carrying one ``B`` message of ``depth`` levels a side (what a
+    publisher's max_payload must hold)."""
+    return HEADER_SIZE + book_len(depth, depth)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ import time
 from hftfeed.codecs import wire
 from hftfeed.errors import WireError
 from hftfeed.runtime.stats import LatencyHistogram
+from hftfeed.venues import registry
 
 from hftfeed.tools.monitor.udp import DEFAULT_RCVBUF_BYTES, open_udp_socket
 
@@ -75,14 +76,6 @@ _FIXED_LENGTH[_TYPE_Q] = wire.QUOTE_LEN
 _FIXED_LENGTH[_TYPE_S] = wire.STATUS_LEN
 _FIXED_LENGTH[_TYPE_I] = wire.INSTRUMENT_LEN
 
-VENUE_NAMES = {
-    wire.VENUE_BINANCE: "binance",
-    wire.VENUE_BINANCE_USDM: "binance-usdm",
-    wire.VENUE_BYBIT: "bybit",
-    wire.VENUE_OKX: "okx",
-    wire.VENUE_COINBASE: "coinbase",
-    wire.VENUE_SIM: "sim",
-}
 STATE_NAMES = {wire.STATE_LIVE: "live", wire.STATE_RESYNC: "resync",
                wire.STATE_DISCONNECTED: "disconnected"}
 
@@ -459,7 +452,7 @@ class FeedMonitor(object):
                 "instrument": instrument,
                 "symbol": self.symbols.get(instrument),
                 "venue": venue,
-                "venue_name": VENUE_NAMES.get(venue) if venue is not None else None,
+                "venue_name": registry.wire_name(venue) if venue is not None else None,
                 "state": state,
                 "state_name": STATE_NAMES.get(state) if state is not None else None,
                 "update_id": book.update_id if book is not None else None,
@@ -575,11 +568,11 @@ def _warm_up_packets():
         return write
 
     def trade(instrument):
-        return lambda buf, off: wire.pack_trade(buf, off, wire.VENUE_SIM, instrument, now_ns,
+        return lambda buf, off: wire.pack_trade(buf, off, registry.WIRE_ID_SIM, instrument, now_ns,
                                                 now_ns - 20000, 1, 100000000, 1, 1)
 
     def quote(instrument):
-        return lambda buf, off: wire.pack_quote(buf, off, wire.VENUE_SIM, instrument, now_ns,
+        return lambda buf, off: wire.pack_quote(buf, off, registry.WIRE_ID_SIM, instrument, now_ns,
                                                 now_ns - 20000, 1, 1, 1, 2, 1)
 
     build([book(1, 20), book(2, 20)])
