@@ -6,6 +6,7 @@ from the pinned core; ``gc.freeze()`` comes after everything long-lived exists.
 """
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -17,13 +18,14 @@ from hftfeed.runtime import gctune
 from hftfeed.runtime import hw
 from hftfeed.codecs import wire
 from hftfeed.app import logs
+from hftfeed.app import reload as reload_mod
 from hftfeed.app.cli import OneLineParser
 from hftfeed.app.config import default_config_path, human_bytes, load_config
 from hftfeed.app.health import Freshness, live_counts
 from hftfeed.app.metrics import DaemonMetrics, MetricsServer
 from hftfeed.venues import registry
 from hftfeed.errors import ConfigError
-from hftfeed.pipeline.feed import Feed, FeedStats, feed_identity
+from hftfeed.pipeline.feed import Feed, FeedStats
 from hftfeed.pipeline.publisher import Publisher
 from hftfeed.runtime.sdnotify import Notifier
 from hftfeed.runtime.stats import LatencyHistogram, format_ns
@@ -129,23 +131,23 @@ class Daemon(object):
         return self.exit_code
 
     def reload(self):
-        """SIGHUP: re-read the config file and add/remove symbols without dropping the others.
-
-        Only the symbol lists are applied live; any other change (publisher, Phase 1 switches,
-        feed limits) is reported as needing a restart. A reload that would renumber an
-        instrument that keeps running, or that is invalid, is refused as a whole."""
+        """SIGHUP: re-read the config file, compare all of it with the running one
+        (app/reload.py), apply live what can be, name in one warning what needs a restart.
+        An invalid config, or one that would renumber a running instrument, is refused as a
+        whole and the daemon keeps running on the old one."""
         log.info("SIGHUP: reloading %s", self.config_path)
         try:
             new = load_config(self.config_path)
-            plan = plan_reload(self.cfg, new, self.feeds)
+            plan = reload_mod.plan(self.cfg, new, self.feeds)
         except ConfigError as exc:
             log.error("reload refused, still running the old config: %s", exc)
             return
-        for feed, feed_cfg in plan["changed"]:
+        for feed, feed_cfg in plan.changed:
             added, removed = feed.apply_symbols(feed_cfg)
-            log.info("reload: %s feed: added %s, removed %s", feed.venue.NAME,
-                     added or "nothing", removed or "nothing")
-        for feed_cfg in plan["new"]:
+            if added or removed:
+                log.info("reload: %s feed: added %s, removed %s", feed.venue.NAME,
+                         added or "nothing", removed or "nothing")
+        for feed_cfg in plan.new:
             feed = Feed(feed_cfg, registry.adapter(feed_cfg.venue), self.publisher, self.stats,
                         self.cfg.book.capacity_levels, ssl_context=self.ssl_context,
                         rcvbuf_bytes=self.cfg.socket_buffers.rcvbuf_bytes)
@@ -153,15 +155,77 @@ class Daemon(object):
             feed.start()
             log.info("reload: new %s feed with %d instrument(s)", feed_cfg.venue,
                      len(feed.instruments))
-        for feed in plan["gone"]:
+        for feed in plan.gone:
             self.feeds.remove(feed)
             feed.apply_symbols(_EmptyFeed())
             asyncio.ensure_future(feed.stop())
             log.info("reload: %s feed removed", feed.venue.NAME)
-        for note in plan["restart_needed"]:
-            log.warning("reload: %s changed; takes effect after a restart", note)
+        for feed, feed_cfg, keys in plan.feed_limits:
+            reload_mod.apply_feed_limits(feed, feed_cfg, keys)
+        old = self.cfg
+        self.cfg = plan.effective
+        if plan.live:       # before applying: a new log level may hide this line
+            log.info("reload: applied live: %s", ", ".join(plan.live))
+        self.apply_live(old, plan.effective, plan.live)
+        if plan.restart:
+            log.warning("reload: needs a restart to take effect (still running the old value): "
+                        "%s", ", ".join(plan.restart))
+        if not (plan.live or plan.restart or plan.new or plan.gone):
+            log.info("reload: no setting changed besides the symbols (if any)")
         self.publisher.set_instruments([d for f in self.feeds for d in f.instrument_defs()])
         self.publisher.send_instruments()
+
+    def apply_live(self, old, new, names):
+        """The top-level keys of app/reload.LIVE_KEYS (per-feed limits are applied there)."""
+        if "log_format" in names:
+            logs.setup_logging(new.log_level, new.log_format)
+        elif "log_level" in names:
+            logs.set_level(new.log_level)
+        if ("log_level" in names or "log_format" in names) and \
+                (os.environ.get("HFTFEED_LOG") or os.environ.get("RUST_LOG")):
+            log.warning("reload: the level in HFTFEED_LOG/RUST_LOG wins over log_level")
+        if "watchdog" in names:
+            self.watchdog_interval_ns = int((self.notifier.watchdog_interval_s() or 0) * 1e9) \
+                if new.watchdog else 0
+        if any(n.startswith("gc.") for n in names):
+            self.apply_gc(new.gc)
+        pub = self.publisher
+        pub.heartbeat_interval_ns = int(new.publisher.heartbeat_interval_s * 1e9)
+        pub.instrument_interval_ns = int(new.publisher.instrument_interval_s * 1e9)
+        if "metrics.listen" in names:
+            asyncio.ensure_future(self.move_metrics(old.metrics, new.metrics.listen))
+
+    def apply_gc(self, gc_cfg):
+        """New thresholds / automatic collection / collection schedule, from the event loop."""
+        if gc_cfg.thresholds is None and reload_mod.DEFAULT_GC_THRESHOLDS is not None:
+            gc.set_threshold(*reload_mod.DEFAULT_GC_THRESHOLDS)
+        if not gc_cfg.disable_automatic:
+            gc.enable()
+        report = gctune.tune_gc(gc_cfg)
+        log.info("reload: gc: %s", report.message)
+        if self.gc_scheduler is not None:
+            self.gc_scheduler.stop()
+            self.gc_scheduler = None
+        if gc_cfg.collect_interval_s > 0:
+            self.gc_scheduler = gctune.GcScheduler(gc_cfg.collect_interval_s)
+            self.gc_scheduler.start(asyncio.get_event_loop())
+
+    async def move_metrics(self, old_metrics, listen):
+        """Reload of metrics.listen: bind the new address first, then close the old one; if the
+        new one cannot be bound, the old endpoint stays (and so does its config)."""
+        previous = self.metrics_server
+        self.metrics_server = None
+        try:
+            await self.start_metrics(listen)
+        except ConfigError as exc:
+            self.metrics_server = previous
+            self.cfg.metrics = old_metrics
+            log.error("reload: %s; the metrics endpoint stays as it was", exc)
+            return
+        if previous is not None:
+            await previous.close()
+        if listen is None:
+            log.info("metrics: endpoint closed")
 
     def request_stop(self, signum=None):
         if signum is not None:
@@ -275,43 +339,6 @@ def _url_host(host):
 class _EmptyFeed(object):
     """A feed entry with no symbols: what a feed removed by a reload is reduced to."""
     instruments = ()
-
-
-def plan_reload(old, new, feeds):
-    """Decide what a reload changes. Raises ConfigError if it would renumber a running
-    instrument or give a new one an id that is taken."""
-    running = {}
-    for feed in feeds:
-        for inst in feed.instruments.values():
-            running[(feed.identity(), inst.symbol)] = inst.instrument_id
-    by_identity = {feed.identity(): feed for feed in feeds}
-    plan = {"changed": [], "new": [], "gone": [], "restart_needed": []}
-    wanted_ids = {}
-    for feed_cfg in new.feeds:
-        ident = feed_identity(feed_cfg)
-        venue = registry.adapter(feed_cfg.venue)
-        for inst in feed_cfg.instruments:
-            key = (ident, venue.venue_symbol(inst.symbol))
-            wanted_ids[key] = inst.instrument_id
-        if ident in by_identity:
-            plan["changed"].append((by_identity.pop(ident), feed_cfg))
-        else:
-            plan["new"].append(feed_cfg)
-    plan["gone"] = list(by_identity.values())
-    for key, inst_id in wanted_ids.items():
-        if key in running and running[key] != inst_id:
-            raise ConfigError("instrument id of %s would change from %d to %d; restart to renumber"
-                              % (key[1], running[key], inst_id))
-    kept_ids = {v: k for k, v in running.items() if k in wanted_ids}
-    for key, inst_id in wanted_ids.items():
-        if key not in running and inst_id in kept_ids:
-            raise ConfigError("new instrument %s would take id %d, still used by %s"
-                              % (key[1], inst_id, kept_ids[inst_id][1]))
-    for name in ("publisher", "book", "memory_lock", "prefault", "cpu_affinity", "scheduler",
-                 "socket_buffers", "gc", "busy_poll"):
-        if getattr(old, name) != getattr(new, name):      # sections compare by value
-            plan["restart_needed"].append(name)
-    return plan
 
 
 def run_config(cfg, config_path=None):
