@@ -177,7 +177,8 @@ def scrape_until(port, predicate, timeout_s=15):
 def test_a_daemon_serves_every_series_with_its_labels(metered):
     daemon, port, col = metered
     page = scrape_until(port, lambda m: all(v == 1 for _, v in m["hftfeed_instrument_live"])
-                        and m["hftfeed_trades_total"][0][1] > 0)
+                        and m["hftfeed_trades_total"][0][1] > 0
+                        and m["hftfeed_latency_seconds_count"][0][1] > 0)   # a stats line ran
     assert page is not None, daemon.log_text()[-2000:]
     live = {l["symbol"]: v for l, v in page["hftfeed_instrument_live"]}
     assert live == {"BTCUSDT": 1.0, "ETHUSDT": 1.0}
@@ -194,6 +195,7 @@ def test_a_daemon_serves_every_series_with_its_labels(metered):
                  "hftfeed_latency_seconds_bucket", "hftfeed_latency_seconds_count"):
         assert name in page, name
     assert page["hftfeed_connects_total"][0][1] == 1
+    assert 0 < page["hftfeed_metrics_render_seconds"][0][1] < 5    # the previous scrape's cost
     assert page["process_resident_memory_bytes"][0][1] > 10 * 2 ** 20
     buckets = page["hftfeed_latency_seconds_bucket"]
     assert buckets[-1][0]["le"] == "+Inf"

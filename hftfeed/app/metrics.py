@@ -30,11 +30,13 @@ log = logging.getLogger("hftfeed.metrics")
 MAX_REQUEST_BYTES = 8192
 REQUEST_DEADLINE_S = 2.0
 MAX_CONNECTIONS = 8
+PROCESS_FACTS_TTL_S = 5.0     # memory, socket drops, pinned core: refreshed at most this often
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Upper bounds (seconds) of the latency histogram's buckets; the daemon's own log-linear
 # histogram is finer, so each Prometheus bucket sums the fine buckets wholly below its bound.
 LATENCY_BUCKETS_S = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
                      0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+LATENCY_LABELS = tuple(repr(b) for b in LATENCY_BUCKETS_S)
 
 # (FeedStats attribute, metric name, help): one row per counter, the only place they are named
 FEED_COUNTERS = (
@@ -84,22 +86,34 @@ def format_value(value):
     return str(int(value))
 
 
+_TEXT_CACHE = {}          # (name, labels) -> "name{labels}" and family headers: built once
+_TEXT_CACHE_MAX = 100000  # bounded: cleared if instruments keep changing
+
+
+def _cached(key, build):
+    text = _TEXT_CACHE.get(key)
+    if text is None:
+        if len(_TEXT_CACHE) >= _TEXT_CACHE_MAX:
+            _TEXT_CACHE.clear()
+        text = _TEXT_CACHE[key] = build()
+    return text
+
+
 class Page(object):
-    """Accumulates families: HELP and TYPE once per name, then its samples."""
+    """Accumulates families: HELP and TYPE once per name, then its samples. Header lines and
+    ``name{labels}`` prefixes are cached across scrapes: a scrape formats only the values."""
 
     def __init__(self):
         self.lines = []
 
     def family(self, name, kind, help_text):
-        self.lines.append("# HELP %s %s" % (name, help_text))
-        self.lines.append("# TYPE %s %s" % (name, kind))
+        self.lines.append(_cached((name, kind, help_text), lambda: "# HELP %s %s\n# TYPE %s %s"
+                                  % (name, help_text, name, kind)))
 
     def sample(self, name, labels, value):
-        if labels:
-            text = ",".join('%s="%s"' % (k, escape_label(v)) for k, v in labels)
-            self.lines.append("%s{%s} %s" % (name, text, format_value(value)))
-        else:
-            self.lines.append("%s %s" % (name, format_value(value)))
+        head = _cached((name, labels), lambda: "%s{%s}" % (name, ",".join(
+            '%s="%s"' % (k, escape_label(v)) for k, v in labels)) if labels else name)
+        self.lines.append(head + " " + format_value(value))
 
     def one(self, name, kind, help_text, labels, value):
         self.family(name, kind, help_text)
@@ -114,20 +128,27 @@ def histogram_buckets(hists, bounds_s):
     bounds_ns = [int(round(b * 1e9)) for b in bounds_s]
     cumulative = [0] * len(bounds_ns)
     for hist in hists:
-        counts = hist._counts
-        for index in range(len(counts)):
-            n = counts[index]
-            if not n:
-                continue
-            high_ns = hist.bucket_bounds(index)[1]
+        for high_ns, n in hist.nonzero_buckets():
             for j, bound in enumerate(bounds_ns):
                 if high_ns <= bound:
                     cumulative[j] += n
     return cumulative
 
 
-def read_vm_bytes(field):
-    return hw.proc_status_kb(field) * 1024
+def read_vm_bytes(fields):
+    """{field: bytes} for ``VmRSS``-style lines of /proc/self/status, in one read."""
+    out = dict.fromkeys(fields, 0)
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                name, _, rest = line.partition(":")
+                if name in out:
+                    parts = rest.split()
+                    if parts and parts[0].isdigit():
+                        out[name] = int(parts[0]) * 1024
+    except OSError as exc:
+        log.debug("cannot read /proc/self/status: %s", exc)
+    return out
 
 
 def pinned_core():
@@ -161,22 +182,47 @@ def socket_drops(sock):
 
 
 class DaemonMetrics(object):
-    """Renders one daemon's state; ``latency_total`` keeps what the stats line already reset."""
+    """Renders one daemon's state.
+
+    Why the latency histogram is folded in at each stats line (``absorb_latency``) and not at
+    each scrape: re-bucketing the daemon's ~1000 fine buckets costs a scrape about a
+    millisecond of event-loop time under PyPy's interpreter; done once per ``stats_interval_s``
+    (where the stats line walks the same array for its percentiles) a scrape only prints 17
+    numbers. The histogram is therefore as of the last stats line."""
 
     def __init__(self, daemon, freshness):
         self.daemon = daemon
         self.freshness = freshness
-        self.latency_total = None
+        self.latency_buckets = [0] * len(LATENCY_BUCKETS_S)   # cumulative, per bound
+        self.latency_count = 0
+        self.latency_sum_ns = 0
         self.started_s = time.time()
+        self._facts = None            # (mono ns, RSS/VmLck dict, drops, pinned core)
+        self.render_ns_last = 0       # the cost of a scrape to the event loop, for the page
+        self.render_ns_max = 0
+        self.renders = 0
 
     def absorb_latency(self, hist):
         """Called before the stats line resets its interval histogram."""
-        if self.latency_total is None:
-            self.latency_total = hist.copy()
-        else:
-            self.latency_total.merge(hist)
+        if not hist.count:
+            return
+        for j, n in enumerate(histogram_buckets([hist], LATENCY_BUCKETS_S)):
+            self.latency_buckets[j] += n
+        self.latency_count += hist.count
+        self.latency_sum_ns += hist.total_ns
 
     def render(self, now_mono_ns=None):
+        """The whole page; its own duration is on the next page (hftfeed_metrics_render_*)."""
+        start_ns = time.perf_counter_ns()
+        text = self._render(now_mono_ns)
+        elapsed_ns = time.perf_counter_ns() - start_ns
+        self.renders += 1
+        self.render_ns_last = elapsed_ns
+        if elapsed_ns > self.render_ns_max:
+            self.render_ns_max = elapsed_ns
+        return text
+
+    def _render(self, now_mono_ns):
         d = self.daemon
         now_mono_ns = time.monotonic_ns() if now_mono_ns is None else now_mono_ns
         channel = str(d.publisher.channel) if d.publisher is not None else ""
@@ -195,7 +241,7 @@ class DaemonMetrics(object):
             counters = d.publisher.counters()
             for attr, name, help_text in PUBLISHER_COUNTERS:
                 page.one(name, "counter", help_text, ch, counters[attr])
-            drops = socket_drops(d.publisher.sock)
+            drops = self._process_facts(now_mono_ns)[2]
             if drops is not None:
                 page.one("hftfeed_udp_socket_drops_total", "counter",
                          "Datagrams the kernel dropped on the publisher socket.", ch, drops)
@@ -208,13 +254,28 @@ class DaemonMetrics(object):
                      gc.total_ns / 1e9)
             page.one("hftfeed_gc_pause_max_seconds", "gauge", "Longest single pause.", ch,
                      gc.max_ns / 1e9)
+        memory = self._process_facts(now_mono_ns)[1]
         page.one("process_resident_memory_bytes", "gauge", "Resident memory (VmRSS).", ch,
-                 read_vm_bytes("VmRSS"))
+                 memory["VmRSS"])
         page.one("hftfeed_locked_memory_bytes", "gauge", "Locked memory (VmLck).", ch,
-                 read_vm_bytes("VmLck"))
+                 memory["VmLck"])
         page.one("hftfeed_pinned_cpu", "gauge", "The CPU the daemon is pinned to (-1: none).",
-                 ch, pinned_core())
+                 ch, self._process_facts(now_mono_ns)[3])
+        page.one("hftfeed_metrics_render_seconds", "gauge", "How long the previous scrape held "
+                 "the event loop.", ch, self.render_ns_last / 1e9)
+        page.one("hftfeed_metrics_render_max_seconds", "gauge", "The longest scrape so far.", ch,
+                 self.render_ns_max / 1e9)
         return page.text()
+
+    def _process_facts(self, now_mono_ns):
+        """/proc and affinity reads cost ~0.2-0.4 ms each under PyPy: read at most every
+        PROCESS_FACTS_TTL_S, not at every scrape."""
+        facts = self._facts
+        if facts is None or now_mono_ns - facts[0] > PROCESS_FACTS_TTL_S * 1e9:
+            sock = self.daemon.publisher.sock if self.daemon.publisher is not None else None
+            facts = self._facts = (now_mono_ns, read_vm_bytes(("VmRSS", "VmLck")),
+                                   socket_drops(sock), pinned_core())
+        return facts
 
     def _instruments(self, page, ch, now_mono_ns):
         rows = []
@@ -239,17 +300,14 @@ class DaemonMetrics(object):
                         self.freshness.age_s(inst, now_mono_ns))
 
     def _latency(self, page, ch):
-        hists = [h for h in (self.latency_total, self.daemon.latency)
-                 if h is not None and h.count]
         name = "hftfeed_latency_seconds"
-        page.family(name, "histogram", "Exchange frame received to UDP datagram sent.")
-        cumulative = histogram_buckets(hists, LATENCY_BUCKETS_S)
-        for bound, count in zip(LATENCY_BUCKETS_S, cumulative):
-            page.sample(name + "_bucket", ch + (("le", repr(bound)),), count)
-        total = sum(h.count for h in hists)
-        page.sample(name + "_bucket", ch + (("le", "+Inf"),), total)
-        page.sample(name + "_sum", ch, sum(h.total_ns for h in hists) / 1e9)
-        page.sample(name + "_count", ch, total)
+        page.family(name, "histogram", "Exchange frame received to UDP datagram sent (as of "
+                    "the last stats line).")
+        for label, count in zip(LATENCY_LABELS, self.latency_buckets):
+            page.sample(name + "_bucket", ch + (("le", label),), count)
+        page.sample(name + "_bucket", ch + (("le", "+Inf"),), self.latency_count)
+        page.sample(name + "_sum", ch, self.latency_sum_ns / 1e9)
+        page.sample(name + "_count", ch, self.latency_count)
 
 
 class MetricsServer(object):
