@@ -1,7 +1,6 @@
 """``hftfeed.py health`` and ``live n/m`` in sd_notify STATUS (app/health.py): the verdict as a
 pure function, then against daemon subprocesses that are healthy, half-broken and gone."""
 
-import os
 import socket
 import subprocess
 import sys

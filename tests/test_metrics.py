@@ -3,7 +3,6 @@ real Prometheus server scraping a daemon subprocess on loopback."""
 
 import asyncio
 import json
-import os
 import shutil
 import socket
 import subprocess

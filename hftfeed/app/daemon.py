@@ -11,7 +11,6 @@ import logging
 import os
 import signal
 import ssl
-import sys
 import time
 
 from hftfeed.runtime import gctune
