@@ -60,6 +60,7 @@ class FeedStats(object):
         self.app_pings = 0
         self.bad_ids = 0           # quotes/updates/snapshots with ids outside the stream
         self.resync_timeouts = 0   # resyncs started over after their deadline
+        self.ack_timeouts = 0      # connections dropped for unacknowledged subscriptions
 
     def as_dict(self):
         return dict(self.__dict__)
