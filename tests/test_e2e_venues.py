@@ -1,5 +1,6 @@
 """End to end for the derivatives and other venues, as real processes on loopback:
-simulator (``--venue binance-usdm | bybit | okx``) -> daemon -> UDP -> decoder.
+simulator (``--venue binance-usdm | binance-coinm | bybit | bybit-inverse | bybit-spot | okx``)
+-> daemon -> UDP -> decoder (OKX also with spot instruments, which share its endpoint).
 
 The same specification as ``test_e2e.py`` (Binance spot), once per venue: every B message equals
 the simulator's own top-20 at that update id (Binance ``u``, Bybit ``u``, OKX ``seqId``), every T
@@ -26,16 +27,25 @@ BYBIT_UUID_VARIANT = 2 << 62    # Bybit trade ids are UUIDs; the adapter keeps t
 # path come from the registry, hftfeed/venues/registry.py)
 SETUPS = {
     "binance-usdm": lambda tid: tid,
+    "binance-coinm": lambda tid: tid,
     "bybit": lambda tid: BYBIT_UUID_VARIANT | tid,
+    "bybit-inverse": lambda tid: BYBIT_UUID_VARIANT | tid,
+    "bybit-spot": lambda tid: tid,          # spot trade ids are decimal strings
     "okx": lambda tid: tid,
 }
 
 
-# Venue events in the middle of the exactness run that the daemon must ride through without a gap.
+# Venue events in the middle of the exactness run that the daemon must ride through without a
+# gap (the first demo symbol of the venue is hit).
 MIDWAY = {
-    "bybit": {"fault": "bybit_restart", "symbol": "BTCUSDT"},
-    "okx": {"fault": "okx_seq_reset", "symbol": "BTC-USDT-SWAP", "to": 1000},
+    "bybit": {"fault": "bybit_restart"},
+    "bybit-inverse": {"fault": "bybit_restart"},
+    "bybit-spot": {"fault": "bybit_restart"},
+    "okx": {"fault": "okx_seq_reset", "to": 1000},
 }
+
+# OKX spot shares the swaps' endpoint and adapter (venue id 4): the same run with spot ids.
+OKX_SPOT = ["BTC-USDT", "ETH-USDT"]
 
 
 def needs_adapter(venue):
@@ -63,11 +73,12 @@ def live_for(instrument_ids):
 
 
 class Rig(object):
-    def __init__(self, tmp_path, venue, extra=()):
+    def __init__(self, tmp_path, venue, extra=(), symbols=None):
         needs_adapter(venue)
         self.venue = venue
         spec = registry.spec(venue)
-        self.symbols, path = list(spec.demo_symbols[:2]), registry.ws_path(venue)
+        self.symbols = list(symbols or spec.demo_symbols[:2])
+        path = registry.ws_path(venue)
         self.wire_trade_id = SETUPS[venue]
         self.sim = SimProcess(tmp_path, self.symbols, rate=300,
                               extra=["--venue", venue] + list(extra))
@@ -99,8 +110,8 @@ class Rig(object):
 def rigs(tmp_path):
     made = []
 
-    def make(venue, extra=()):
-        rig = Rig(tmp_path, venue, extra)
+    def make(venue, extra=(), symbols=None):
+        rig = Rig(tmp_path, venue, extra, symbols)
         made.append(rig)
         return rig
     yield make
@@ -127,11 +138,20 @@ def check_trades_and_quotes(rig, packets, truth, ids):
 
 @pytest.mark.parametrize("venue", sorted(SETUPS))
 def test_every_published_message_matches_the_simulator(rigs, venue):
-    rig = rigs(venue)
+    check_exact_run(rigs(venue))
+
+
+def test_okx_spot_instruments_are_exact_on_the_shared_endpoint(rigs):
+    check_exact_run(rigs("okx", symbols=OKX_SPOT))
+
+
+def check_exact_run(rig):
+    venue = rig.venue
+    midway = MIDWAY.get(venue)
     rig.wait_live()
     rig.collector.collect(1.0)
-    if venue in MIDWAY:
-        rig.sim.fault(**MIDWAY[venue])
+    if midway is not None:
+        rig.sim.fault(symbol=rig.symbols[0], **midway)
     rig.collector.collect(1.5)
     took_s = rig.finish()
     assert took_s < 2.0
@@ -155,11 +175,12 @@ def test_every_published_message_matches_the_simulator(rigs, venue):
         assert first_book.flags & wire.BOOK_FLAG_SNAPSHOT
     btc = next(i for i, s in ids.items() if s == rig.symbols[0])
     flagged = [m.update_id for m in books if m.instrument == btc and m.flags & wire.BOOK_FLAG_SNAPSHOT]
-    if venue == "bybit":        # the restart's u == 1 snapshot replaced the book, flagged
+    fault = midway["fault"] if midway else None
+    if fault == "bybit_restart":    # the restart's u == 1 snapshot replaced the book, flagged
         assert len(flagged) == 2 and flagged[1] == 1
     else:
         assert len(flagged) == 1
-    if venue == "okx":          # books published after seqId went down to 1000
+    if fault == "okx_seq_reset":    # books published after seqId went down to 1000
         assert any(1000 <= m.update_id < 100000 for m in books if m.instrument == btc)
         assert truth.faults_named("okx_seq_reset")
 
@@ -213,7 +234,8 @@ def check_resyncs(rig, packets, truth, ids, symbol, resyncs=1):
     assert "resynchronising this instrument" in rig.daemon.log_text()
 
 
-@pytest.mark.parametrize("venue", ["binance-usdm", "bybit"])
+@pytest.mark.parametrize("venue", ["binance-usdm", "binance-coinm", "bybit", "bybit-inverse",
+                                   "bybit-spot"])
 def test_a_dropped_diff_resyncs_that_instrument_only_and_books_are_exact_again(rigs, venue):
     rig = rigs(venue)
     symbol = rig.symbols[0]

@@ -54,14 +54,21 @@ VENUE_DEFAULTS = {
                 "max_incoming_per_s": 5, "lifetime_s": 86400.0, "weight_limit": 6000},
     "binance-usdm": {"depth_levels": 200, "ping_interval_s": 180.0, "pong_timeout_s": 600.0,
                      "max_incoming_per_s": 10, "lifetime_s": 86400.0, "weight_limit": 2400},
+    "binance-coinm": {"depth_levels": 200, "ping_interval_s": 180.0, "pong_timeout_s": 600.0,
+                      "max_incoming_per_s": 10, "lifetime_s": 86400.0, "weight_limit": 2400},
     "bybit": {"depth_levels": 50, "max_incoming_per_s": 100, "lifetime_s": _NO_LIMIT_S,
               "weight_limit": 6000, "idle_timeout_s": 600.0, "quote_resend_s": 3.0},
+    "bybit-spot": {"depth_levels": 50, "max_incoming_per_s": 100, "lifetime_s": _NO_LIMIT_S,
+                   "weight_limit": 6000, "idle_timeout_s": 600.0, "quote_resend_s": 3.0},
+    "bybit-inverse": {"depth_levels": 50, "max_incoming_per_s": 100, "lifetime_s": _NO_LIMIT_S,
+                      "weight_limit": 6000, "idle_timeout_s": 600.0, "quote_resend_s": 3.0},
     "okx": {"depth_levels": 200, "max_incoming_per_s": 3, "lifetime_s": _NO_LIMIT_S,
             "weight_limit": 6000, "idle_timeout_s": 30.0, "book_keepalive_s": 20.0,
             "checksum": "real"},
 }
 # Largest book each dialect can serve exactly (its stream is the whole simulated book).
-MAX_DEPTH_LEVELS = {"binance": 1000000, "binance-usdm": 1000, "bybit": 50, "okx": 400}
+MAX_DEPTH_LEVELS = {"binance": 1000000, "binance-usdm": 1000, "binance-coinm": 1000, "bybit": 50,
+                    "bybit-spot": 50, "bybit-inverse": 50, "okx": 400}
 
 
 class SimConfig(object):
