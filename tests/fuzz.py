@@ -93,6 +93,26 @@ VENUE_SEEDS = {
         '{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1,"s":"BTCUSDT","a":5,"p":"7.6",'
         '"q":"2","f":1,"l":2,"T":1,"m":false}}',
     ],
+    "binance-coinm": [
+        '{"stream":"btcusd_perp@depth@100ms","data":{"e":"depthUpdate","E":1591270260907,'
+        '"T":1591270260891,"s":"BTCUSD_PERP","ps":"BTCUSD","U":17285681,"u":17285702,'
+        '"pu":17285675,"b":[["9517.6","10"]],"a":[["9518.5","45"],["9518.6","0"]]}}',
+        '{"stream":"btcusd_perp@bookTicker","data":{"e":"bookTicker","u":17242169,'
+        '"s":"BTCUSD_PERP","ps":"BTCUSD","b":"9548.1","B":"52","a":"9548.5","A":"11",'
+        '"T":1591268628155,"E":1591268628166}}',
+    ],
+    "bybit-spot": [
+        '{"topic":"orderbook.200.BTCUSDT","type":"delta","ts":1,"data":{"s":"BTCUSDT",'
+        '"b":[["16493.50","0.006"]],"a":[],"u":18521288,"seq":7961638724},"cts":1}',
+        '{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1,"data":[{"T":1,"s":"BTCUSDT",'
+        '"S":"Sell","v":"0.001","p":"16578.50","L":"MinusTick","i":"2290000000061666327",'
+        '"BT":false}]}',
+        '{"success":true,"ret_msg":"pong","conn_id":"x","op":"pong"}',
+    ],
+    "bybit-inverse": [
+        '{"topic":"orderbook.1.BTCUSD","type":"snapshot","ts":1,"data":{"s":"BTCUSD",'
+        '"b":[["43000.5","1200"]],"a":[["43001.0","800"]],"u":7,"seq":99},"cts":1}',
+    ],
     "bybit": [
         '{"topic":"orderbook.50.BTCUSDT","type":"snapshot","ts":1671179923028,"data":{"s":"BTCUSDT",'
         '"b":[["17440.00","40.833"]],"a":[["17440.50","78.815"]],"u":13079592,"seq":22520573250},'
