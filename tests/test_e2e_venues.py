@@ -73,14 +73,14 @@ def live_for(instrument_ids):
 
 
 class Rig(object):
-    def __init__(self, tmp_path, venue, extra=(), symbols=None):
+    def __init__(self, tmp_path, venue, extra=(), symbols=None, rate=300):
         needs_adapter(venue)
         self.venue = venue
         spec = registry.spec(venue)
         self.symbols = list(symbols or spec.demo_symbols[:2])
         path = registry.ws_path(venue)
         self.wire_trade_id = SETUPS[venue]
-        self.sim = SimProcess(tmp_path, self.symbols, rate=300,
+        self.sim = SimProcess(tmp_path, self.symbols, rate=rate,
                               extra=["--venue", venue] + list(extra))
         self.collector = Collector()
         cfg = daemon_config(self.sim, self.collector.target, self.symbols, feed_venue=venue,
@@ -110,8 +110,8 @@ class Rig(object):
 def rigs(tmp_path):
     made = []
 
-    def make(venue, extra=(), symbols=None):
-        rig = Rig(tmp_path, venue, extra, symbols)
+    def make(venue, extra=(), symbols=None, rate=300):
+        rig = Rig(tmp_path, venue, extra, symbols, rate)
         made.append(rig)
         return rig
     yield make
@@ -253,3 +253,37 @@ def test_okx_a_dropped_diff_then_a_corrupted_checksum_each_resync_that_instrumen
     assert [f for f in truth.faults_named("bad_checksum") if "correct" in f]
     check_resyncs(rig, packets, truth, ids, symbol, resyncs=2)
     assert "checksum mismatch" in rig.daemon.log_text()
+
+
+def test_okx_with_checksum_zero_the_seq_chain_alone_carries_keepalives_resets_and_gaps(rigs):
+    """OKX's production books since mid-2026: checksum 0, so ``seqId``/``prevSeqId`` is the only
+    guard. Every documented case of that chain through the simulator, on a quiet market: empty
+    keepalive updates (``prevSeqId == seqId``) change nothing and break nothing; a maintenance
+    reset (``seqId`` goes down, ``prevSeqId`` still chains) rides through; a lost update is
+    caught by the chain alone and resyncs that instrument, with exact books throughout."""
+    rig = rigs("okx", extra=["--checksum", "zero", "--book-keepalive-s", "0.05"], rate=20)
+    symbol = rig.symbols[0]
+    rig.wait_live()
+    rig.collector.collect(1.0)
+    status = rig.sim.status()
+    assert status["venue_state"]["checksum"] == "zero"
+    assert status["venue_state"]["keepalives_sent"] > 0
+    seq_now = status["venue_state"]["seqId"][symbol]
+    rig.sim.fault(fault="okx_seq_reset", symbol=symbol, to=seq_now // 2)
+    rig.collector.collect(1.0)
+    lives = lives_of(1, 1)
+    rig.sim.fault(fault="drop_diff", symbol=symbol)
+    assert rig.collector.collect(8.0, until=lives), rig.daemon.log_text()[-3000:]
+    rig.collector.collect(0.7)
+    rig.finish()
+    packets = rig.collector.packets()
+    check_sequence(packets)
+    truth = load_journal(rig.sim.journal, initial_book_ids=True)
+    ids = {m.instrument: m.symbol for m in messages_of(packets, wire.TYPE_INSTRUMENT)}
+    assert truth.faults_named("okx_seq_reset") and truth.faults_named("drop_diff")
+    check_resyncs(rig, packets, truth, ids, symbol)      # exactly one resync: the lost update
+    hit = next(i for i, s in ids.items() if s == symbol)
+    after_reset = [m.update_id for m in messages_of(packets, wire.TYPE_BOOK)
+                   if m.instrument == hit and m.update_id < seq_now // 2 + 1000]
+    assert after_reset, "books published with the lower seqIds after the reset"
+    assert "checksum mismatch" not in rig.daemon.log_text()
