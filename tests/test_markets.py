@@ -183,3 +183,17 @@ def test_simulated_bybit_markets_serve_their_path_pong_and_trade_ids(venue, path
     assert all(("-" in i) == uuid_ids for i in trade_ids)
     assert all(i.isdigit() for i in trade_ids) != uuid_ids
     assert any(m.get("topic") == "orderbook.1000." + symbol for m in got)
+
+
+def test_bybit_book_depths_are_1_50_200_and_1000_on_every_market():
+    """Bybit's orderbook page (re-read 2026-12-05): linear, inverse and spot all offer depths
+    1, 50, 200 and 1000; the older 500 is gone."""
+    from hftfeed.tools.sim import bybit as sim_bybit
+    for depth in (50, 200, 1000):
+        assert sim_bybit.parse_topic("orderbook.%d.BTCUSDT" % depth) == ("book", depth, "BTCUSDT")
+    assert sim_bybit.parse_topic("orderbook.1.BTCUSDT")[0] == "l1"
+    for depth in (25, 500):
+        with pytest.raises(ValueError):
+            sim_bybit.parse_topic("orderbook.%d.BTCUSDT" % depth)
+    for cls in (Bybit, BybitSpot, BybitInverse):
+        assert cls(["BTCUSDT"], ("depth",)).streams_for("BTCUSDT") == ["orderbook.50.BTCUSDT"]
