@@ -113,6 +113,27 @@ VENUE_SEEDS = {
         '{"topic":"orderbook.1.BTCUSD","type":"snapshot","ts":1,"data":{"s":"BTCUSD",'
         '"b":[["43000.5","1200"]],"a":[["43001.0","800"]],"u":7,"seq":99},"cts":1}',
     ],
+    "deribit": [
+        '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.BTC-PERPETUAL.100ms",'
+        '"data":{"type":"snapshot","timestamp":1554373962454,"instrument_name":"BTC-PERPETUAL",'
+        '"change_id":297217,"bids":[["new",5042.34,30],["new",5041.94,20]],'
+        '"asks":[["new",5042.64,40],["new",5043.3,40]]}}}',
+        '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.BTC-PERPETUAL.100ms",'
+        '"data":{"type":"change","timestamp":1554373911330,"prev_change_id":297217,'
+        '"instrument_name":"BTC-PERPETUAL","change_id":297218,"bids":[["delete",5041.94,0]],'
+        '"asks":[["change",5042.64,1e-05],["new",5043.5,20]]}}}',
+        '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"trades.BTC-PERPETUAL.100ms",'
+        '"data":[{"trade_seq":30289432,"trade_id":"48079254","timestamp":1590484156350,'
+        '"tick_direction":0,"price":8950,"instrument_name":"BTC-PERPETUAL","direction":"sell",'
+        '"amount":10}]}}',
+        '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"quote.BTC-PERPETUAL",'
+        '"data":{"timestamp":1550658624149,"instrument_name":"BTC-PERPETUAL",'
+        '"best_bid_price":3914.97,"best_bid_amount":40,"best_ask_price":3996.61,'
+        '"best_ask_amount":50}}}',
+        '{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"test_request"}}',
+        '{"jsonrpc":"2.0","id":100,"result":["book.BTC-PERPETUAL.100ms"],"usIn":1,"usOut":2}',
+        '{"jsonrpc":"2.0","id":100,"error":{"code":-32602,"message":"Invalid params"}}',
+    ],
     "bybit": [
         '{"topic":"orderbook.50.BTCUSDT","type":"snapshot","ts":1671179923028,"data":{"s":"BTCUSDT",'
         '"b":[["17440.00","40.833"]],"a":[["17440.50","78.815"]],"u":13079592,"seq":22520573250},'

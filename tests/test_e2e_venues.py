@@ -32,6 +32,7 @@ SETUPS = {
     "bybit-inverse": lambda tid: BYBIT_UUID_VARIANT | tid,
     "bybit-spot": lambda tid: tid,          # spot trade ids are decimal strings
     "okx": lambda tid: tid,
+    "deribit": lambda tid: tid,             # trade_seq
 }
 
 
@@ -235,7 +236,7 @@ def check_resyncs(rig, packets, truth, ids, symbol, resyncs=1):
 
 
 @pytest.mark.parametrize("venue", ["binance-usdm", "binance-coinm", "bybit", "bybit-inverse",
-                                   "bybit-spot"])
+                                   "bybit-spot", "deribit"])
 def test_a_dropped_diff_resyncs_that_instrument_only_and_books_are_exact_again(rigs, venue):
     rig = rigs(venue)
     symbol = rig.symbols[0]
@@ -287,3 +288,19 @@ def test_okx_with_checksum_zero_the_seq_chain_alone_carries_keepalives_resets_an
                    if m.instrument == hit and m.update_id < seq_now // 2 + 1000]
     assert after_reset, "books published with the lower seqIds after the reset"
     assert "checksum mismatch" not in rig.daemon.log_text()
+
+
+def test_deribit_test_requests_are_answered_and_the_connection_stays(rigs):
+    """After public/set_heartbeat the venue sends test_request and closes a connection that
+    leaves one unanswered; the daemon answers each with public/test on the same connection."""
+    rig = rigs("deribit", extra=["--test-request-s", "0.2"])
+    rig.wait_live()
+    rig.collector.collect(1.5)
+    state = rig.sim.status()["venue_state"]
+    rig.finish()
+    assert state["test_requests_sent"] >= 3
+    assert state["tests_answered"] >= state["test_requests_sent"] - 1     # the last may be in flight
+    assert state["heartbeat_closes"] == 0
+    packets = rig.collector.packets()
+    for inst in {m.instrument for m in messages_of(packets, wire.TYPE_INSTRUMENT)}:
+        assert states_of(packets, inst) == [wire.STATE_RESYNC, wire.STATE_LIVE]

@@ -38,6 +38,10 @@ _PLAIN_SYMBOL = re.compile(r"\A[A-Z0-9]{2,20}\Z", re.IGNORECASE)
 _DASHED_SYMBOL = re.compile(r"\A[A-Z0-9]{1,12}(-[A-Z0-9]{1,12}){1,3}\Z", re.IGNORECASE)
 # Binance COIN-M contracts: the pair, "_", then PERP or the delivery date (BTCUSD_PERP,
 # BTCUSD_261225).
+# Deribit instruments: currency (BTC, BTC_USDC), then PERPETUAL or an expiry (27DEC26), then for
+# options the strike and C/P (BTC-PERPETUAL, BTC-27DEC26, BTC-27DEC26-100000-C, XRP_USDC-...-1d5-P).
+_DERIBIT_SYMBOL = re.compile(r"\A[A-Z0-9]{2,10}(_[A-Z0-9]{2,10})?-(PERPETUAL|[0-9]{1,2}[A-Z]{3}[0-9]{2})"
+                             r"(-[0-9]+(D[0-9]+)?-[CP])?\Z", re.IGNORECASE)
 _COINM_SYMBOL = re.compile(r"\A[A-Z0-9]{2,16}_(PERP|[0-9]{6})\Z", re.IGNORECASE)
 
 VENUES = (
@@ -100,6 +104,15 @@ VENUES = (
         symbol_re=_PLAIN_SYMBOL, symbol_example="BTCUSD", demo_symbols=("BTCUSD", "ETHUSD"),
         book_sync="in-stream snapshot + `u`+1 deltas",
         notes="as linear (coin-margined contracts)"),
+    VenueSpec(
+        wire_id=10, name="deribit", display_name="Deribit",
+        adapter="hftfeed.venues.deribit:Deribit", sim_dialect="hftfeed.tools.sim.deribit",
+        ws_url="wss://www.deribit.com/ws/api/v2", rest_url="https://www.deribit.com",
+        symbol_re=_DERIBIT_SYMBOL, symbol_example="BTC-27DEC26-100000-C",
+        demo_symbols=("BTC-PERPETUAL", "BTC-27DEC26-100000-C", "ETH-27DEC26"),
+        book_sync="in-stream snapshot + `change_id`/`prev_change_id` chain",
+        notes="JSON-RPC; `public/set_heartbeat`, `test_request` answered with `public/test`; "
+              "futures, perpetuals, options"),
 )
 
 #: Wire ids that are assigned but have no adapter here (PROTOCOL.md lists them too) -> the name

@@ -41,6 +41,8 @@ _DEFAULTS = (
     ("book_keepalive_s", None),     # OKX: empty books update after this long without a change
     ("quote_resend_s", None),       # Bybit orderbook.1: snapshot repeated after this long unchanged
     ("checksum", None),             # OKX books checksum: "real" (CRC32) or "zero" (since 2026-06)
+    ("test_request_s", None),       # Deribit: test_request this often instead of the client's
+                                    # set_heartbeat interval (tests; the venue's minimum is 10 s)
 )
 
 _NO_LIMIT_S = 10 * 365 * 86400.0    # "never" for lifetimes a venue does not have
@@ -62,13 +64,15 @@ VENUE_DEFAULTS = {
                    "weight_limit": 6000, "idle_timeout_s": 600.0, "quote_resend_s": 3.0},
     "bybit-inverse": {"depth_levels": 50, "max_incoming_per_s": 100, "lifetime_s": _NO_LIMIT_S,
                       "weight_limit": 6000, "idle_timeout_s": 600.0, "quote_resend_s": 3.0},
+    "deribit": {"depth_levels": 200, "max_incoming_per_s": 20, "lifetime_s": _NO_LIMIT_S,
+                "weight_limit": 6000},
     "okx": {"depth_levels": 200, "max_incoming_per_s": 3, "lifetime_s": _NO_LIMIT_S,
             "weight_limit": 6000, "idle_timeout_s": 30.0, "book_keepalive_s": 20.0,
             "checksum": "real"},
 }
 # Largest book each dialect can serve exactly (its stream is the whole simulated book).
 MAX_DEPTH_LEVELS = {"binance": 1000000, "binance-usdm": 1000, "binance-coinm": 1000, "bybit": 50,
-                    "bybit-spot": 50, "bybit-inverse": 50, "okx": 400}
+                    "bybit-spot": 50, "bybit-inverse": 50, "okx": 400, "deribit": 1000}
 
 
 class SimConfig(object):
@@ -120,7 +124,7 @@ class SimConfig(object):
             if getattr(self, key) is None or getattr(self, key) <= 0:
                 raise ConfigError("%s must be > 0, got %r" % (key, getattr(self, key)))
         optional_positive = ("ping_interval_s", "pong_timeout_s", "idle_timeout_s",
-                             "book_keepalive_s", "quote_resend_s")
+                             "book_keepalive_s", "quote_resend_s", "test_request_s")
         for key in optional_positive:
             if getattr(self, key) is not None and getattr(self, key) <= 0:
                 raise ConfigError("%s must be > 0, got %r" % (key, getattr(self, key)))
