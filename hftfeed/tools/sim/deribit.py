@@ -23,6 +23,9 @@ Facts implemented (Deribit API docs: "Notifications", "public/subscribe", "publi
   (``test_request_s`` overrides the interval, for tests) and closes the connection when the
   previous one was not answered by a ``public/test`` request before the next is due.
 
+The random-walk engine sometimes removes a price the book does not have (as Binance documents
+for its own streams); those go out as ``delete`` too, which a client's book simply ignores.
+
 Update ids: the engine's ids (``steps`` mode, not contiguous between messages) are the
 ``change_id``s; ``prev_change_id`` chains them, so a dropped notification breaks the chain.
 """
