@@ -113,6 +113,27 @@ VENUE_SEEDS = {
         '{"topic":"orderbook.1.BTCUSD","type":"snapshot","ts":1,"data":{"s":"BTCUSD",'
         '"b":[["43000.5","1200"]],"a":[["43001.0","800"]],"u":7,"seq":99},"cts":1}',
     ],
+    "bitget": [
+        '{"action":"snapshot","arg":{"instType":"SPOT","channel":"books","instId":"BTCUSDT"},'
+        '"data":[{"asks":[["26275","0.0009"]],"bids":[["26274.9","0.5"]],"checksum":0,"pseq":0,'
+        '"seq":100,"ts":"1695710946294"}],"ts":1695710946294}',
+        '{"action":"update","arg":{"instType":"SPOT","channel":"books","instId":"BTCUSDT"},'
+        '"data":[{"asks":[],"bids":[["26274.9","0"]],"checksum":-1234567,"pseq":100,"seq":107,'
+        '"ts":"1695710946295"}],"ts":1695710946295}',
+        '{"action":"update","arg":{"instType":"SPOT","channel":"trade","instId":"BTCUSDT"},'
+        '"data":[{"ts":"1695709835822","price":"26293.4","size":"0.0013","side":"buy",'
+        '"tradeId":"1106624271"}],"ts":1695709835822}',
+        '{"action":"snapshot","arg":{"instType":"SPOT","channel":"ticker","instId":"BTCUSDT"},'
+        '"data":[{"instId":"BTCUSDT","bidPr":"1","askPr":"2","bidSz":"3","askSz":"4",'
+        '"ts":"1"}],"ts":1}',
+        '{"event":"error","code":30001,"msg":"x"}',
+        "pong",
+    ],
+    "bitget-futures": [
+        '{"action":"snapshot","arg":{"instType":"USDT-FUTURES","channel":"books",'
+        '"instId":"BTCUSDT"},"data":[{"asks":[["26275","9"]],"bids":[["26274.9","5"]],'
+        '"checksum":0,"pseq":0,"seq":100,"ts":"1695710946294"}],"ts":1695710946294}',
+    ],
     "deribit": [
         '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.BTC-PERPETUAL.100ms",'
         '"data":{"type":"snapshot","timestamp":1554373962454,"instrument_name":"BTC-PERPETUAL",'

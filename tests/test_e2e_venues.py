@@ -33,6 +33,8 @@ SETUPS = {
     "bybit-spot": lambda tid: tid,          # spot trade ids are decimal strings
     "okx": lambda tid: tid,
     "deribit": lambda tid: tid,             # trade_seq
+    "bitget": lambda tid: tid,
+    "bitget-futures": lambda tid: tid,
 }
 
 
@@ -236,7 +238,7 @@ def check_resyncs(rig, packets, truth, ids, symbol, resyncs=1):
 
 
 @pytest.mark.parametrize("venue", ["binance-usdm", "binance-coinm", "bybit", "bybit-inverse",
-                                   "bybit-spot", "deribit"])
+                                   "bybit-spot", "deribit", "bitget", "bitget-futures"])
 def test_a_dropped_diff_resyncs_that_instrument_only_and_books_are_exact_again(rigs, venue):
     rig = rigs(venue)
     symbol = rig.symbols[0]

@@ -53,8 +53,9 @@ def test_a_registered_venue_has_its_simulator_dialect_and_defaults(spec):
     markets = getattr(dialect, "MARKETS", None)     # a dialect serving several markets
     if markets is not None:
         market = markets[spec.name]
-        assert market.venue == spec.name
-        assert getattr(market, "ws_path", "") == registry.ws_path(spec.name)
+        assert getattr(market, "venue", spec.name) == spec.name
+        assert getattr(market, "ws_path", getattr(dialect, "WS_PATH", "")) == \
+            registry.ws_path(spec.name)
     else:
         assert dialect.VENUE == spec.name
         assert getattr(dialect, "WS_PATH", "") == registry.ws_path(spec.name)

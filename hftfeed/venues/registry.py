@@ -113,6 +113,20 @@ VENUES = (
         book_sync="in-stream snapshot + `change_id`/`prev_change_id` chain",
         notes="JSON-RPC; `public/set_heartbeat`, `test_request` answered with `public/test`; "
               "futures, perpetuals, options"),
+    VenueSpec(
+        wire_id=11, name="bitget", display_name="Bitget v2 spot",
+        adapter="hftfeed.venues.bitget:Bitget", sim_dialect="hftfeed.tools.sim.bitget",
+        ws_url="wss://ws.bitget.com/v2/ws/public", rest_url="https://api.bitget.com",
+        symbol_re=_PLAIN_SYMBOL, symbol_example="BTCUSDT", demo_symbols=("BTCUSDT", "ETHUSDT"),
+        book_sync="in-stream snapshot + `seq`/`pseq` chain",
+        notes="CRC32 checksum of the top 25 verified when non-zero; text `ping`"),
+    VenueSpec(
+        wire_id=12, name="bitget-futures", display_name="Bitget v2 USDT-M futures",
+        adapter="hftfeed.venues.bitget:BitgetFutures", sim_dialect="hftfeed.tools.sim.bitget",
+        ws_url="wss://ws.bitget.com/v2/ws/public", rest_url="https://api.bitget.com",
+        symbol_re=_PLAIN_SYMBOL, symbol_example="BTCUSDT", demo_symbols=("BTCUSDT", "ETHUSDT"),
+        book_sync="in-stream snapshot + `seq`/`pseq` chain",
+        notes="as spot with `instType` USDT-FUTURES"),
 )
 
 #: Wire ids that are assigned but have no adapter here (PROTOCOL.md lists them too) -> the name

@@ -66,13 +66,18 @@ VENUE_DEFAULTS = {
                       "weight_limit": 6000, "idle_timeout_s": 600.0, "quote_resend_s": 3.0},
     "deribit": {"depth_levels": 200, "max_incoming_per_s": 20, "lifetime_s": _NO_LIMIT_S,
                 "weight_limit": 6000},
+    "bitget": {"depth_levels": 200, "max_incoming_per_s": 10, "lifetime_s": _NO_LIMIT_S,
+               "weight_limit": 6000, "idle_timeout_s": 120.0, "checksum": "real"},
+    "bitget-futures": {"depth_levels": 200, "max_incoming_per_s": 10, "lifetime_s": _NO_LIMIT_S,
+                       "weight_limit": 6000, "idle_timeout_s": 120.0, "checksum": "real"},
     "okx": {"depth_levels": 200, "max_incoming_per_s": 3, "lifetime_s": _NO_LIMIT_S,
             "weight_limit": 6000, "idle_timeout_s": 30.0, "book_keepalive_s": 20.0,
             "checksum": "real"},
 }
 # Largest book each dialect can serve exactly (its stream is the whole simulated book).
 MAX_DEPTH_LEVELS = {"binance": 1000000, "binance-usdm": 1000, "binance-coinm": 1000, "bybit": 50,
-                    "bybit-spot": 50, "bybit-inverse": 50, "okx": 400, "deribit": 1000}
+                    "bybit-spot": 50, "bybit-inverse": 50, "okx": 400, "deribit": 1000,
+                    "bitget": 1000, "bitget-futures": 1000}
 
 
 class SimConfig(object):
