@@ -114,12 +114,15 @@ class SimConfig(object):
             raise ConfigError("--replay and --replay-capture are exclusive")
         if self.replay_capture and self.venue != "binance":
             raise ConfigError("--replay-capture re-serves Binance spot captures only")
-        if not (self.replay or self.replay_capture) and not self.symbols:
-            raise ConfigError("no symbols")
-        for s in self.symbols:
-            problem = registry.symbol_error(self.venue, s)
-            if problem is not None:
-                raise ConfigError("bad symbol: %s" % problem)
+        if not (self.replay or self.replay_capture):
+            # (a replay serves the journal's or capture's own symbols: the default list, in
+            # Binance's spelling, must not be checked against another venue's syntax)
+            if not self.symbols:
+                raise ConfigError("no symbols")
+            for s in self.symbols:
+                problem = registry.symbol_error(self.venue, s)
+                if problem is not None:
+                    raise ConfigError("bad symbol: %s" % problem)
         if not 0 <= int(self.port) <= 65535:
             raise ConfigError("port out of range: %r" % (self.port,))
         positive = ("depth_levels", "max_steps_per_msg", "tick_s", "max_incoming_per_s",
