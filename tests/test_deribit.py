@@ -85,12 +85,17 @@ def test_a_change_links_to_prev_change_id_and_delete_is_quantity_zero():
     assert upd.asks == [504264000000, 39 * P, 504350000000, 2500]      # 2.5e-05 exactly
 
 
-def test_numbers_are_parsed_from_their_literal_text_not_through_floats():
+def test_numbers_convert_exactly_short_ones_via_the_double_long_ones_from_their_text():
     assert number("0.1", "t") == 10000000 and number(3, "t") == 3 * P
-    assert number("1E-8", "t") == 1
-    for bad in (True, None, "1e-9", "NaN", [1]):
+    assert number(0.1, "t") == 10000000 and number(43000.05, "t") == 4300005000000
+    assert number("1E-8", "t") == 1 and number(1e-08, "t") == 1
+    for bad in (True, None, "1e-9", "NaN", float("nan"), float("inf"), [1]):
         with pytest.raises(VenueError):
             number(bad, "t")
+    # 17 significant digits: a double cannot hold them, the literal text can
+    text = SNAP.replace("5042.34,30", "5042.34,12345678.12345678")
+    (upd,) = venue().parse(text)
+    assert upd.bids[:2] == [504234000000, 1234567812345678]
 
 
 def test_trades_carry_trade_seq_and_the_taker_side():
