@@ -95,6 +95,68 @@ VENUE_SEEDS = {
         '{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1,"s":"BTCUSDT","a":5,"p":"7.6",'
         '"q":"2","f":1,"l":2,"T":1,"m":false}}',
     ],
+    "binance-coinm": [
+        '{"stream":"btcusd_perp@depth@100ms","data":{"e":"depthUpdate","E":1591270260907,'
+        '"T":1591270260891,"s":"BTCUSD_PERP","ps":"BTCUSD","U":17285681,"u":17285702,'
+        '"pu":17285675,"b":[["9517.6","10"]],"a":[["9518.5","45"],["9518.6","0"]]}}',
+        '{"stream":"btcusd_perp@bookTicker","data":{"e":"bookTicker","u":17242169,'
+        '"s":"BTCUSD_PERP","ps":"BTCUSD","b":"9548.1","B":"52","a":"9548.5","A":"11",'
+        '"T":1591268628155,"E":1591268628166}}',
+    ],
+    "bybit-spot": [
+        '{"topic":"orderbook.200.BTCUSDT","type":"delta","ts":1,"data":{"s":"BTCUSDT",'
+        '"b":[["16493.50","0.006"]],"a":[],"u":18521288,"seq":7961638724},"cts":1}',
+        '{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1,"data":[{"T":1,"s":"BTCUSDT",'
+        '"S":"Sell","v":"0.001","p":"16578.50","L":"MinusTick","i":"2290000000061666327",'
+        '"BT":false}]}',
+        '{"success":true,"ret_msg":"pong","conn_id":"x","op":"pong"}',
+    ],
+    "bybit-inverse": [
+        '{"topic":"orderbook.1.BTCUSD","type":"snapshot","ts":1,"data":{"s":"BTCUSD",'
+        '"b":[["43000.5","1200"]],"a":[["43001.0","800"]],"u":7,"seq":99},"cts":1}',
+    ],
+    "bitget": [
+        '{"action":"snapshot","arg":{"instType":"SPOT","channel":"books","instId":"BTCUSDT"},'
+        '"data":[{"asks":[["26275","0.0009"]],"bids":[["26274.9","0.5"]],"checksum":0,"pseq":0,'
+        '"seq":100,"ts":"1695710946294"}],"ts":1695710946294}',
+        '{"action":"update","arg":{"instType":"SPOT","channel":"books","instId":"BTCUSDT"},'
+        '"data":[{"asks":[],"bids":[["26274.9","0"]],"checksum":-1234567,"pseq":100,"seq":107,'
+        '"ts":"1695710946295"}],"ts":1695710946295}',
+        '{"action":"update","arg":{"instType":"SPOT","channel":"trade","instId":"BTCUSDT"},'
+        '"data":[{"ts":"1695709835822","price":"26293.4","size":"0.0013","side":"buy",'
+        '"tradeId":"1106624271"}],"ts":1695709835822}',
+        '{"action":"snapshot","arg":{"instType":"SPOT","channel":"ticker","instId":"BTCUSDT"},'
+        '"data":[{"instId":"BTCUSDT","bidPr":"1","askPr":"2","bidSz":"3","askSz":"4",'
+        '"ts":"1"}],"ts":1}',
+        '{"event":"error","code":30001,"msg":"x"}',
+        "pong",
+    ],
+    "bitget-futures": [
+        '{"action":"snapshot","arg":{"instType":"USDT-FUTURES","channel":"books",'
+        '"instId":"BTCUSDT"},"data":[{"asks":[["26275","9"]],"bids":[["26274.9","5"]],'
+        '"checksum":0,"pseq":0,"seq":100,"ts":"1695710946294"}],"ts":1695710946294}',
+    ],
+    "deribit": [
+        '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.BTC-PERPETUAL.100ms",'
+        '"data":{"type":"snapshot","timestamp":1554373962454,"instrument_name":"BTC-PERPETUAL",'
+        '"change_id":297217,"bids":[["new",5042.34,30],["new",5041.94,20]],'
+        '"asks":[["new",5042.64,40],["new",5043.3,40]]}}}',
+        '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.BTC-PERPETUAL.100ms",'
+        '"data":{"type":"change","timestamp":1554373911330,"prev_change_id":297217,'
+        '"instrument_name":"BTC-PERPETUAL","change_id":297218,"bids":[["delete",5041.94,0]],'
+        '"asks":[["change",5042.64,1e-05],["new",5043.5,20]]}}}',
+        '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"trades.BTC-PERPETUAL.100ms",'
+        '"data":[{"trade_seq":30289432,"trade_id":"48079254","timestamp":1590484156350,'
+        '"tick_direction":0,"price":8950,"instrument_name":"BTC-PERPETUAL","direction":"sell",'
+        '"amount":10}]}}',
+        '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"quote.BTC-PERPETUAL",'
+        '"data":{"timestamp":1550658624149,"instrument_name":"BTC-PERPETUAL",'
+        '"best_bid_price":3914.97,"best_bid_amount":40,"best_ask_price":3996.61,'
+        '"best_ask_amount":50}}}',
+        '{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"test_request"}}',
+        '{"jsonrpc":"2.0","id":100,"result":["book.BTC-PERPETUAL.100ms"],"usIn":1,"usOut":2}',
+        '{"jsonrpc":"2.0","id":100,"error":{"code":-32602,"message":"Invalid params"}}',
+    ],
     "bybit": [
         '{"topic":"orderbook.50.BTCUSDT","type":"snapshot","ts":1671179923028,"data":{"s":"BTCUSDT",'
         '"b":[["17440.00","40.833"]],"a":[["17440.50","78.815"]],"u":13079592,"seq":22520573250},'

@@ -1,5 +1,6 @@
 """End to end for the derivatives and other venues, as real processes on loopback:
-simulator (``--venue binance-usdm | bybit | okx``) -> daemon -> UDP -> decoder.
+simulator (``--venue binance-usdm | binance-coinm | bybit | bybit-inverse | bybit-spot | okx``)
+-> daemon -> UDP -> decoder (OKX also with spot instruments, which share its endpoint).
 
 The same specification as ``test_e2e.py`` (Binance spot), once per venue: every B message equals
 the simulator's own top-20 at that update id (Binance ``u``, Bybit ``u``, OKX ``seqId``), every T
@@ -26,16 +27,28 @@ BYBIT_UUID_VARIANT = 2 << 62    # Bybit trade ids are UUIDs; the adapter keeps t
 # path come from the registry, hftfeed/venues/registry.py)
 SETUPS = {
     "binance-usdm": lambda tid: tid,
+    "binance-coinm": lambda tid: tid,
     "bybit": lambda tid: BYBIT_UUID_VARIANT | tid,
+    "bybit-inverse": lambda tid: BYBIT_UUID_VARIANT | tid,
+    "bybit-spot": lambda tid: tid,          # spot trade ids are decimal strings
     "okx": lambda tid: tid,
+    "deribit": lambda tid: tid,             # trade_seq
+    "bitget": lambda tid: tid,
+    "bitget-futures": lambda tid: tid,
 }
 
 
-# Venue events in the middle of the exactness run that the daemon must ride through without a gap.
+# Venue events in the middle of the exactness run that the daemon must ride through without a
+# gap (the first demo symbol of the venue is hit).
 MIDWAY = {
-    "bybit": {"fault": "bybit_restart", "symbol": "BTCUSDT"},
-    "okx": {"fault": "okx_seq_reset", "symbol": "BTC-USDT-SWAP", "to": 1000},
+    "bybit": {"fault": "bybit_restart"},
+    "bybit-inverse": {"fault": "bybit_restart"},
+    "bybit-spot": {"fault": "bybit_restart"},
+    "okx": {"fault": "okx_seq_reset", "to": 1000},
 }
+
+# OKX spot shares the swaps' endpoint and adapter (venue id 4): the same run with spot ids.
+OKX_SPOT = ["BTC-USDT", "ETH-USDT"]
 
 
 def needs_adapter(venue):
@@ -68,13 +81,14 @@ def live_for(instrument_ids):
 
 
 class Rig(object):
-    def __init__(self, tmp_path, venue, extra=()):
+    def __init__(self, tmp_path, venue, extra=(), symbols=None, rate=300):
         needs_adapter(venue)
         self.venue = venue
         spec = registry.spec(venue)
-        self.symbols, path = list(spec.demo_symbols[:2]), registry.ws_path(venue)
+        self.symbols = list(symbols or spec.demo_symbols[:2])
+        path = registry.ws_path(venue)
         self.wire_trade_id = SETUPS[venue]
-        self.sim = SimProcess(tmp_path, self.symbols, rate=300,
+        self.sim = SimProcess(tmp_path, self.symbols, rate=rate,
                               extra=["--venue", venue] + list(extra))
         self.collector = Collector()
         cfg = daemon_config(self.sim, self.collector.target, self.symbols, feed_venue=venue,
@@ -104,8 +118,8 @@ class Rig(object):
 def rigs(tmp_path):
     made = []
 
-    def make(venue, extra=()):
-        rig = Rig(tmp_path, venue, extra)
+    def make(venue, extra=(), symbols=None, rate=300):
+        rig = Rig(tmp_path, venue, extra, symbols, rate)
         made.append(rig)
         return rig
     yield make
@@ -132,11 +146,20 @@ def check_trades_and_quotes(rig, packets, truth, ids):
 
 @pytest.mark.parametrize("venue", sorted(SETUPS))
 def test_every_published_message_matches_the_simulator(rigs, venue):
-    rig = rigs(venue)
+    check_exact_run(rigs(venue))
+
+
+def test_okx_spot_instruments_are_exact_on_the_shared_endpoint(rigs):
+    check_exact_run(rigs("okx", symbols=OKX_SPOT))
+
+
+def check_exact_run(rig):
+    venue = rig.venue
+    midway = MIDWAY.get(venue)
     rig.wait_live()
     rig.collector.collect(1.0)
-    if venue in MIDWAY:
-        rig.sim.fault(**MIDWAY[venue])
+    if midway is not None:
+        rig.sim.fault(symbol=rig.symbols[0], **midway)
     rig.collector.collect(1.5)
     took_s = rig.finish()
     assert took_s < 2.0
@@ -160,11 +183,12 @@ def test_every_published_message_matches_the_simulator(rigs, venue):
         assert first_book.flags & wire.BOOK_FLAG_SNAPSHOT
     btc = next(i for i, s in ids.items() if s == rig.symbols[0])
     flagged = [m.update_id for m in books if m.instrument == btc and m.flags & wire.BOOK_FLAG_SNAPSHOT]
-    if venue == "bybit":        # the restart's u == 1 snapshot replaced the book, flagged
+    fault = midway["fault"] if midway else None
+    if fault == "bybit_restart":    # the restart's u == 1 snapshot replaced the book, flagged
         assert len(flagged) == 2 and flagged[1] == 1
     else:
         assert len(flagged) == 1
-    if venue == "okx":          # books published after seqId went down to 1000
+    if fault == "okx_seq_reset":    # books published after seqId went down to 1000
         assert any(1000 <= m.update_id < 100000 for m in books if m.instrument == btc)
         assert truth.faults_named("okx_seq_reset")
 
@@ -218,7 +242,8 @@ def check_resyncs(rig, packets, truth, ids, symbol, resyncs=1):
     assert "resynchronising this instrument" in rig.daemon.log_text()
 
 
-@pytest.mark.parametrize("venue", ["binance-usdm", "bybit"])
+@pytest.mark.parametrize("venue", ["binance-usdm", "binance-coinm", "bybit", "bybit-inverse",
+                                   "bybit-spot", "deribit", "bitget", "bitget-futures"])
 def test_a_dropped_diff_resyncs_that_instrument_only_and_books_are_exact_again(rigs, venue):
     rig = rigs(venue)
     symbol = rig.symbols[0]
@@ -236,3 +261,54 @@ def test_okx_a_dropped_diff_then_a_corrupted_checksum_each_resync_that_instrumen
     assert [f for f in truth.faults_named("bad_checksum") if "correct" in f]
     check_resyncs(rig, packets, truth, ids, symbol, resyncs=2)
     assert "checksum mismatch" in rig.daemon.log_text()
+
+
+def test_okx_with_checksum_zero_the_seq_chain_alone_carries_keepalives_resets_and_gaps(rigs):
+    """OKX's production books since mid-2026: checksum 0, so ``seqId``/``prevSeqId`` is the only
+    guard. Every documented case of that chain through the simulator, on a quiet market: empty
+    keepalive updates (``prevSeqId == seqId``) change nothing and break nothing; a maintenance
+    reset (``seqId`` goes down, ``prevSeqId`` still chains) rides through; a lost update is
+    caught by the chain alone and resyncs that instrument, with exact books throughout."""
+    rig = rigs("okx", extra=["--checksum", "zero", "--book-keepalive-s", "0.05"], rate=20)
+    symbol = rig.symbols[0]
+    rig.wait_live()
+    rig.collector.collect(1.0)
+    status = rig.sim.status()
+    assert status["venue_state"]["checksum"] == "zero"
+    assert status["venue_state"]["keepalives_sent"] > 0
+    seq_now = status["venue_state"]["seqId"][symbol]
+    rig.sim.fault(fault="okx_seq_reset", symbol=symbol, to=seq_now // 2)
+    rig.collector.collect(1.0)
+    lives = lives_of(1, 1)
+    rig.sim.fault(fault="drop_diff", symbol=symbol)
+    assert rig.collector.collect(8.0, until=lives), rig.daemon.log_text()[-3000:]
+    rig.collector.collect(0.7)
+    rig.finish()
+    packets = rig.collector.packets()
+    check_sequence(packets)
+    truth = load_journal(rig.sim.journal, initial_book_ids=True)
+    ids = {m.instrument: m.symbol for m in messages_of(packets, wire.TYPE_INSTRUMENT)}
+    assert truth.faults_named("okx_seq_reset") and truth.faults_named("drop_diff")
+    check_resyncs(rig, packets, truth, ids, symbol)      # exactly one resync: the lost update
+    hit = next(i for i, s in ids.items() if s == symbol)
+    after_reset = [m.update_id for m in messages_of(packets, wire.TYPE_BOOK)
+                   if m.instrument == hit and m.update_id < seq_now // 2 + 1000]
+    assert after_reset, "books published with the lower seqIds after the reset"
+    assert "checksum mismatch" not in rig.daemon.log_text()
+
+
+def test_deribit_test_requests_are_answered_and_the_connection_stays(rigs):
+    """After public/set_heartbeat the venue sends test_request and closes a connection that
+    leaves one unanswered; the daemon answers each with public/test on the same connection."""
+    # 0.5 s: above the 0.2 s spacing of the daemon's 5 requests a second (production: 10 s)
+    rig = rigs("deribit", extra=["--test-request-s", "0.5"])
+    rig.wait_live()
+    rig.collector.collect(2.5)
+    state = rig.sim.status()["venue_state"]
+    rig.finish()
+    assert state["test_requests_sent"] >= 3
+    assert state["tests_answered"] >= state["test_requests_sent"] - 1     # the last may be in flight
+    assert state["heartbeat_closes"] == 0, (state, rig.daemon.log_text()[-3000:])
+    packets = rig.collector.packets()
+    for inst in {m.instrument for m in messages_of(packets, wire.TYPE_INSTRUMENT)}:
+        assert states_of(packets, inst) == [wire.STATE_RESYNC, wire.STATE_LIVE]

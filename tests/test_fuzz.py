@@ -30,3 +30,9 @@ def test_the_harness_reports_an_escaping_exception():
     finally:
         del fuzz.TARGETS["broken"]
     assert crash is not None and isinstance(crash[1], KeyError)
+
+
+def test_every_registered_venue_has_fuzz_seeds():
+    """A venue (or market) added to hftfeed/venues/registry.py is fuzzed from its first commit."""
+    from hftfeed.venues import registry
+    assert set(fuzz.VENUE_SEEDS) == set(registry.NAMES)

@@ -83,6 +83,18 @@ def test_live_diff_must_continue_previous_u_plus_one():
     assert "17..18" in s.last_gap
 
 
+def test_a_live_diff_overlapping_the_book_applies_as_binance_spot_documents():
+    """Spot's update procedure: ignore u <= id, gap only when U > id + 1. A diff whose range
+    overlaps the book (U <= id < u) is applied: its levels are absolute quantities."""
+    s = fresh()
+    s.on_update(diff(11, 12))
+    s.on_snapshot(snap(11))
+    assert s.on_update(diff(13, 15)) == sync.APPLIED
+    assert s.on_update(diff(14, 17, bids=(100 * P, 3 * P))) == sync.APPLIED
+    assert s.book.update_id == 17 and s.book.top(1)[0][0] == (100 * P, 3 * P)
+    assert s.on_update(diff(19, 20)) == sync.GAP                 # U > id + 1
+
+
 def test_duplicates_and_old_diffs_are_ignored_while_live():
     s = fresh()
     s.on_update(diff(11, 12))

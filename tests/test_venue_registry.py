@@ -50,8 +50,15 @@ def test_a_registered_venue_has_its_adapter(spec):
 @pytest.mark.parametrize("spec", SPECS, ids=ids)
 def test_a_registered_venue_has_its_simulator_dialect_and_defaults(spec):
     dialect = registry.sim_dialect(spec.name)
-    assert dialect.VENUE == spec.name
-    assert getattr(dialect, "WS_PATH", "") == registry.ws_path(spec.name)
+    markets = getattr(dialect, "MARKETS", None)     # a dialect serving several markets
+    if markets is not None:
+        market = markets[spec.name]
+        assert getattr(market, "venue", spec.name) == spec.name
+        assert getattr(market, "ws_path", getattr(dialect, "WS_PATH", "")) == \
+            registry.ws_path(spec.name)
+    else:
+        assert dialect.VENUE == spec.name
+        assert getattr(dialect, "WS_PATH", "") == registry.ws_path(spec.name)
     assert spec.name in sim_config.VENUE_DEFAULTS
     assert spec.name in sim_config.MAX_DEPTH_LEVELS
     cfg = sim_config.SimConfig(venue=spec.name, symbols=list(spec.demo_symbols)).validate()
@@ -94,6 +101,11 @@ def test_monitor_names_every_wire_id():
     ("binance-usdm", "BTCUSDT", "BTC-USDT"),
     ("bybit", "ETHUSDT", "ETH/USDT"),
     ("okx", "BTC-USD-250627", "BTC--USDT"),
+    ("okx", "BTC-USDT", "BTC_USDT"),
+    ("binance-coinm", "BTCUSD_PERP", "BTCUSDT"),
+    ("binance-coinm", "ethusd_261225", "BTCUSD_PERPETUAL"),
+    ("bybit-spot", "BTCUSDT", "BTC-USDT"),
+    ("bybit-inverse", "BTCUSD", "BTC USD"),
 ])
 def test_symbol_syntax_says_what_a_symbol_should_look_like(name, good, bad):
     assert registry.symbol_error(name, good) is None

@@ -118,6 +118,30 @@ class SyncRule(object):
         return True
 
 
+class PrevIdChainRule(SyncRule):
+    """A venue-neutral change-id chain: every update names the id it follows (``prev_id``) and
+    continues the book exactly when that is the last applied id; snapshots arrive in-stream and
+    carry the id the chain goes on from. Ids only grow (an update whose ``last_id`` the book
+    already reached is a duplicate). Deribit's ``change_id``/``prev_change_id`` is this model."""
+
+    snapshot_in_stream = True
+
+    def snapshot_too_old(self, snapshot_id, first_buffered):
+        return False        # in-stream snapshots: the chain itself says what follows them
+
+    def stale_before_snapshot(self, snapshot_id, upd):
+        return upd.last_id <= snapshot_id
+
+    def bridges(self, snapshot_id, upd):
+        return upd.prev_id == snapshot_id
+
+    def stale_live(self, book_id, upd):
+        return upd.last_id <= book_id
+
+    def continues(self, book_id, upd):
+        return upd.prev_id == book_id
+
+
 class InstrumentSync(object):
     """Synchronisation state of one instrument's book. Not thread-safe; one event loop drives it."""
 

@@ -100,6 +100,8 @@ CTRL_SUBSCRIBED = "subscribed"             # a subscription was acknowledged
 CTRL_ERROR = "error"                       # the venue reported an error for a request
 CTRL_PONG = "pong"                         # an application-level pong (Bybit, OKX)
 CTRL_IGNORED = "ignored"                   # a well-formed message we do not use (kline, ...)
+CTRL_REPLY = "reply"                       # the venue asked for an answer: send ``detail`` as is
+                                           # on the same connection (Deribit's test_request)
 
 
 class Control(object):

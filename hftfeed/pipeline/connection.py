@@ -22,7 +22,8 @@ from hftfeed.core import sync as sync_mod
 from hftfeed.transport import ws
 from hftfeed.codecs import wire
 from hftfeed.errors import EXIT, ConfigError, HftfeedError, escape_text, recovery_for
-from hftfeed.core.updates import CTRL_ERROR, CTRL_PONG, CTRL_SERVER_SHUTDOWN, CTRL_SUBSCRIBED
+from hftfeed.core.updates import (CTRL_ERROR, CTRL_PONG, CTRL_REPLY, CTRL_SERVER_SHUTDOWN,
+                                  CTRL_SUBSCRIBED)
 
 log = logging.getLogger("hftfeed.connection")
 
@@ -115,6 +116,9 @@ class Supervisor(object):
             log.error("%s: venue refused a request: %s", self.name, escape_text(event.detail, 300))
         elif event.kind == CTRL_PONG:
             return
+        elif event.kind == CTRL_REPLY:
+            if link.client is not None:     # the venue's liveness probe: answer on that link
+                link.client.send_text(event.detail)
         else:
             self._stats.ignored_events += 1
 

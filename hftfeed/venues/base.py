@@ -52,6 +52,18 @@ class Venue(object):
     SUBSCRIBE_ACKS = False        # each subscribe message is answered (CTRL_SUBSCRIBED / CTRL_ERROR)
     rule = None
 
+    def __init_subclass__(cls, **kwargs):
+        """A subclass naming its own SPEC takes its name, wire id and default URLs from it, so a
+        market that shares a venue's adapter (Bybit spot, Binance COIN-M) is one registry entry
+        plus a subclass holding only the facts that differ."""
+        super().__init_subclass__(**kwargs)
+        spec = cls.__dict__.get("SPEC")
+        if spec is not None:
+            cls.NAME = spec.name
+            cls.VENUE_ID = spec.wire_id
+            cls.DEFAULT_WS_URL = spec.ws_url
+            cls.DEFAULT_REST_URL = spec.rest_url
+
     def __init__(self, symbols: list, channels: tuple, depth_speed: str = "100ms") -> None:
         self.symbols = list(symbols)
         self.channels = tuple(channels)

@@ -9,8 +9,12 @@ correctly", "Market data endpoints"):
 - a connection lives at most 24 h; ``serverShutdown`` announces a restart;
 - ``GET /api/v3/depth?symbol=&limit=`` weighs 5 (limit <= 100), 25 (<= 500), 50 (<= 1000),
   250 (<= 5000) against the IP's per-minute budget;
-- local book: drop diffs with ``u <= lastUpdateId``; the first applied diff has
-  ``U <= lastUpdateId + 1 <= u``; then each diff's ``U`` is the previous ``u + 1``.
+- local book (the spot page as rewritten in 2024, re-read 2026-12-05): refetch a snapshot whose
+  ``lastUpdateId`` is below the first buffered ``U``; drop diffs with ``u <= lastUpdateId``; the
+  first applied diff has ``U <= lastUpdateId + 1 <= u``; then, for every diff, ``u <=`` the
+  book's id: ignore it; ``U >`` the book's id + 1: something was lost, start again; otherwise
+  apply it. So a diff that *overlaps* the book (``U <= id < u``) is applied, not a gap: levels
+  are absolute quantities, and normally ``U`` is exactly the previous ``u + 1``.
 """
 
 from hftfeed.errors import FixedPointError, VenueError
@@ -37,7 +41,9 @@ class BinanceSpotRule(SyncRule):
         return upd.last_id <= book_id                           # "u < local id: ignore" (+ duplicates)
 
     def continues(self, book_id, upd):
-        return upd.first_id == book_id + 1                      # U == previous u + 1
+        # "U > local id + 1: something went wrong"; stale_live already dropped u <= id, so an
+        # overlapping diff (U <= id < u) continues the book (absolute quantities re-applied).
+        return upd.first_id <= book_id + 1
 
 
 SNAPSHOT_WEIGHTS = ((100, 5), (500, 25), (1000, 50), (5000, 250))

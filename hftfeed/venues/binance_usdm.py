@@ -138,3 +138,44 @@ def fast_depth(text):
     if prev is None or exch_ms is None or symbol is None or first is None or last is None:
         return None
     return scan_levels_tail(text, pos, symbol, int(first), int(last), int(prev), int(exch_ms))
+
+
+class BinanceCoinm(BinanceUsdm):
+    """Binance COIN-M futures (``dstream``/``dapi``): USD-M's ``pu`` rule and JSON, with the
+    differences of the COIN-M docs ("Websocket Market Streams", "Diff. Book Depth Streams",
+    "How to manage a local order book correctly", "Order Book"):
+
+    - no URL split: one combined-stream connection at ``/stream?streams=`` carries depth,
+      bookTicker and aggTrade; at most 200 streams per connection;
+    - events carry ``ps`` (the pair, ``BTCUSD``) after ``s`` (the contract, ``BTCUSD_PERP``);
+    - snapshots from ``GET /dapi/v1/depth`` with the same limits and weights as USD-M.
+    """
+
+    SPEC = registry.spec("binance-coinm")
+    MAX_STREAMS_PER_CONNECTION = 200
+    SNAPSHOT_PATH = "/dapi/v1/depth"
+
+    def routes(self):
+        return [("", self.channels)]
+
+    def parse(self, text):
+        if self.fast_scanner and text.isascii():
+            upd = fast_depth_coinm(text)
+            if upd is not None:
+                return [upd]
+        return BinanceSpot.parse(self, text)
+
+
+def fast_depth_coinm(text):
+    """:func:`fast_depth` for COIN-M's shape, which has ``"ps":"<pair>"`` after the symbol."""
+    pos = scan_depth_head(text)
+    exch_ms, pos = scan_digits(text, pos, ',"T":', 15)
+    _, pos = scan_digits(text, pos, ',"s":"', 15)
+    symbol, pos = scan_symbol(text, pos, '","ps":"')
+    _, pos = scan_symbol(text, pos, '","U":')
+    first, pos = scan_digits(text, pos, ',"u":', 18)
+    last, pos = scan_digits(text, pos, ',"pu":', 18)
+    prev, pos = scan_digits(text, pos, ',"b":[', 18)
+    if prev is None or exch_ms is None or symbol is None or first is None or last is None:
+        return None
+    return scan_levels_tail(text, pos, symbol, int(first), int(last), int(prev), int(exch_ms))

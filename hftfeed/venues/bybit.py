@@ -232,3 +232,18 @@ def parse_trades(msg):
                          req_price(item, "p", what), to_trade_qty(req_str(item, "v", what), what),
                          aggressor, _time_ns(item, "T", what)))
     return out
+
+
+class BybitSpot(Bybit):
+    """Bybit v5 spot (``/v5/public/spot``): the linear protocol and rule. What differs is
+    handled by the shared parser: a ping is answered with ``"op":"pong"`` and trade ids are
+    decimal strings (kept as they are on the wire, see :func:`trade_id_to_int`)."""
+
+    SPEC = registry.spec("bybit-spot")
+
+
+class BybitInverse(Bybit):
+    """Bybit v5 inverse (coin-margined contracts, ``/v5/public/inverse``): the linear protocol,
+    depths and rule unchanged."""
+
+    SPEC = registry.spec("bybit-inverse")

@@ -36,6 +36,13 @@ VenueSpec = namedtuple("VenueSpec", (
 # refused at start-up instead of producing a subscription the venue rejects at run time.
 _PLAIN_SYMBOL = re.compile(r"\A[A-Z0-9]{2,20}\Z", re.IGNORECASE)
 _DASHED_SYMBOL = re.compile(r"\A[A-Z0-9]{1,12}(-[A-Z0-9]{1,12}){1,3}\Z", re.IGNORECASE)
+# Binance COIN-M contracts: the pair, "_", then PERP or the delivery date (BTCUSD_PERP,
+# BTCUSD_261225).
+# Deribit instruments: currency (BTC, BTC_USDC), then PERPETUAL or an expiry (27DEC26), then for
+# options the strike and C/P (BTC-PERPETUAL, BTC-27DEC26, BTC-27DEC26-100000-C, XRP_USDC-...-1d5-P).
+_DERIBIT_SYMBOL = re.compile(r"\A[A-Z0-9]{2,10}(_[A-Z0-9]{2,10})?-(PERPETUAL|[0-9]{1,2}[A-Z]{3}[0-9]{2})"
+                             r"(-[0-9]+(D[0-9]+)?-[CP])?\Z", re.IGNORECASE)
+_COINM_SYMBOL = re.compile(r"\A[A-Z0-9]{2,16}_(PERP|[0-9]{6})\Z", re.IGNORECASE)
 
 VENUES = (
     VenueSpec(
@@ -68,7 +75,58 @@ VENUES = (
         symbol_re=_DASHED_SYMBOL, symbol_example="BTC-USDT-SWAP",
         demo_symbols=("BTC-USDT-SWAP", "ETH-USDT-SWAP"),
         book_sync="in-stream snapshot + `seqId`/`prevSeqId`",
+        notes="CRC32 checksum of the top 25 verified when non-zero; text `ping`; spot "
+              "(`BTC-USDT`), swaps and futures on the one endpoint"),
+    # More markets of the venues above (docs/venues.md "Markets"): a market with its own
+    # endpoint is its own entry and wire id (symbols repeat across markets: BTCUSDT is a Bybit
+    # spot pair and a linear perpetual with different books), sharing the venue's adapter and
+    # simulator dialect, which read the per-market facts from their own market tables.
+    VenueSpec(
+        wire_id=7, name="binance-coinm", display_name="Binance COIN-M futures",
+        adapter="hftfeed.venues.binance_usdm:BinanceCoinm",
+        sim_dialect="hftfeed.tools.sim.binance_usdm",
+        ws_url="wss://dstream.binance.com", rest_url="https://dapi.binance.com",
+        symbol_re=_COINM_SYMBOL, symbol_example="BTCUSD_PERP",
+        demo_symbols=("BTCUSD_PERP", "ETHUSD_PERP"),
+        book_sync="REST snapshot + `pu` chain",
+        notes="one combined-stream connection (no URL split); `ps` pair field"),
+    VenueSpec(
+        wire_id=8, name="bybit-spot", display_name="Bybit v5 spot",
+        adapter="hftfeed.venues.bybit:BybitSpot", sim_dialect="hftfeed.tools.sim.bybit",
+        ws_url="wss://stream.bybit.com/v5/public/spot", rest_url="https://api.bybit.com",
+        symbol_re=_PLAIN_SYMBOL, symbol_example="BTCUSDT", demo_symbols=("BTCUSDT", "ETHUSDT"),
+        book_sync="in-stream snapshot + `u`+1 deltas",
+        notes="as linear; pong is `\"op\":\"pong\"`, trade ids are decimal"),
+    VenueSpec(
+        wire_id=9, name="bybit-inverse", display_name="Bybit v5 inverse",
+        adapter="hftfeed.venues.bybit:BybitInverse", sim_dialect="hftfeed.tools.sim.bybit",
+        ws_url="wss://stream.bybit.com/v5/public/inverse", rest_url="https://api.bybit.com",
+        symbol_re=_PLAIN_SYMBOL, symbol_example="BTCUSD", demo_symbols=("BTCUSD", "ETHUSD"),
+        book_sync="in-stream snapshot + `u`+1 deltas",
+        notes="as linear (coin-margined contracts)"),
+    VenueSpec(
+        wire_id=10, name="deribit", display_name="Deribit",
+        adapter="hftfeed.venues.deribit:Deribit", sim_dialect="hftfeed.tools.sim.deribit",
+        ws_url="wss://www.deribit.com/ws/api/v2", rest_url="https://www.deribit.com",
+        symbol_re=_DERIBIT_SYMBOL, symbol_example="BTC-27DEC26-100000-C",
+        demo_symbols=("BTC-PERPETUAL", "BTC-27DEC26-100000-C", "ETH-27DEC26"),
+        book_sync="in-stream snapshot + `change_id`/`prev_change_id` chain",
+        notes="JSON-RPC; `public/set_heartbeat`, `test_request` answered with `public/test`; "
+              "futures, perpetuals, options"),
+    VenueSpec(
+        wire_id=11, name="bitget", display_name="Bitget v2 spot",
+        adapter="hftfeed.venues.bitget:Bitget", sim_dialect="hftfeed.tools.sim.bitget",
+        ws_url="wss://ws.bitget.com/v2/ws/public", rest_url="https://api.bitget.com",
+        symbol_re=_PLAIN_SYMBOL, symbol_example="BTCUSDT", demo_symbols=("BTCUSDT", "ETHUSDT"),
+        book_sync="in-stream snapshot + `seq`/`pseq` chain",
         notes="CRC32 checksum of the top 25 verified when non-zero; text `ping`"),
+    VenueSpec(
+        wire_id=12, name="bitget-futures", display_name="Bitget v2 USDT-M futures",
+        adapter="hftfeed.venues.bitget:BitgetFutures", sim_dialect="hftfeed.tools.sim.bitget",
+        ws_url="wss://ws.bitget.com/v2/ws/public", rest_url="https://api.bitget.com",
+        symbol_re=_PLAIN_SYMBOL, symbol_example="BTCUSDT", demo_symbols=("BTCUSDT", "ETHUSDT"),
+        book_sync="in-stream snapshot + `seq`/`pseq` chain",
+        notes="as spot with `instType` USDT-FUTURES"),
 )
 
 #: Wire ids that are assigned but have no adapter here (PROTOCOL.md lists them too) -> the name

@@ -2,8 +2,8 @@
 
 It is the ground truth for the end-to-end tests, the demo and the benchmark: a deterministic
 random-walk book engine per symbol (``market``), a venue dialect that turns engine events into the
-venue's exact JSON, paths, limits and keepalive rules (``binance`` for spot, ``binance_usdm``,
-``bybit``, ``okx``), an asyncio server for REST and WebSocket on one port (``server``,
+venue's exact JSON, paths, limits and keepalive rules (``binance`` for spot, ``binance_usdm``
+for USD-M and COIN-M, ``bybit`` for linear, inverse and spot, ``okx``, ``deribit``, ``bitget``), an asyncio server for REST and WebSocket on one port (``server``,
 ``protocol``, ``wsconn``, ``rest``), a JSON-lines journal of everything generated (``journal``;
 read it back with ``tests/simtruth.py``), replays of a journal or of a real capture
 (``sources``), and fault injection (``faults``, ``faultexec``). ``mirror`` keeps a per-event copy
@@ -36,6 +36,15 @@ Venue surfaces (details in each dialect's docstring):
   ``prevSeqId``-chained updates with CRC32 checksums (or 0), empty keepalive updates, ``trades``,
   ``bbo-tbt``; text ``ping`` -> ``pong``; closed after 30 s without pushes or subscriptions;
   faults ``okx_seq_reset`` (seqId goes down) and ``bad_checksum``.
+* ``binance-coinm``: USD-M's dialect without the URL split, ``ps`` in depth and bookTicker,
+  ``GET /dapi/v1/depth``. ``bybit-spot`` / ``bybit-inverse``: Bybit's dialect on
+  ``/v5/public/spot`` (pong ``"op":"pong"``, decimal trade ids) and ``/v5/public/inverse``.
+* ``deribit`` (``/ws/api/v2``): JSON-RPC subscribe / unsubscribe / set_heartbeat / test;
+  ``book.X.100ms`` snapshot then ``prev_change_id``-chained changes, ``trades.X.100ms``,
+  ``quote.X``; ``test_request`` every heartbeat interval, unanswered -> closed.
+* ``bitget`` / ``bitget-futures`` (``/v2/ws/public``, instType SPOT / USDT-FUTURES): per-arg
+  answers; ``books`` snapshot then ``seq``/``pseq`` updates with CRC32 checksums, ``trade``,
+  ``ticker``; text ``ping`` -> ``pong``; closed after 2 minutes without a ping.
 
 Control: ``POST /_sim/fault`` with ``{"fault": NAME, ...}`` -> ``{"ok":true}`` (400 with a reason
 otherwise); ``GET /_sim/status``. Fault names and parameters: ``faults.FAULT_PARAMS``. Measure

@@ -68,7 +68,8 @@ def parse_stream_name(name, suffix_kinds=None):
     if not isinstance(name, str) or "@" not in name:
         raise ValueError("invalid stream name %r" % (name,))
     sym, _, suffix = name.partition("@")
-    if not sym or not suffix or not (sym.isalnum() and sym.isascii()) or " " in suffix:
+    bare = sym.replace("_", "")        # COIN-M contracts: btcusd_perp, btcusd_261225
+    if not bare or not suffix or not (bare.isalnum() and bare.isascii()) or " " in suffix:
         raise ValueError("invalid stream name %r" % (name,))
     kind = (_SUFFIX_KIND if suffix_kinds is None else suffix_kinds).get(suffix, KIND_OTHER)
     if kind != KIND_OTHER and sym != sym.lower():

@@ -21,12 +21,19 @@ Streams", "How to manage a local order book correctly", "Order Book") and the re
   2 / 5 / 10 / 20 for up to 50 / 100 / 500 / 1000, body ``{"lastUpdateId","E","T","bids","asks"}``;
   2400 request weight a minute.
 
+COIN-M futures (``binance-coinm``) is the same dialect with its market's facts (``MARKETS``;
+Binance's COIN-M docs, same pages): no URL split (``/public`` and ``/market`` are unknown
+paths; ``/stream`` and ``/ws`` carry everything), ``ps`` (the pair, ``BTCUSD``) after ``s`` in
+``depthUpdate`` and ``bookTicker``, ``GET /dapi/v1/depth`` answering
+``{"lastUpdateId","symbol","pair","E","T","bids","asks"}`` with USD-M's limits and weights.
+
 Update ids: the engine's ids (contiguous per symbol) are the truth; this dialect reports
 ``U = first id + 1`` when an event spans several ids, so the chain can only be followed through
 ``pu`` (the rule a futures client must implement). A snapshot's ``lastUpdateId`` is always the
 ``u`` of the last generated event, i.e. it lies inside the next applicable event's ``[U, u]``.
 """
 
+from collections import namedtuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from hftfeed.tools.sim import binance
@@ -61,21 +68,36 @@ ROUTE_KINDS = {
 
 RequestError = BinanceRequestError
 
+#: What differs between the Binance futures markets this dialect serves (registry name -> facts).
+Market = namedtuple("Market", ("venue", "url_split", "pair_field", "depth_path", "cheap_paths"))
+MARKETS = {
+    "binance-usdm": Market("binance-usdm", True, False, "/fapi/v1/depth",
+                           ("/fapi/v1/ping", "/fapi/v1/time")),
+    "binance-coinm": Market("binance-coinm", False, True, "/dapi/v1/depth",
+                            ("/dapi/v1/ping", "/dapi/v1/time")),
+}
+
+
+def pair_of(symbol):
+    """COIN-M's ``ps``: the contract's pair (``BTCUSD_PERP`` -> ``BTCUSD``)."""
+    return symbol.partition("_")[0]
+
 
 def parse_stream_name(name):
     """``(lowercase symbol, kind)`` of a futures stream name; ValueError if malformed."""
     return binance.parse_stream_name(name, _SUFFIX_KIND)
 
 
-def parse_ws_target(target):
+def parse_ws_target(target, url_split=True):
     """Map a WebSocket target to ``(route, combined, [stream names])``; raise ValueError.
 
-    ``[/public|/market](/ws/<name>|/ws|/stream?streams=a/b|/stream)``.
+    ``[/public|/market](/ws/<name>|/ws|/stream?streams=a/b|/stream)``; without ``url_split``
+    (COIN-M) there is no ``/public`` or ``/market``.
     """
     parts = urlsplit(target)
     path = parts.path
     route = ROUTE_ANY
-    for prefix in (ROUTE_PUBLIC, ROUTE_MARKET):
+    for prefix in ((ROUTE_PUBLIC, ROUTE_MARKET) if url_split else ()):
         if path == prefix or path.startswith(prefix + "/"):
             route = prefix
             path = path[len(prefix):]
@@ -96,9 +118,9 @@ def parse_ws_target(target):
     raise ValueError("unknown WebSocket path %r" % (parts.path,))
 
 
-def is_ws_path(target):
+def is_ws_path(target, url_split=True):
     try:
-        parse_ws_target(target)
+        parse_ws_target(target, url_split)
     except ValueError:
         return False
     return True
@@ -124,8 +146,8 @@ class FuturesSession(StreamSession):
         return [s for s in self.streams if parse_stream_name(s)[1] in kinds]
 
 
-def open_session(target, max_streams):
-    route, combined_mode, streams = parse_ws_target(target)
+def open_session(target, max_streams, url_split=True):
+    route, combined_mode, streams = parse_ws_target(target, url_split)
     return FuturesSession(route, combined_mode, streams, max_streams)
 
 
@@ -144,9 +166,12 @@ class SymbolFormat(object):
         self.levels = level_list(price_decimals, qty_decimals)   # flat list -> JSON pairs
 
 
-def depth_payload(fmt, symbol, first_id, last_id, prev_id, bids, asks, event_ms, extra=""):
+def depth_payload(fmt, symbol, first_id, last_id, prev_id, bids, asks, event_ms, extra="",
+                  pair=None):
+    """``pair`` (COIN-M): the ``ps`` field after ``s``."""
+    sym = symbol if pair is None else '%s","ps":"%s' % (symbol, pair)
     return ('{"e":"depthUpdate","E":%d,"T":%d,"s":"%s","U":%d,"u":%d,"pu":%d,"b":[%s],"a":[%s]%s}'
-            % (event_ms, event_ms - 1, symbol, first_id, last_id, prev_id, fmt.levels(bids),
+            % (event_ms, event_ms - 1, sym, first_id, last_id, prev_id, fmt.levels(bids),
                fmt.levels(asks), extra))
 
 
@@ -157,9 +182,11 @@ def aggtrade_payload(fmt, symbol, trade_id, price, qty, side, event_ms):
                          trade_id, event_ms - 1, "true" if side == SIDE_SELL else "false"))
 
 
-def bookticker_payload(fmt, symbol, update_id, bid_px, bid_qty, ask_px, ask_qty, event_ms):
+def bookticker_payload(fmt, symbol, update_id, bid_px, bid_qty, ask_px, ask_qty, event_ms,
+                       pair=None):
+    sym = symbol if pair is None else '%s","ps":"%s' % (symbol, pair)
     return ('{"e":"bookTicker","u":%d,"s":"%s","b":"%s","B":"%s","a":"%s","A":"%s","T":%d,"E":%d}'
-            % (update_id, symbol, fmt.price(bid_px), fmt.qty(bid_qty), fmt.price(ask_px),
+            % (update_id, sym, fmt.price(bid_px), fmt.qty(bid_qty), fmt.price(ask_px),
                fmt.qty(ask_qty), event_ms - 1, event_ms))
 
 
@@ -237,6 +264,16 @@ class Dialect(object):
 
     def __init__(self, server):
         self.server = server
+        config = getattr(server, "config", None)     # None: a bare test server -> VENUE
+        market = MARKETS[config.venue if config is not None else VENUE]
+        self.market = market
+        self.VENUE = market.venue
+        self.DEPTH_PATH = market.depth_path
+        self.CHEAP_PATHS = market.cheap_paths
+        split = market.url_split
+        self.is_ws_path = lambda target: is_ws_path(target, split)
+        self.open_session = lambda target, max_streams: open_session(target, max_streams, split)
+        self.pairs = {s: (pair_of(s) if market.pair_field else None) for s in server.symbols}
         self.formats = {s: SymbolFormat(s) for s in server.symbols}
         self.last_u = {}
         for sym, uid, _bids, _asks in server.source.initial_books():
@@ -258,20 +295,22 @@ class Dialect(object):
     def _depth(self, ev, event_ms, extra):
         prev = ev[6] if len(ev) > 6 else ev[2] - 1
         return depth_payload(self.formats[ev[1]], ev[1], reported_first_id(ev[2], ev[3]), ev[3],
-                             prev, ev[4], ev[5], event_ms, extra)
+                             prev, ev[4], ev[5], event_ms, extra, self.pairs[ev[1]])
 
     def _aggtrade(self, ev, event_ms, extra):
         return aggtrade_payload(self.formats[ev[1]], ev[1], ev[2], ev[3], ev[4], ev[5], event_ms)
 
     def _bookticker(self, ev, event_ms, extra):
         return bookticker_payload(self.formats[ev[1]], ev[1], ev[2], ev[3], ev[4], ev[5], ev[6],
-                                  event_ms)
+                                  event_ms, self.pairs[ev[1]])
 
     def snapshot_body(self, last_update_id, bids, asks, symbol=None):
         fmt = self.formats.get(symbol) or SymbolFormat(symbol or "")
         now_ms = self.server.now_ms()
-        return ('{"lastUpdateId":%d,"E":%d,"T":%d,"bids":[%s],"asks":[%s]}'
-                % (last_update_id, now_ms, now_ms - 1, fmt.levels(bids), fmt.levels(asks))
+        head = "" if not self.market.pair_field else ',"symbol":"%s","pair":"%s"' % (
+            symbol, pair_of(symbol or ""))
+        return ('{"lastUpdateId":%d%s,"E":%d,"T":%d,"bids":[%s],"asks":[%s]}'
+                % (last_update_id, head, now_ms, now_ms - 1, fmt.levels(bids), fmt.levels(asks))
                 ).encode("ascii")
 
     def server_shutdown_payload(self, event_ms):

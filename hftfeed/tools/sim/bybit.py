@@ -20,6 +20,10 @@ Facts implemented (Bybit v5 docs: "Connect", "Orderbook", "Trade"; see also
   Buy/Sell, ``v`` size, ``p`` price, ``L`` tick direction, ``i`` a UUID string, ``BT`` false;
 * prices and sizes carry the instrument's precision (``"17440.00"``, ``"40.833"``).
 
+Markets (``MARKETS``): the same dialect serves spot (``bybit-spot``, ``/v5/public/spot``) and
+inverse (``bybit-inverse``, ``/v5/public/inverse``) with their own path; spot answers a ping with
+``"op":"pong"`` and numbers its trades with decimal strings instead of UUIDs.
+
 Simplifications: the simulated book has at most 50 levels a side (``config.MAX_DEPTH_LEVELS``),
 so ``orderbook.50`` is exactly its stream and ``orderbook.200``/``.1000`` carry the same book
 (with the same ``u``); no per-connection argument-length limit (21,000 characters) is enforced.
@@ -30,6 +34,7 @@ A trade's UUID keeps the engine's trade id in its low 62 bits, under RFC 4122's 
 import json
 import logging
 import zlib
+from collections import namedtuple
 
 from hftfeed.tools.sim import binance
 from hftfeed.tools.sim.decimals import decimals_for, fixed, level_list
@@ -40,7 +45,16 @@ log = logging.getLogger("hftfeed.sim.bybit")
 
 VENUE = "bybit"
 WS_PATH = "/v5/public/linear"
-BOOK_DEPTHS = (50, 200, 1000)           # linear orderbook depths besides level 1
+ID_MODE = "message"                     # "u" counts messages: one id per book push (market.py)
+BOOK_DEPTHS = (50, 200, 1000)           # orderbook depths besides level 1 (linear, inverse, spot)
+
+#: What differs between the Bybit markets this dialect serves (registry name -> facts).
+Market = namedtuple("Market", ("venue", "ws_path", "pong_op", "uuid_trade_ids"))
+MARKETS = {
+    "bybit": Market("bybit", WS_PATH, "ping", True),
+    "bybit-inverse": Market("bybit-inverse", "/v5/public/inverse", "ping", True),
+    "bybit-spot": Market("bybit-spot", "/v5/public/spot", "pong", False),
+}
 MAX_TOPICS_PER_CONNECTION = 1024        # generous: Bybit limits argument length, not count
 _UUID_VARIANT = 2 << 62                 # RFC 4122 variant bits "10" in the low 64 bits
 _JSON = (",", ":")
@@ -106,11 +120,13 @@ def book_message(fmt, topic, kind, symbol, bids, asks, update_id, seq, ts_ms, ex
                                        fmt.levels(asks), update_id, seq, ts_ms - 1, extra))
 
 
-def trade_message(fmt, symbol, trade_id, price, qty, side, tick_dir, ts_ms):
+def trade_message(fmt, symbol, trade_id, price, qty, side, tick_dir, ts_ms, uuid_ids=True):
+    """A ``publicTrade`` push; ``i`` is a UUID (linear, inverse) or the decimal id (spot)."""
     return ('{"topic":"publicTrade.%s","type":"snapshot","ts":%d,"data":[{"T":%d,"s":"%s",'
             '"S":"%s","v":"%s","p":"%s","L":"%s","i":"%s","BT":false}]}'
             % (symbol, ts_ms, ts_ms - 1, symbol, "Buy" if side == SIDE_BUY else "Sell",
-               fmt.qty(qty), fmt.price(price), tick_dir, trade_uuid(symbol, trade_id)))
+               fmt.qty(qty), fmt.price(price), tick_dir,
+               trade_uuid(symbol, trade_id) if uuid_ids else "%d" % trade_id))
 
 
 def reply(op, conn_id, success=True, ret_msg="", req_id=None):
@@ -132,8 +148,9 @@ class BybitSession(object):
 
     combined = False
 
-    def __init__(self, dialect, conn_id, max_topics=MAX_TOPICS_PER_CONNECTION):
+    def __init__(self, dialect, conn_id, max_topics=MAX_TOPICS_PER_CONNECTION, pong_op="ping"):
         self.dialect = dialect
+        self.pong_op = pong_op          # the market's "op" in a ping's answer (MARKETS)
         self.conn_id = conn_id
         self.max_topics = max_topics
         self.streams = []
@@ -157,7 +174,7 @@ class BybitSession(object):
         if req_id is not None and not isinstance(req_id, str):
             req_id = str(req_id)
         if op == "ping":
-            return [reply("ping", self.conn_id, True, "pong", req_id)]
+            return [reply(self.pong_op, self.conn_id, True, "pong", req_id)]
         if op == "subscribe":
             return self._subscribe(req.get("args"), req_id)
         if op == "unsubscribe":
@@ -224,6 +241,9 @@ class Dialect(object):
 
     def __init__(self, server):
         self.server = server
+        config = getattr(server, "config", None)     # None: a bare test server -> VENUE
+        self.market = MARKETS[config.venue if config is not None else VENUE]
+        self.VENUE = self.market.venue
         self.formats = {s: SymbolFormat(s) for s in server.symbols}
         self.mirrors = {}
         self.last_u = {}
@@ -248,16 +268,15 @@ class Dialect(object):
             self.l1_u[sym] = 1      # level 1 has its own u; 0 is not a valid id
 
     # ------------------------------------------------------------------ connections
-    @staticmethod
-    def is_ws_path(target):
-        return target.split("?", 1)[0].rstrip("/") == WS_PATH
+    def is_ws_path(self, target):
+        return target.split("?", 1)[0].rstrip("/") == self.market.ws_path
 
     def open_session(self, target, max_streams):
         if not self.is_ws_path(target):
             raise ValueError("unknown WebSocket path %r" % (target,))
         self._next_conn += 1
         conn_id = "sim%05d-%08x" % (self._next_conn, zlib.crc32(b"%d" % self._next_conn))
-        return BybitSession(self, conn_id, max_streams)
+        return BybitSession(self, conn_id, max_streams, self.market.pong_op)
 
     @staticmethod
     def stream_table(symbol):
@@ -348,7 +367,7 @@ class Dialect(object):
         sym = ev[1]
         tick_dir = ev[6] if len(ev) > 6 else "ZeroPlusTick"
         return trade_message(self.formats[sym], sym, ev[2], ev[3], ev[4], ev[5], tick_dir,
-                             event_ms)
+                             event_ms, self.market.uuid_trade_ids)
 
     def snapshot_message(self, topic):
         """What a new subscriber to ``topic`` gets first (None for trades)."""

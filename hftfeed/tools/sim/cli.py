@@ -62,6 +62,9 @@ def build_parser():
                    help="Bybit orderbook.1: snapshot repeated after this long unchanged (3)")
     p.add_argument("--checksum", choices=["real", "zero"], default=None,
                    help="OKX books checksum: real CRC32 (default) or 0 as OKX sends since 2026-06")
+    p.add_argument("--test-request-s", type=float, default=None,
+                   help="Deribit: send test_request this often instead of at the client's "
+                        "set_heartbeat interval (>= 10 s on the venue)")
     p.add_argument("--weight-window-s", type=float, default=60.0)
     p.add_argument("--ban-after-429", type=int, default=2)
     p.add_argument("--ban-s", type=float, default=120.0)
@@ -88,7 +91,7 @@ def config_from_args(ns):
         weight_limit=ns.weight_limit, weight_window_s=ns.weight_window_s,
         ban_after_429=ns.ban_after_429, ban_s=ns.ban_s, duration_s=ns.duration_s,
         idle_timeout_s=ns.idle_timeout_s, book_keepalive_s=ns.book_keepalive_s,
-        quote_resend_s=ns.quote_resend_s, checksum=ns.checksum)
+        quote_resend_s=ns.quote_resend_s, checksum=ns.checksum, test_request_s=ns.test_request_s)
     for path in (cfg.replay, cfg.replay_capture, cfg.replay_snapshots):
         if path and not os.path.isfile(path):
             raise ConfigError("no such file: %s" % path)

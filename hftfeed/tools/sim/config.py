@@ -41,6 +41,8 @@ _DEFAULTS = (
     ("book_keepalive_s", None),     # OKX: empty books update after this long without a change
     ("quote_resend_s", None),       # Bybit orderbook.1: snapshot repeated after this long unchanged
     ("checksum", None),             # OKX books checksum: "real" (CRC32) or "zero" (since 2026-06)
+    ("test_request_s", None),       # Deribit: test_request this often instead of the client's
+                                    # set_heartbeat interval (tests; the venue's minimum is 10 s)
 )
 
 _NO_LIMIT_S = 10 * 365 * 86400.0    # "never" for lifetimes a venue does not have
@@ -54,14 +56,28 @@ VENUE_DEFAULTS = {
                 "max_incoming_per_s": 5, "lifetime_s": 86400.0, "weight_limit": 6000},
     "binance-usdm": {"depth_levels": 200, "ping_interval_s": 180.0, "pong_timeout_s": 600.0,
                      "max_incoming_per_s": 10, "lifetime_s": 86400.0, "weight_limit": 2400},
+    "binance-coinm": {"depth_levels": 200, "ping_interval_s": 180.0, "pong_timeout_s": 600.0,
+                      "max_incoming_per_s": 10, "lifetime_s": 86400.0, "weight_limit": 2400},
     "bybit": {"depth_levels": 50, "max_incoming_per_s": 100, "lifetime_s": _NO_LIMIT_S,
               "weight_limit": 6000, "idle_timeout_s": 600.0, "quote_resend_s": 3.0},
+    "bybit-spot": {"depth_levels": 50, "max_incoming_per_s": 100, "lifetime_s": _NO_LIMIT_S,
+                   "weight_limit": 6000, "idle_timeout_s": 600.0, "quote_resend_s": 3.0},
+    "bybit-inverse": {"depth_levels": 50, "max_incoming_per_s": 100, "lifetime_s": _NO_LIMIT_S,
+                      "weight_limit": 6000, "idle_timeout_s": 600.0, "quote_resend_s": 3.0},
+    "deribit": {"depth_levels": 200, "max_incoming_per_s": 20, "lifetime_s": _NO_LIMIT_S,
+                "weight_limit": 6000},
+    "bitget": {"depth_levels": 200, "max_incoming_per_s": 10, "lifetime_s": _NO_LIMIT_S,
+               "weight_limit": 6000, "idle_timeout_s": 120.0, "checksum": "real"},
+    "bitget-futures": {"depth_levels": 200, "max_incoming_per_s": 10, "lifetime_s": _NO_LIMIT_S,
+                       "weight_limit": 6000, "idle_timeout_s": 120.0, "checksum": "real"},
     "okx": {"depth_levels": 200, "max_incoming_per_s": 3, "lifetime_s": _NO_LIMIT_S,
             "weight_limit": 6000, "idle_timeout_s": 30.0, "book_keepalive_s": 20.0,
             "checksum": "real"},
 }
 # Largest book each dialect can serve exactly (its stream is the whole simulated book).
-MAX_DEPTH_LEVELS = {"binance": 1000000, "binance-usdm": 1000, "bybit": 50, "okx": 400}
+MAX_DEPTH_LEVELS = {"binance": 1000000, "binance-usdm": 1000, "binance-coinm": 1000, "bybit": 50,
+                    "bybit-spot": 50, "bybit-inverse": 50, "okx": 400, "deribit": 1000,
+                    "bitget": 1000, "bitget-futures": 1000}
 
 
 class SimConfig(object):
@@ -98,13 +114,15 @@ class SimConfig(object):
             raise ConfigError("--replay and --replay-capture are exclusive")
         if self.replay_capture and self.venue != "binance":
             raise ConfigError("--replay-capture re-serves Binance spot captures only")
-        if not (self.replay or self.replay_capture) and not self.symbols:
-            raise ConfigError("no symbols")
-        for s in () if (self.replay or self.replay_capture) else self.symbols:
-            # a replay serves the journal's or capture's symbols; these are not used
-            problem = registry.symbol_error(self.venue, s)
-            if problem is not None:
-                raise ConfigError("bad symbol: %s" % problem)
+        if not (self.replay or self.replay_capture):
+            # (a replay serves the journal's or capture's own symbols: the default list, in
+            # Binance's spelling, must not be checked against another venue's syntax)
+            if not self.symbols:
+                raise ConfigError("no symbols")
+            for s in self.symbols:
+                problem = registry.symbol_error(self.venue, s)
+                if problem is not None:
+                    raise ConfigError("bad symbol: %s" % problem)
         if not 0 <= int(self.port) <= 65535:
             raise ConfigError("port out of range: %r" % (self.port,))
         positive = ("depth_levels", "max_steps_per_msg", "tick_s", "max_incoming_per_s",
@@ -114,7 +132,7 @@ class SimConfig(object):
             if getattr(self, key) is None or getattr(self, key) <= 0:
                 raise ConfigError("%s must be > 0, got %r" % (key, getattr(self, key)))
         optional_positive = ("ping_interval_s", "pong_timeout_s", "idle_timeout_s",
-                             "book_keepalive_s", "quote_resend_s")
+                             "book_keepalive_s", "quote_resend_s", "test_request_s")
         for key in optional_positive:
             if getattr(self, key) is not None and getattr(self, key) <= 0:
                 raise ConfigError("%s must be > 0, got %r" % (key, getattr(self, key)))

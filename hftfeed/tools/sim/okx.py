@@ -253,6 +253,7 @@ class Dialect(object):
         self.book_pushed_s = {}
         self.bad_checksums = {}     # symbol (or None = any) -> remaining count
         self.seq_resets = 0
+        self.keepalives_sent = 0
         self._next_conn = 0
         for sym, uid, bids, asks in server.source.initial_books():
             self.mirrors[sym] = MirrorBook(bids, asks, level_text=text)
@@ -371,6 +372,7 @@ class Dialect(object):
                 self.book_pushed_s[sym] = now_s
             elif now_s - last >= every_s:
                 self.book_pushed_s[sym] = now_s
+                self.keepalives_sent += 1
                 self.server.send_to_stream(stream_key("books", sym), self.keepalive_message(sym))
 
     # ------------------------------------------------------------------ faults
@@ -417,6 +419,7 @@ class Dialect(object):
 
     def status(self):
         return {"seqId": dict(self.last_seq), "seq_resets": self.seq_resets,
+                "keepalives_sent": self.keepalives_sent,
                 "bad_checksums_armed": {str(k): v for k, v in self.bad_checksums.items()},
                 "checksum": "real" if self.real_checksum else "zero"}
 

@@ -55,7 +55,7 @@ def make_source(cfg):
     return SyntheticSource(cfg.symbols, seed=cfg.seed, rate=cfg.rate,
                            depth_levels=cfg.depth_levels,
                            max_steps_per_msg=cfg.max_steps_per_msg,
-                           id_mode="message" if cfg.venue == "bybit" else "steps")
+                           id_mode=getattr(registry.sim_dialect(cfg.venue), "ID_MODE", "steps"))
 
 
 class SimServer(object):
