@@ -86,7 +86,7 @@ def test_async_for_yields_the_same_events(sub, tx):
             if len(got) == 2:
                 return got
 
-    got = asyncio.get_event_loop().run_until_complete(asyncio.wait_for(consume(), 5))
+    got = asyncio.run(asyncio.wait_for(consume(), 5))
     assert [e.kind for e in got] == ["book", "trade"]
 
 

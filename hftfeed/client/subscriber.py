@@ -196,7 +196,7 @@ class Subscriber(object):
         return self._aiter()
 
     async def _aiter(self):
-        loop = asyncio.get_event_loop()
+        loop = asyncio.get_running_loop()
         ready = asyncio.Event()
         for sock in self._socks:
             loop.add_reader(sock.fileno(), ready.set)
