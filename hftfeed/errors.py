@@ -6,19 +6,47 @@ they call :func:`recovery_for` and act on its answer.
 """
 
 
+MAX_LOGGED_CHARS = 500   # default bound on a venue-supplied string inside one log line
+
+
+def escape_text(value, max_chars=MAX_LOGGED_CHARS):
+    """``value`` made safe to put in a log line or on a terminal: control and other
+    non-printable characters (newlines, ESC, NUL, bidi overrides) become visible escapes, and
+    the result is cut to about ``max_chars`` characters with a note of how much was left out.
+
+    Why one helper: every string a venue (or any peer) chose -- a close reason, an error
+    ``msg``, an excerpt of a bad message, an HTTP body -- can carry a newline that forges a log
+    line or an escape sequence that rewrites the operator's terminal, and can be megabytes
+    long. Bytes are decoded as UTF-8 with replacement first."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value[:max_chars * 4])          # enough for max_chars UTF-8 characters
+        over = len(value) - len(raw)
+        value = raw.decode("utf-8", "replace")
+        unit = "bytes"
+    else:
+        value = value if isinstance(value, str) else str(value)
+        over = 0
+        unit = "chars"
+    cut = value[:max_chars]
+    if not cut.isprintable():
+        cut = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                      for c in cut)[:max_chars]
+    over += len(value) - min(len(value), max_chars)
+    if over > 0:
+        cut += "...[%d more %s]" % (over, unit)
+    return cut
+
+
 class HftfeedError(Exception):
     """Root of every error hftfeed raises on purpose.
 
     Messages often quote what a venue sent (a JSON decoder's complaint about a NUL byte, a
-    field value), and they end up in log lines: ``str()`` escapes control characters so a
-    hostile or corrupted message can neither forge log lines nor put raw bytes in the journal."""
+    field value), and they end up in log lines: ``str()`` goes through :func:`escape_text`, so
+    a hostile or corrupted message can neither forge log lines, put raw bytes in the journal,
+    nor make one line megabytes long."""
 
     def __str__(self):
-        text = super().__str__()
-        if text.isprintable():
-            return text
-        return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
-                       for c in text)
+        return escape_text(super().__str__(), MAX_LOGGED_CHARS * 2)
 
 
 class ConfigError(HftfeedError):

@@ -227,3 +227,25 @@ def test_non_ascii_digits_are_malformed_not_a_crash(head):
     parser.feed(head)
     with pytest.raises(HttpError):
         parser.next_response()
+
+
+# Retry-After is venue-supplied: parsed defensively and capped (MAX_RETRY_AFTER_S).
+
+from hftfeed.codecs.http_proto import MAX_RETRY_AFTER_S  # noqa: E402
+
+
+@pytest.mark.parametrize("value", ["99999999999", "9" * 400, "Fri, 31 Dec 9999 23:59:59 GMT",
+                                   "0" * 50 + "1" + "0" * 20])
+def test_retry_after_beyond_the_cap_means_the_cap_never_for_ever_nor_an_exception(value):
+    assert retry_after_seconds({"retry-after": value}, now_s=1.7e9) == MAX_RETRY_AFTER_S
+
+
+@pytest.mark.parametrize("value", ["1e9", "12.5", "0x10", "Mon, 99 Foo 2026 99:99:99 GMT",
+                                   "Fri, 31 Dec 9999 23:59:59" + " " * 5000 + "GMT", "\x00\x1b",
+                                   "Fri, 31 Dec 99999999999999999999 23:59:59 GMT"])
+def test_retry_after_garbage_is_none(value):
+    assert retry_after_seconds({"retry-after": value}, now_s=1.7e9) is None
+
+
+def test_retry_after_leading_zeros_are_still_a_number():
+    assert retry_after_seconds({"retry-after": "0000000000000000030"}) == 30.0

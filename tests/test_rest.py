@@ -328,3 +328,17 @@ def test_a_blackholed_first_address_is_raced_by_the_next_one(monkeypatch):
         for sock in fillers + [listener]:
             sock.close()
     assert resp.status == 200 and resp.body == JSON_BODY
+
+
+def test_429_with_a_400_digit_retry_after_raises_the_status_error_with_the_cap():
+    """It used to raise OverflowError out of get(), so the 429 was never seen as one."""
+    from hftfeed.codecs.http_proto import MAX_RETRY_AFTER_S
+
+    async def scenario(client, server):
+        with pytest.raises(HttpStatusError) as info:
+            await client.get("/x")
+        return info.value
+
+    exc = with_server(serve_json(429, "Too Many Requests", b"{}",
+                                 [("Retry-After", "9" * 400)]), scenario)
+    assert exc.status == 429 and exc.retry_after_s == MAX_RETRY_AFTER_S

@@ -151,3 +151,94 @@ def test_random_streams_match_the_reference_book():
             assert s.on_update(upd) == sync.APPLIED
             ref.apply_levels(upd.bids, upd.asks)
             assert s.book.top(20) == ref.top(20), trial
+
+
+# -- every book-loading path applies the same checks ------------------------------------------
+
+import pytest  # noqa: E402
+
+from hftfeed.errors import SyncError  # noqa: E402
+
+
+def test_a_crossed_rest_snapshot_raises_sync_error_and_leaves_nothing_loaded():
+    s = fresh()
+    s.on_update(diff(10, 12))
+    with pytest.raises(SyncError, match="crossed"):
+        s.on_snapshot(snap(11, bids=(102 * P, 1 * P)))
+    assert s.state == sync.RESYNCING and not s.loaded and s.book.bid_count() == 0
+    assert s.buffer, "the buffer is kept for the next snapshot"
+    assert s.on_snapshot(snap(11)) == sync.SYNCED
+
+
+def test_a_crossed_in_stream_snapshot_is_a_gap_not_a_live_book():
+    s = fresh()
+    crossed = DepthUpdate("BTCUSDT", 5, 5, -1, 0, [30001 * P, 1 * P], [300005 * P // 10, 1 * P],
+                          is_snapshot=True)
+    assert s.on_update(crossed) == sync.GAP
+    assert s.state == sync.RESYNCING and "crossed" in s.last_gap
+
+
+def test_an_in_stream_snapshot_with_absurd_levels_is_a_gap():
+    s = fresh()
+    bad = DepthUpdate("BTCUSDT", 5, 5, -1, 0, [-1, 1 * P], [], is_snapshot=True)
+    assert s.on_update(bad) == sync.GAP and s.state == sync.RESYNCING
+
+
+# -- ids far outside the stream are bad data ---------------------------------------------------
+
+def test_a_snapshot_id_of_2_63_minus_1_is_refused():
+    s = fresh()
+    s.on_update(diff(10, 12))
+    with pytest.raises(SyncError, match="outside the stream"):
+        s.on_snapshot(snap(2 ** 63 - 1))
+    assert s.bad_ids == 1 and not s.loaded
+
+
+def test_a_snapshot_far_ahead_of_the_buffered_diffs_is_refused():
+    s = fresh()
+    s.on_update(diff(10, 12))
+    with pytest.raises(SyncError):
+        s.on_snapshot(snap(12 + sync.MAX_SNAPSHOT_LEAD_IDS + 1))
+    assert s.on_snapshot(snap(12 + 1000)) == sync.WAITING_BRIDGE    # ahead, but plausibly so
+
+
+def test_an_absurd_diff_id_on_a_live_book_is_a_gap_and_while_resyncing_is_dropped():
+    s = fresh()
+    s.on_update(diff(10, 12))
+    assert s.on_snapshot(snap(11)) == sync.SYNCED
+    assert s.on_update(diff(13, 2 ** 63 - 1)) == sync.GAP
+    assert s.on_update(diff(2 ** 63 - 2, 2 ** 63 - 1)) == sync.IGNORED
+    assert not s.buffer and s.bad_ids == 2
+
+
+# -- buffered diffs are capped by bytes ---------------------------------------------------------
+
+def test_buffered_diffs_over_the_byte_cap_resync_and_release_their_bytes():
+    pool = sync.BufferPool(10 ** 9)
+    s = sync.InstrumentSync(BinanceSpotRule(), Book(100), 10000, 100000, pool)
+    s.start_resync()
+    big = [i * P for i in range(1, 1001)]                       # 500 levels: ~36 kB each
+    results = [s.on_update(diff(i, i, bids=big)) for i in range(1, 4)]
+    assert results == [sync.BUFFERED, sync.BUFFERED, sync.GAP]
+    assert s.buffered_bytes == 0 and pool.used_bytes == 0 and s.buffer_overflows == 1
+    assert "buffered diffs over 100000 bytes" in s.last_gap
+
+
+def test_the_shared_pool_caps_all_instruments_together():
+    pool = sync.BufferPool(100000)
+    a = sync.InstrumentSync(BinanceSpotRule(), Book(100), 10000, 10 ** 9, pool)
+    b = sync.InstrumentSync(BinanceSpotRule(), Book(100), 10000, 10 ** 9, pool)
+    a.start_resync()
+    b.start_resync()
+    big = [i * P for i in range(1, 1001)]
+    assert a.on_update(diff(1, 1, bids=big)) == sync.BUFFERED
+    assert b.on_update(diff(1, 1, bids=big)) == sync.BUFFERED
+    assert b.on_update(diff(2, 2, bids=big)) == sync.GAP          # the pool is full
+    assert pool.used_bytes == a.buffered_bytes > 0
+    a.disconnect()
+    assert pool.used_bytes == 0
+
+
+def test_sync_results_are_an_int_enum():
+    assert sync.GAP == 5 and sync.GAP.name == "GAP" and isinstance(sync.SYNCED, int)
+    assert sync.LIVE == 1 and sync.RESYNCING == 2 and sync.DISCONNECTED == 3

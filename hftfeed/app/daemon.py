@@ -24,6 +24,7 @@ from hftfeed.pipeline.feed import Feed, FeedStats, feed_identity
 from hftfeed.pipeline.publisher import Publisher
 from hftfeed.runtime.sdnotify import Notifier
 from hftfeed.runtime.stats import LatencyHistogram, format_ns
+from hftfeed.transport.ws import trust_store_description
 
 log = logging.getLogger("hftfeed.daemon")
 
@@ -82,6 +83,7 @@ class Daemon(object):
                  pub.target_host, pub.target_port, self.publisher.session, pub.depth,
                  report.message if report is not None else "")
         self.ssl_context = ssl.create_default_context()
+        log.info("TLS trust store: %s", trust_store_description(self.ssl_context))
         for feed_cfg in cfg.feeds:
             feed = Feed(feed_cfg, registry.adapter(feed_cfg.venue), self.publisher, self.stats,
                         cfg.book.capacity_levels, ssl_context=self.ssl_context,

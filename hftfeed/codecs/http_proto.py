@@ -348,23 +348,38 @@ class ResponseParser:
         return response
 
 
+MAX_RETRY_AFTER_S = 600.0   # the longest pause a Retry-After can impose (then we ask again)
+_MAX_DELTA_DIGITS = 9       # more digits than this is already beyond the cap
+
+
 def retry_after_seconds(headers, now_s=None):
     """Seconds to wait from a Retry-After field (RFC 9110 §10.2.3), or None if absent/invalid.
 
     Accepts delta-seconds ("120") and an HTTP-date (relative to ``now_s``, default time.time()).
+    The field is venue-supplied, so it is parsed defensively and capped at MAX_RETRY_AFTER_S:
+    "99999999999", a 400-digit number or a date in the year 9999 mean "the cap", never "for
+    ever" and never an exception; garbage means None (the caller's default pause applies).
     """
     value = headers.get("retry-after")
     if value is None:
         return None
     value = value.strip()
     if _ascii_digits(value):
-        return float(int(value))
+        if len(value.lstrip("0")) > _MAX_DELTA_DIGITS:
+            return MAX_RETRY_AFTER_S
+        return min(MAX_RETRY_AFTER_S, float(int(value)))
+    if len(value) > 64:                         # an IMF-fixdate is 29 characters
+        return None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when is None or when.tzinfo is None:
         return None
     if now_s is None:
         now_s = time.time()
-    return max(0.0, when.timestamp() - now_s)
+    try:
+        delta_s = when.timestamp() - now_s
+    except (OverflowError, ValueError, OSError):
+        return MAX_RETRY_AFTER_S
+    return min(MAX_RETRY_AFTER_S, max(0.0, delta_s))

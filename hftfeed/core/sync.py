@@ -18,19 +18,70 @@ The procedure (Binance's "How to manage a local order book correctly", generalis
 """
 
 
-# Instrument states (the numbers are PROTOCOL.md's S-message states where they overlap).
-LIVE = 1          # synchronised: books may be published
-RESYNCING = 2     # waiting for a snapshot / a bridging diff: nothing is published
-DISCONNECTED = 3  # no connection carries this instrument
+import enum
 
-# Results of on_update / on_snapshot (what the caller must do next).
-APPLIED = 1         # the book changed and is live: publish it
-IGNORED = 2         # duplicate or stale diff: nothing changed
-BUFFERED = 3        # kept until the snapshot arrives
-SYNCED = 4          # just became live (snapshot + replay): publish with the snapshot flag
-GAP = 5             # continuity broken: publish status 2 and resync (fetch a new snapshot)
-SNAPSHOT_TOO_OLD = 6  # the snapshot predates the buffered diffs: fetch another one
-WAITING_BRIDGE = 7  # snapshot loaded, no diff to bridge it yet: keep waiting (not live)
+from hftfeed.codecs.wire import STATE_DISCONNECTED, STATE_LIVE, STATE_RESYNC
+from hftfeed.errors import BookError, SyncError
+
+# Instrument states: PROTOCOL.md's S-message states, defined once in ``codecs/wire.py``.
+LIVE = STATE_LIVE                  # synchronised: books may be published
+RESYNCING = STATE_RESYNC           # waiting for a snapshot / a bridging diff: nothing is published
+DISCONNECTED = STATE_DISCONNECTED  # no connection carries this instrument
+
+
+class SyncResult(enum.IntEnum):
+    """Results of on_update / on_snapshot: what the caller must do next. The meaning of each
+    one for the pipeline (publish, request a snapshot, resync) lives in ``pipeline/router.py``."""
+
+    APPLIED = 1           # the book changed and is live: publish it
+    IGNORED = 2           # duplicate or stale diff: nothing changed
+    BUFFERED = 3          # kept until the snapshot arrives
+    SYNCED = 4            # just became live (snapshot + replay): publish with the snapshot flag
+    GAP = 5               # continuity broken (or bad data): publish status 2 and resync
+    SNAPSHOT_TOO_OLD = 6  # the snapshot predates the buffered diffs: fetch another one
+    WAITING_BRIDGE = 7    # snapshot loaded, no diff to bridge it yet: keep waiting (not live)
+
+
+# Ids far outside any real stream are bad data, not a position to wait for: a snapshot id of
+# 2**63-1 would otherwise make every later diff "already contained" and wedge the instrument.
+MAX_SANE_ID = 2 ** 62             # venue update ids are ~1e10 today; anything above is absurd
+MAX_SNAPSHOT_LEAD_IDS = 2 ** 32   # a snapshot may lead the newest buffered diff by at most this
+
+# Buffered diffs are capped by an estimate of the memory they hold, not only their count: one
+# diff can carry thousands of levels. The estimate follows CPython's object sizes (a small int
+# is 28 bytes plus an 8-byte list slot; the event object and its lists about 300 bytes).
+UPDATE_OVERHEAD_BYTES = 300
+LEVEL_VALUE_BYTES = 36
+MAX_BUFFERED_BYTES_PER_INSTRUMENT = 32 * 2 ** 20
+MAX_BUFFERED_BYTES_TOTAL = 256 * 2 ** 20
+
+
+def update_bytes(upd):
+    """Estimated memory held by a buffered DepthUpdate (see LEVEL_VALUE_BYTES)."""
+    return UPDATE_OVERHEAD_BYTES + LEVEL_VALUE_BYTES * (len(upd.bids) + len(upd.asks))
+
+
+class BufferPool(object):
+    """Bytes of buffered diffs held by every instrument sharing this pool (one per process by
+    default), so that many instruments resyncing at once stay within one total."""
+
+    __slots__ = ("max_bytes", "used_bytes")
+
+    def __init__(self, max_bytes=MAX_BUFFERED_BYTES_TOTAL):
+        self.max_bytes = max_bytes
+        self.used_bytes = 0
+
+
+SHARED_POOL = BufferPool()
+
+
+APPLIED = SyncResult.APPLIED
+IGNORED = SyncResult.IGNORED
+BUFFERED = SyncResult.BUFFERED
+SYNCED = SyncResult.SYNCED
+GAP = SyncResult.GAP
+SNAPSHOT_TOO_OLD = SyncResult.SNAPSHOT_TOO_OLD
+WAITING_BRIDGE = SyncResult.WAITING_BRIDGE
 
 
 class SyncRule(object):
@@ -71,14 +122,19 @@ class InstrumentSync(object):
     """Synchronisation state of one instrument's book. Not thread-safe; one event loop drives it."""
 
     __slots__ = ("rule", "book", "state", "buffer", "max_buffered", "gaps", "resyncs",
-                 "applied", "ignored", "buffer_overflows", "snapshots", "last_gap", "loaded")
+                 "applied", "ignored", "buffer_overflows", "snapshots", "last_gap", "loaded",
+                 "buffered_bytes", "max_buffered_bytes", "pool", "bad_ids")
 
-    def __init__(self, rule, book, max_buffered=10000):
+    def __init__(self, rule, book, max_buffered=10000, max_buffered_bytes=None, buffer_pool=None):
         self.rule = rule
         self.book = book
         self.state = DISCONNECTED
         self.buffer = []
         self.max_buffered = max_buffered
+        self.buffered_bytes = 0
+        self.max_buffered_bytes = max_buffered_bytes or MAX_BUFFERED_BYTES_PER_INSTRUMENT
+        self.pool = buffer_pool if buffer_pool is not None else SHARED_POOL
+        self.bad_ids = 0        # events and snapshots rejected for absurd ids
         self.gaps = 0
         self.resyncs = 0
         self.applied = 0
@@ -93,7 +149,7 @@ class InstrumentSync(object):
     def start_resync(self):
         """Forget the book and start buffering (connection (re)opened, or after a gap)."""
         self.state = RESYNCING
-        self.buffer = []
+        self._drop_buffer()
         self.book.clear()
         self.book.update_id = 0
         self.loaded = False
@@ -102,15 +158,22 @@ class InstrumentSync(object):
     def disconnect(self):
         """The connection carrying this instrument is gone: the book can no longer be trusted."""
         self.state = DISCONNECTED
-        self.buffer = []
+        self._drop_buffer()
         self.book.clear()
         self.book.update_id = 0
         self.loaded = False
 
     # -- market data -------------------------------------------------------------------------
 
+    def _drop_buffer(self):
+        self.pool.used_bytes -= self.buffered_bytes
+        self.buffered_bytes = 0
+        self.buffer = []
+
     def on_update(self, upd):
         """Feed one DepthUpdate (diff or in-stream snapshot); returns one of the result codes."""
+        if upd.last_id > MAX_SANE_ID or upd.first_id < 0 or upd.first_id > MAX_SANE_ID:
+            return self._bad_id("update ids %d..%d" % (upd.first_id, upd.last_id))
         if upd.is_snapshot:
             return self._load_stream_snapshot(upd)
         state = self.state
@@ -120,8 +183,7 @@ class InstrumentSync(object):
             return IGNORED
         if self.loaded:                         # snapshot loaded, waiting for the bridge
             return self._try_bridge(upd)
-        self._buffer(upd)
-        return BUFFERED
+        return self._buffer(upd)
 
     def _apply_live(self, upd):
         rule = self.rule
@@ -142,12 +204,38 @@ class InstrumentSync(object):
         return APPLIED
 
     def _buffer(self, upd):
+        """Keep ``upd`` until the snapshot comes. Over the count cap the oldest diff goes (a
+        fresh snapshot makes it stale anyway; if the snapshot turns out older than what we
+        kept, step 2 asks for another one). Over the byte cap (this instrument's, or the pool
+        shared with the others) everything goes and the caller resyncs: GAP."""
+        size = update_bytes(upd)
+        pool = self.pool
+        if self.buffered_bytes + size > self.max_buffered_bytes or \
+                pool.used_bytes + size > pool.max_bytes:
+            self.buffer_overflows += 1
+            why = "buffered diffs over %d bytes (this instrument %d, all %d)" % (
+                self.max_buffered_bytes if self.buffered_bytes + size > self.max_buffered_bytes
+                else pool.max_bytes, self.buffered_bytes, pool.used_bytes)
+            return self._gap(why)
         if len(self.buffer) >= self.max_buffered:
-            # The oldest diffs are the ones a fresh snapshot makes stale anyway; if the
-            # snapshot turns out older than what we kept, step 2 asks for another one.
-            del self.buffer[0]
+            old = self.buffer.pop(0)
+            old_size = update_bytes(old)
+            self.buffered_bytes -= old_size
+            pool.used_bytes -= old_size
             self.buffer_overflows += 1
         self.buffer.append(upd)
+        self.buffered_bytes += size
+        pool.used_bytes += size
+        return BUFFERED
+
+    def _bad_id(self, what):
+        """Ids outside any real stream: bad data, counted and dropped. A live book cannot vouch
+        for itself after one (GAP: resync); a resync under way just goes on."""
+        self.bad_ids += 1
+        self.last_gap = "absurd %s" % what
+        if self.state == LIVE:
+            return self._gap(self.last_gap)
+        return IGNORED
 
     def _gap(self, why):
         self.gaps += 1
@@ -166,17 +254,42 @@ class InstrumentSync(object):
         buffered = self.buffer
         if buffered and rule.snapshot_too_old(snap.last_id, buffered[0]):
             return SNAPSHOT_TOO_OLD
+        newest = buffered[-1].last_id if buffered else None
+        if snap.last_id < 0 or snap.last_id > MAX_SANE_ID or \
+                (newest is not None and snap.last_id - newest > MAX_SNAPSHOT_LEAD_IDS):
+            self.bad_ids += 1
+            raise SyncError("snapshot id %d is outside the stream (newest buffered diff %s)"
+                            % (snap.last_id, newest))
+        self._load_checked(snap.bids, snap.asks, snap.last_id, "snapshot")
         self.snapshots += 1
-        self.book.load_snapshot(snap.bids, snap.asks, snap.last_id)
-        self.book.update_id = snap.last_id
-        self.loaded = True
-        self.buffer = []
+        buffered = self.buffer
+        self._drop_buffer()
         result = WAITING_BRIDGE
         for upd in buffered:
             result = self._try_bridge(upd) if result == WAITING_BRIDGE else self._replay(upd)
             if result == GAP:
                 return GAP
         return SYNCED if self.state == LIVE else WAITING_BRIDGE
+
+    def _load_checked(self, bids, asks, last_id, what):
+        """Every book-loading path (REST snapshot, in-stream snapshot) goes through here: the
+        same sanity checks before anything can be published. Raises SyncError (the book is
+        left empty and not loaded) for levels the book refuses or a crossed book."""
+        book = self.book
+        try:
+            book.load_snapshot(bids, asks, last_id)
+        except BookError as exc:
+            book.clear()
+            self.loaded = False
+            raise SyncError("%s %d rejected: %s" % (what, last_id, exc)) from None
+        if book.is_crossed():
+            bid, ask = book.best_bid(), book.best_ask()
+            book.clear()
+            self.loaded = False
+            raise SyncError("%s %d is crossed (best bid %s >= best ask %s)"
+                            % (what, last_id, bid, ask))
+        book.update_id = last_id
+        self.loaded = True
 
     def _try_bridge(self, upd):
         rule = self.rule
@@ -206,11 +319,12 @@ class InstrumentSync(object):
         """Venues that send the full book in-stream (Bybit, OKX): it replaces the book."""
         if self.state == DISCONNECTED:
             return IGNORED
+        try:
+            self._load_checked(upd.bids, upd.asks, upd.last_id, "in-stream snapshot")
+        except SyncError as exc:
+            return self._gap(str(exc))
         self.snapshots += 1
-        self.book.load_snapshot(upd.bids, upd.asks, upd.last_id)
-        self.book.update_id = upd.last_id
-        self.loaded = True
-        self.buffer = []
+        self._drop_buffer()
         if upd.checksum is not None and not self.rule.verify(self.book, upd):
             return self._gap("checksum mismatch on snapshot %d" % upd.last_id)
         self.state = LIVE

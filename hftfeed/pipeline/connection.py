@@ -1,9 +1,10 @@
-"""Connection supervision for one chunk of a feed: connect, subscribe, keepalive, reconnect,
-and the hot path from a WebSocket message to the UDP flush.
+"""Connection lifecycle for one chunk of a feed: connect, subscribe, keepalive, reconnect,
+make-before-break rollover. What the messages mean is the router's business (``router.py``).
 
 Data flow for one inbound WebSocket message (inline in ``data_received``):
-``ws.py`` -> :meth:`Supervisor.handle` -> venue ``parse`` -> :class:`~hftfeed.core.sync.InstrumentSync`
--> :class:`~hftfeed.pipeline.publisher.Publisher` (packed in place) -> ``flush`` (one ``sendto``).
+``ws.py`` -> :meth:`~hftfeed.pipeline.router.Router.handle` -> venue ``parse`` ->
+:class:`~hftfeed.core.sync.InstrumentSync` -> :class:`~hftfeed.pipeline.publisher.Publisher`
+(packed in place) -> ``flush`` (one ``sendto``).
 
 A dead, half-open or silent connection (nothing received, not even a ping, for
 ``silence_timeout_s``) is aborted and replaced; reconnects back off exponentially with jitter,
@@ -20,16 +21,10 @@ import time
 from hftfeed.core import sync as sync_mod
 from hftfeed.transport import ws
 from hftfeed.codecs import wire
-from hftfeed.errors import EXIT, ConfigError, HftfeedError, VenueError, recovery_for
-from hftfeed.core.updates import (CTRL_ERROR, CTRL_PONG, CTRL_SERVER_SHUTDOWN, CTRL_SUBSCRIBED, Control,
-                      DepthUpdate, Quote, Trade)
+from hftfeed.errors import EXIT, ConfigError, HftfeedError, escape_text, recovery_for
+from hftfeed.core.updates import CTRL_ERROR, CTRL_PONG, CTRL_SERVER_SHUTDOWN, CTRL_SUBSCRIBED
 
-log = logging.getLogger("hftfeed.feed")
-
-APPLIED = sync_mod.APPLIED
-SYNCED = sync_mod.SYNCED
-GAP = sync_mod.GAP
-BUFFERED = sync_mod.BUFFERED
+log = logging.getLogger("hftfeed.connection")
 
 
 def backoff_delay_s(attempt, initial_s, max_s, rng=random):
@@ -42,7 +37,7 @@ def backoff_delay_s(attempt, initial_s, max_s, rng=random):
 class Link(object):
     """One WebSocket connection of a supervisor (two exist during a make-before-break)."""
 
-    __slots__ = ("supervisor", "client", "number", "opened_ns", "retiring")
+    __slots__ = ("supervisor", "client", "number", "opened_ns", "retiring", "_handle")
 
     def __init__(self, supervisor, number):
         self.supervisor = supervisor
@@ -50,9 +45,10 @@ class Link(object):
         self.number = number
         self.opened_ns = time.monotonic_ns()
         self.retiring = False
+        self._handle = supervisor.router.handle
 
     def on_message(self, text, recv_ns):
-        self.supervisor.handle(self, text, recv_ns)
+        self._handle(self, text, recv_ns)
 
 
 class Supervisor(object):
@@ -82,13 +78,10 @@ class Supervisor(object):
         self.name = "%s#%d%s" % (feed.venue.NAME, number, prefix)
         self.acks_pending = 0
         self.last_app_ping_ns = 0
-        # hot-path locals
-        self._parse = feed.venue.parse
-        self._by_symbol = feed.instruments
+        self.router = feed.router
         self._stats = feed.stats
         self._publisher = feed.publisher
-        # "frame": one datagram per inbound frame (PROTOCOL.md); "read": per socket read
-        self._flush_per_frame = getattr(feed.publisher, "flush_policy", "frame") == "frame"
+        self._flush_per_frame = self.router.flush_per_frame
 
     def _build_url(self):
         """Streams and URL from the current instruments (re-read on every connect, so a reload
@@ -103,117 +96,8 @@ class Supervisor(object):
             self.instruments.remove(inst)
         self._build_url()
 
-    # -- the hot path ---------------------------------------------------------------------------
-
-    def handle(self, link, text, recv_ns):
-        """One venue message: parse, sync, publish, flush. Never raises into the transport."""
-        stats = self._stats
-        stats.messages_in += 1
-        try:
-            events = self._parse(text)
-        except VenueError as exc:
-            stats.bad_messages += 1
-            if stats.bad_messages <= 10 or stats.bad_messages % 1000 == 0:
-                log.warning("%s: dropped a bad message (%d so far): %s", self.name,
-                            stats.bad_messages, exc)
-            return
-        try:
-            for event in events:
-                kind = type(event)
-                if kind is DepthUpdate:
-                    self._on_depth(link, event, recv_ns)
-                elif kind is Trade:
-                    self._on_trade(link, event, recv_ns)
-                elif kind is Quote:
-                    self._on_quote(link, event, recv_ns)
-                else:
-                    self._on_control(link, event)
-        except HftfeedError as exc:
-            # e.g. a BookError from absurd levels: that instrument's book cannot be trusted
-            stats.handler_errors += 1
-            log.warning("%s: %s while handling a message (%s)", self.name, exc,
-                        recovery_for(exc))
-            self._resync_symbol_of(events, recv_ns)
-        except Exception:   # noqa: BLE001 -- a bug: log the traceback, distrust the book, go on
-            stats.handler_errors += 1
-            log.exception("%s: unexpected error while handling a message; resyncing its "
-                          "instrument", self.name)
-            self._resync_symbol_of(events, recv_ns)
-        if self._flush_per_frame:
-            self._publisher.flush()
-
-    def _on_depth(self, link, upd, recv_ns):
-        inst = self._by_symbol.get(upd.symbol)
-        if inst is None:
-            self._stats.unknown_symbols += 1
-            return
-        if link is not inst.link and not self._adopt_from(inst, link, upd):
-            return
-        result = inst.sync.on_update(upd)
-        if result == APPLIED:
-            self._stats.book_updates += 1
-            self._stats.levels_applied += (len(upd.bids) + len(upd.asks)) >> 1
-            self._publisher.book(inst.venue_id, inst.instrument_id, 0, upd.exch_ns, recv_ns,
-                                 inst.book)
-        elif result == SYNCED:
-            self._stats.book_updates += 1
-            self.feed.publish_synced(inst, upd.exch_ns, recv_ns)
-        elif result == BUFFERED:
-            if not self.feed.venue.rule.snapshot_in_stream:
-                self.feed.request_snapshot(inst)
-        elif result == GAP:
-            self.feed.on_gap(inst, recv_ns)
-
-    def _adopt_from(self, inst, link, upd):
-        """A diff from a link that is not the instrument's current source (make-before-break).
-
-        Both connections carry the same stream, so the newer link takes over as soon as it is
-        proven level with the book: it delivers the diff the book ended on (u == book id) or the
-        one that continues it. Until then its diffs are ignored; an older link's diff is applied
-        only if it continues the book. Either way the overlap never causes a gap."""
-        if link.retiring or inst.link is None:
-            return False
-        sync = inst.sync
-        if sync.state != sync_mod.LIVE:
-            if link.number > inst.link.number:
-                inst.link = link    # not live anyway: take the new connection's stream now
-                sync.start_resync()
-                return True
-            return False
-        book_id = inst.book.update_id
-        continues = sync.rule.continues(book_id, upd) and not sync.rule.stale_live(book_id, upd)
-        if link.number > inst.link.number and (continues or upd.last_id == book_id):
-            inst.link = link
-        return continues
-
-    def _on_trade(self, link, trade, recv_ns):
-        inst = self._by_symbol.get(trade.symbol)
-        if inst is None:
-            self._stats.unknown_symbols += 1
-            return
-        if not inst.trade_is_new(trade.trade_id):   # duplicate across overlapping connections
-            return
-        self._stats.trades += 1
-        self._publisher.trade(inst.venue_id, inst.instrument_id, trade.exch_ns, recv_ns,
-                              trade.trade_id, trade.price, trade.qty, trade.side)
-
-    def _on_quote(self, link, quote, recv_ns):
-        inst = self._by_symbol.get(quote.symbol)
-        if inst is None:
-            self._stats.unknown_symbols += 1
-            return
-        # ids only grow on a connection; an equal id is the other connection's copy
-        if quote.update_id <= inst.last_quote_id and quote.update_id != 0:
-            return
-        inst.last_quote_id = quote.update_id
-        self._stats.quotes += 1
-        self._publisher.quote(inst.venue_id, inst.instrument_id, quote.exch_ns, recv_ns,
-                              quote.update_id, quote.bid_px, quote.bid_qty, quote.ask_px,
-                              quote.ask_qty)
-
-    def _on_control(self, link, event):
-        if type(event) is not Control:
-            return
+    def on_control(self, link, event):
+        """A venue control event (ack, shutdown notice, error, pong) routed here by the router."""
         if event.kind == CTRL_SERVER_SHUTDOWN:
             if link.retiring or link is not self.link:
                 return      # the connection being replaced anyway
@@ -224,19 +108,17 @@ class Supervisor(object):
             self.acks_pending = max(0, self.acks_pending - 1)   # resubscribe acks come too
         elif event.kind == CTRL_ERROR:
             self._stats.venue_errors += 1
-            log.error("%s: venue refused a request: %s", self.name, event.detail)
+            log.error("%s: venue refused a request: %s", self.name, escape_text(event.detail, 300))
         elif event.kind == CTRL_PONG:
             return
         else:
             self._stats.ignored_events += 1
 
-    def _resync_symbol_of(self, events, now_ns):
-        for event in events:
-            inst = self._by_symbol.get(getattr(event, "symbol", None))
-            if inst is not None and inst.sync.state != sync_mod.DISCONNECTED:
-                inst.sync.start_resync()
-                inst.sync.last_gap = "book error"
-                self.feed.on_gap(inst, now_ns)
+    def drop_link(self, link):
+        """The router found ``link`` unusable (recovery RECONNECT): abort it; the connection
+        loop notices the close and reconnects."""
+        if link.client is not None:
+            link.client.abort()
 
     # -- connection lifecycle -------------------------------------------------------------------
 
@@ -303,9 +185,10 @@ class Supervisor(object):
             self.feed.stats.connect_failures += 1
             action = recovery_for(exc)
             log.warning("%s: connect attempt %d to %s failed: %s: %s (%s)", self.name, attempt + 1,
-                        _short(self.url), type(exc).__name__, exc, action)
+                        _short(self.url), type(exc).__name__, escape_text(str(exc), 300), action)
             if action == EXIT and isinstance(exc, ConfigError):
                 raise
+            self._announce_unreachable()
             return None
         self.feed.stats.connects += 1
         if not self._flush_per_frame:
@@ -318,6 +201,20 @@ class Supervisor(object):
         log.info("%s: connected to %s (%d streams)", self.name, _short(self.url), len(self.streams))
         return link
 
+    def _announce_unreachable(self):
+        """Instruments that never had a connection get their first S message (disconnected)
+        after the first failed attempt, so consumers know they exist and are not live."""
+        if not self.owns_state:
+            return
+        now_ns = time.time_ns()
+        announced = False
+        for inst in self.instruments:
+            if inst.state == 0:
+                self.router.set_state(inst, wire.STATE_DISCONNECTED, now_ns)
+                announced = True
+        if announced:
+            self._publisher.flush()
+
     def _adopt_all(self, link):
         """A fresh connection after a disconnect: every instrument resyncs from it."""
         self.link = link
@@ -328,9 +225,9 @@ class Supervisor(object):
             if self.carries_depth:
                 inst.link = link
                 inst.sync.start_resync()
-                self.feed.set_state(inst, wire.STATE_RESYNC, now_ns)
+                self.router.set_state(inst, wire.STATE_RESYNC, now_ns)
             elif self.owns_state:
-                self.feed.set_state(inst, wire.STATE_LIVE, now_ns)
+                self.router.set_state(inst, wire.STATE_LIVE, now_ns)
         self._publisher.flush()
 
     def _disconnected(self, link):
@@ -340,9 +237,9 @@ class Supervisor(object):
             if self.carries_depth and (inst.link is link or inst.link is None):
                 inst.sync.disconnect()
                 inst.link = None
-                self.feed.set_state(inst, wire.STATE_DISCONNECTED, now_ns)
+                self.router.set_state(inst, wire.STATE_DISCONNECTED, now_ns)
             elif self.owns_state:
-                self.feed.set_state(inst, wire.STATE_DISCONNECTED, now_ns)
+                self.router.set_state(inst, wire.STATE_DISCONNECTED, now_ns)
         self._publisher.flush()
         if self.link is link:
             self.link = None
@@ -380,6 +277,8 @@ class Supervisor(object):
                 self._forget(link)
                 return
             self._app_ping(link, now)
+            if self.carries_depth:
+                self.router.check_deadlines(self.instruments, time.monotonic())
             if self.rollover_requested or time.monotonic_ns() - link.opened_ns > lifetime_ns:
                 link = await self._rollover(link)
 
@@ -425,7 +324,7 @@ class Supervisor(object):
                 inst.link = new
                 if inst.sync.state != sync_mod.LIVE:
                     inst.sync.start_resync()
-                    self.feed.set_state(inst, wire.STATE_RESYNC, now_ns)
+                    self.router.set_state(inst, wire.STATE_RESYNC, now_ns)
         self._publisher.flush()
         log.info("%s: rolled over to a new connection; %d/%d instruments switched seamlessly",
                  self.name, moved, len(self.instruments))
@@ -433,14 +332,22 @@ class Supervisor(object):
         return new
 
     def _log_close(self, link):
-        exc = link.client.closed.exception() if not link.client.closed.cancelled() else None
+        """One line per ended connection. A close we asked for (stop, rollover, reload) is
+        routine: INFO. The venue's close reason and an error's text are venue-supplied and go
+        through escape_text."""
+        client = link.client
+        exc = client.closed.exception() if not client.closed.cancelled() else None
         if exc is not None:
             log.warning("%s: connection lost: %s: %s; reconnecting", self.name,
-                        type(exc).__name__, exc)
+                        type(exc).__name__, escape_text(str(exc), 300))
+        elif client.close_initiated or self.stopping:
+            code, reason = client.closed.result()
+            log.info("%s: connection closed by us (%s %s)", self.name, code,
+                     escape_text(reason, 123))
         else:
-            code, reason = link.client.closed.result()
+            code, reason = client.closed.result()
             log.warning("%s: venue closed the connection (%s %s); reconnecting", self.name, code,
-                        reason)
+                        escape_text(reason, 123))
         self._forget(link)
 
     def _forget(self, link):

@@ -1,8 +1,8 @@
-"""A configured feed, shared by every venue: instruments, their books and sync state, REST
-snapshots under the venue's request-weight budget, status publishing, and the connection
-supervisors (``connection.py``) that carry the instruments' streams.
+"""A configured feed, shared by every venue: its instruments, REST snapshots under the venue's
+request-weight budget, the message router (``router.py``: what a sync result means, status
+publishing, resync) and the connection supervisors (``connection.py``) that carry the streams.
 
-Recovery policy (decided by ``errors.recovery_for`` and the sync result codes):
+Recovery policy (decided by ``errors.recovery_for``, carried out by ``router.Router.recover``):
 - a gap or inconsistency resyncs *that instrument only*: status 2, fresh snapshot (REST) or a
   re-subscription (in-stream snapshot venues), replay of the buffered diffs, status 1;
 - a dead, half-open or silent connection (nothing received, not even a ping, for
@@ -16,24 +16,20 @@ Recovery policy (decided by ``errors.recovery_for`` and the sync result codes):
 """
 
 import asyncio
-import collections
 import logging
 import time
 
-from hftfeed.core import sync as sync_mod
 from hftfeed.codecs import wire
-from hftfeed.core.book import Book
+from hftfeed.errors import HttpStatusError, escape_text
 from hftfeed.pipeline.connection import Supervisor, backoff_delay_s
-from hftfeed.errors import HftfeedError, HttpStatusError
+from hftfeed.pipeline.router import Instrument, Router
 from hftfeed.transport.rest import HttpClient
 
 log = logging.getLogger("hftfeed.feed")
 
-SYNCED = sync_mod.SYNCED
-GAP = sync_mod.GAP
-RECENT_TRADES = 512      # per instrument; far more than two connections can be apart
-RESUBSCRIBE_MIN_S = 1.0  # in-stream snapshot venues: spacing of book re-subscriptions...
-RESUBSCRIBE_MAX_S = 60.0  # ...doubling while gaps keep coming, up to this
+RATE_LIMIT_DEFAULT_PAUSE_S = 60.0   # a 418/429 without a usable Retry-After pauses this long
+SNAPSHOT_BYTES_PER_LEVEL = 96       # ["123456.12345678","123456.12345678"], with room to spare
+SNAPSHOT_BODY_MARGIN_BYTES = 64 * 1024
 
 
 class FeedStats(object):
@@ -62,45 +58,11 @@ class FeedStats(object):
         self.feed_crashes = 0
         self.venue_errors = 0
         self.app_pings = 0
+        self.bad_ids = 0           # quotes/updates/snapshots with ids outside the stream
+        self.resync_timeouts = 0   # resyncs started over after their deadline
 
     def as_dict(self):
         return dict(self.__dict__)
-
-
-class Instrument(object):
-    """One configured instrument: its book, sync state and where its data currently comes from."""
-
-    __slots__ = ("symbol", "instrument_id", "venue_id", "sync", "book", "link", "state",
-                 "recent_trades", "recent_trade_order", "last_quote_id", "snapshot_task",
-                 "supervisors", "resub_allowed_at", "resub_interval_s")
-
-    def __init__(self, symbol, instrument_id, venue_id, rule, capacity_levels, max_buffered):
-        self.symbol = symbol
-        self.instrument_id = instrument_id
-        self.venue_id = venue_id
-        self.book = Book(capacity_levels)
-        self.sync = sync_mod.InstrumentSync(rule, self.book, max_buffered)
-        self.link = None
-        self.state = 0                 # last state published in an S message (0 = none yet)
-        self.recent_trades = set()     # trade ids seen lately: duplicates across overlapping
-        self.recent_trade_order = collections.deque()   # connections are dropped, any id type
-        self.last_quote_id = -1
-        self.snapshot_task = None
-        self.supervisors = []
-        self.resub_allowed_at = 0.0
-        self.resub_interval_s = RESUBSCRIBE_MIN_S
-
-    def trade_is_new(self, trade_id):
-        """True once per trade id (bounded memory: the last RECENT_TRADES ids)."""
-        recent = self.recent_trades
-        if trade_id in recent:
-            return False
-        recent.add(trade_id)
-        order = self.recent_trade_order
-        order.append(trade_id)
-        if len(order) > RECENT_TRADES:
-            recent.discard(order.popleft())
-        return True
 
 
 class WeightBudget(object):
@@ -150,6 +112,9 @@ class Feed(object):
             self._new_instrument(inst_cfg)
         self.budget = WeightBudget(feed_cfg.rest_weight_per_min)
         self.http = None
+        self.router = Router(self.venue, self.instruments, publisher, stats,
+                             None if self.venue.rule.snapshot_in_stream else self.fetch_snapshot,
+                             self.snapshot_retry_delay_s, resync_deadline_s(feed_cfg))
         self.routes = self.venue.routes()
         self.supervisors = []
         self.tasks = []
@@ -207,7 +172,7 @@ class Feed(object):
             for sup in inst.supervisors:
                 sup.remove_instrument(inst)
             inst.sync.disconnect()
-            self.set_state(inst, wire.STATE_DISCONNECTED, now_ns)
+            self.router.set_state(inst, wire.STATE_DISCONNECTED, now_ns)
         added = [self._new_instrument(inst_cfg) for sym, inst_cfg in wanted.items()
                  if sym not in self.instruments]
         self.venue.symbols = list(self.instruments)
@@ -226,7 +191,9 @@ class Feed(object):
     def start(self):
         if not self.venue.rule.snapshot_in_stream:
             self.http = HttpClient(self.cfg.rest_url, ssl_context=self.ssl_context,
-                                   timeout_s=self.cfg.snapshot_timeout_s)
+                                   timeout_s=self.cfg.snapshot_timeout_s,
+                                   max_body_bytes=snapshot_body_limit_bytes(
+                                       self.cfg.snapshot_limit))
         self.tasks = [asyncio.ensure_future(s.run()) for s in self.supervisors]
         return self.tasks
 
@@ -256,109 +223,48 @@ class Feed(object):
     def has_depth(self):
         return "depth" in self.cfg.channels
 
-    # -- shared publishing helpers ----------------------------------------------------------------
+    # -- snapshots (passed to the router) ---------------------------------------------------------
 
-    def set_state(self, inst, state, now_ns=None):
-        """Publish an S message when the instrument's state changes (and only then)."""
-        if inst.state == state:
-            return
-        inst.state = state
-        self.publisher.status(inst.venue_id, inst.instrument_id, now_ns or time.time_ns(), state)
+    def snapshot_retry_delay_s(self, attempt):
+        return backoff_delay_s(attempt, self.cfg.reconnect_backoff_initial_s,
+                               self.cfg.reconnect_backoff_max_s)
 
-    def publish_synced(self, inst, exch_ns, recv_ns):
-        """Live again: status 1, then the whole top-N flagged as the first book after a sync.
-        Logged here (not per path) so every way back to live leaves one line: a snapshot that
-        syncs at once, or a buffered diff that bridges it later."""
-        self.set_state(inst, wire.STATE_LIVE, recv_ns)
-        log.info("%s %s: live (book at update id %d)", self.venue.NAME, inst.symbol,
-                 inst.book.update_id)
-        self.publisher.book(inst.venue_id, inst.instrument_id, wire.BOOK_FLAG_SNAPSHOT, exch_ns,
-                            recv_ns, inst.book)
+    async def fetch_snapshot(self, inst):
+        """One parsed REST snapshot for ``inst``, under the request-weight budget.
 
-    def on_gap(self, inst, now_ns):
-        self.stats.gaps += 1
-        self.stats.resyncs += 1
-        log.warning("%s %s: %s; resynchronising this instrument", self.venue.NAME, inst.symbol,
-                    inst.sync.last_gap)
-        self.set_state(inst, wire.STATE_RESYNC, now_ns)
-        if self.venue.rule.snapshot_in_stream:
-            self.request_stream_snapshot(inst)
-        # REST venues: the next buffered diff triggers the snapshot (Binance: buffer first)
-
-    def request_stream_snapshot(self, inst):
-        """In-stream snapshot venues: re-subscribe the book (the venue answers with a fresh
-        snapshot), at most once per instrument at a time and with a growing interval when gaps
-        repeat, because venues cap subscription requests (OKX counts them per hour)."""
-        if inst.snapshot_task is not None and not inst.snapshot_task.done():
-            return
-        delay_s = max(0.0, inst.resub_allowed_at - time.monotonic())
-        inst.snapshot_task = asyncio.ensure_future(self._resubscribe(inst, delay_s))
-
-    async def _resubscribe(self, inst, delay_s):
-        if delay_s > 0:
-            await asyncio.sleep(delay_s)
-        link = inst.link
-        if inst.sync.state != sync_mod.RESYNCING or link is None or link.client is None:
-            return
-        for text in self.venue.resubscribe_messages(inst.symbol):
-            link.client.send_text(text)
-        now = time.monotonic()
-        repeated = now - inst.resub_allowed_at < 10 * inst.resub_interval_s
-        inst.resub_interval_s = min(RESUBSCRIBE_MAX_S, inst.resub_interval_s * 2) if repeated \
-            else RESUBSCRIBE_MIN_S
-        inst.resub_allowed_at = now + inst.resub_interval_s
-
-    def request_snapshot(self, inst):
-        """REST venues: fetch a snapshot for ``inst`` unless one is already on its way."""
-        if inst.snapshot_task is None or inst.snapshot_task.done():
-            inst.snapshot_task = asyncio.ensure_future(self._snapshot_loop(inst))
-
-    async def _snapshot_loop(self, inst):
+        A 418/429 is never ignored: it pauses every snapshot of this feed for the venue's
+        Retry-After (capped by the HTTP codec; RATE_LIMIT_DEFAULT_PAUSE_S when absent or
+        unusable) and the request is made again after the pause. Other failures raise."""
         path, weight = self.venue.snapshot_request(inst.symbol, self.cfg.snapshot_limit)
-        attempt = 0
-        while inst.sync.state == sync_mod.RESYNCING and not inst.sync.loaded:
+        while True:
             await self.budget.acquire(weight)
             try:
                 response = await self.http.get(path)
-                snap = self.venue.parse_snapshot(inst.symbol, response.body)
-            except HftfeedError as exc:
-                attempt += 1
-                delay_s = self._snapshot_error(inst, exc, attempt)
-                await asyncio.sleep(delay_s)
+            except HttpStatusError as exc:
+                if exc.status not in (418, 429):
+                    raise
+                self.stats.rate_limited += 1
+                wait_s = exc.retry_after_s if exc.retry_after_s is not None \
+                    else RATE_LIMIT_DEFAULT_PAUSE_S
+                self.budget.pause(wait_s)
+                log.warning("%s %s: snapshot rate limited (HTTP %d); pausing snapshots %.1f s",
+                            self.venue.NAME, inst.symbol, exc.status, wait_s)
                 continue
-            self.stats.snapshots += 1
-            result = inst.sync.on_snapshot(snap)
-            now_ns = time.time_ns()
-            if result == SYNCED:
-                self.publish_synced(inst, 0, now_ns)
-                self.publisher.flush()
-                return
-            if result == sync_mod.SNAPSHOT_TOO_OLD:
-                log.info("%s %s: snapshot %d older than the first buffered diff; fetching again",
-                         self.venue.NAME, inst.symbol, snap.last_id)
-                await asyncio.sleep(0.05)
-                continue
-            if result == GAP:
-                self.stats.gaps += 1
-                log.warning("%s %s: %s; fetching a new snapshot", self.venue.NAME, inst.symbol,
-                            inst.sync.last_gap)
-            return   # WAITING_BRIDGE: the next diff bridges; GAP/IGNORED: the next buffer retries
+            return self.venue.parse_snapshot(inst.symbol, response.body)
 
-    def _snapshot_error(self, inst, exc, attempt):
-        self.stats.snapshot_errors += 1
-        delay_s = backoff_delay_s(attempt, self.cfg.reconnect_backoff_initial_s,
-                                  self.cfg.reconnect_backoff_max_s)
-        if isinstance(exc, HttpStatusError) and exc.status in (418, 429):
-            self.stats.rate_limited += 1
-            wait_s = exc.retry_after_s if exc.retry_after_s is not None else 60.0
-            self.budget.pause(wait_s)
-            delay_s = 0.0
-            log.warning("%s %s: snapshot rate limited (HTTP %d); pausing snapshots %.1f s",
-                        self.venue.NAME, inst.symbol, exc.status, wait_s)
-        else:
-            log.warning("%s %s: snapshot failed (%s: %s); retry %d in %.2f s", self.venue.NAME,
-                        inst.symbol, type(exc).__name__, exc, attempt, delay_s)
-        return delay_s
+
+def resync_deadline_s(feed_cfg):
+    """How long an instrument may wait for a usable book after its resync began: three
+    snapshot timeouts plus the longest backoff (a slow venue gets several tries), at least 2 s."""
+    return max(2.0, 3 * feed_cfg.snapshot_timeout_s + feed_cfg.reconnect_backoff_max_s)
+
+
+def snapshot_body_limit_bytes(snapshot_limit):
+    """The largest REST snapshot body accepted: what ``snapshot_limit`` levels a side can take
+    as JSON (SNAPSHOT_BYTES_PER_LEVEL each) plus a margin. A venue answering with far more than
+    was asked for (a 58 MB, 900k-level book) is refused while the body streams in, before any
+    parsing could block the event loop and the other feeds."""
+    return 2 * snapshot_limit * SNAPSHOT_BYTES_PER_LEVEL + SNAPSHOT_BODY_MARGIN_BYTES
 
 
 def feed_identity(feed_cfg):

@@ -12,13 +12,15 @@ window, because Binance disconnects a client that sends more than 5 messages per
 import asyncio
 import collections
 import logging
+import os
 import socket
 import ssl
 import time
 from urllib.parse import urlsplit
 
 from hftfeed.codecs import ws_proto
-from hftfeed.errors import ConnectionClosed, InvalidHandshake, ProtocolError, TransportError
+from hftfeed.errors import (ConnectionClosed, InvalidHandshake, ProtocolError, TransportError,
+                            escape_text)
 
 log = logging.getLogger("hftfeed.ws")
 
@@ -62,6 +64,7 @@ class WsClient(asyncio.Protocol):
         self.last_pong_ns = 0
         self.callback_errors = 0
         self.frames_dropped_at_close = 0
+        self.close_initiated = False             # we sent the first close frame (close())
         self._loop = loop
         self._on_message = on_message
         self._on_close = on_close
@@ -119,8 +122,8 @@ class WsClient(asyncio.Protocol):
 
     def data_received(self, data):
         recv_ns = _time_ns()                     # one clock read per socket read
-        self.last_recv_ns = recv_ns
         if not self._open:
+            self.last_recv_ns = recv_ns
             self._handshake_data(data)
             return
         conn = self._conn
@@ -130,6 +133,11 @@ class WsClient(asyncio.Protocol):
             self._dispatch(exc.events, recv_ns)
             self._fail(exc)
             return
+        if events:
+            # Liveness means progress: only a complete frame (a message, ping, pong or close)
+            # moves last_recv_ns. A peer trickling one byte a second into a frame it never
+            # finishes, or endless empty fragments, is as silent as one sending nothing.
+            self.last_recv_ns = recv_ns
         on_message = self._on_message
         for event in events:
             if event.__class__ is _Message:      # hot path: a data message
@@ -180,7 +188,8 @@ class WsClient(asyncio.Protocol):
         if event.code == 1006:
             self._finish(ConnectionClosed("connection closed without a close frame", code=1006))
             return
-        log.info("%s: close frame received, code %d %r", self.url, event.code, event.reason)
+        log.info("%s: close frame received, code %d %s", self.url, event.code,
+                 escape_text(event.reason, 123))
         self._finish((event.code, event.reason))
         if self._linger_handle is None:
             self._linger_handle = self._loop.call_later(CLOSE_LINGER_S, self._close_transport)
@@ -311,6 +320,7 @@ class WsClient(asyncio.Protocol):
     async def close(self, code=1000, reason="", timeout_s=2.0):
         """Closing handshake (§7.1.2), then TCP close. Close frames bypass the rate limit."""
         if not self.closed.done() and not self._conn.close_sent and self.transport is not None:
+            self.close_initiated = True
             self._drop_pending()
             self._conn.send_close(code, reason)
             self.transport.write(self._conn.data_to_send())
@@ -383,6 +393,22 @@ def _mark_retrieved(fut):
     """Mark a future's exception as seen: the outcome is logged by us and kept on the future."""
     if not fut.cancelled():
         fut.exception()
+
+
+def trust_store_description(ssl_context):
+    """One line naming the CA certificates ``ssl_context`` verifies venues against, for the
+    start-up log. Why: OpenSSL honours SSL_CERT_FILE / SSL_CERT_DIR silently, so a process
+    started with another CA bundle in its environment would otherwise trust it unannounced."""
+    paths = ssl.get_default_verify_paths()
+    env = [(name, os.environ.get(name)) for name in ("SSL_CERT_FILE", "SSL_CERT_DIR")]
+    overridden = ["%s=%s" % (name, escape_text(value, 200)) for name, value in env if value]
+    cafile = paths.cafile or paths.openssl_cafile
+    capath = paths.capath or paths.openssl_capath
+    stats = ssl_context.cert_store_stats()
+    return "%s; file %s, directory %s; %d CA certificates loaded%s" % (
+        "from the environment: " + ", ".join(overridden) if overridden else "system default",
+        escape_text(cafile or "-", 200), escape_text(capath or "-", 200), stats.get("x509_ca", 0),
+        " (a directory's certificates load on first use)" if capath else "")
 
 
 MAX_ADDRESS_ATTEMPTS = 3   # addresses tried within one connect_timeout_s, each with a share
