@@ -37,7 +37,8 @@ def backoff_delay_s(attempt, initial_s, max_s, rng=random):
 class Link(object):
     """One WebSocket connection of a supervisor (two exist during a make-before-break)."""
 
-    __slots__ = ("supervisor", "client", "number", "opened_ns", "retiring", "_handle")
+    __slots__ = ("supervisor", "client", "number", "opened_ns", "retiring", "_handle",
+                 "conn_seq")
 
     def __init__(self, supervisor, number):
         self.supervisor = supervisor
@@ -46,6 +47,7 @@ class Link(object):
         self.opened_ns = time.monotonic_ns()
         self.retiring = False
         self._handle = supervisor.router.handle
+        self.conn_seq = sync_mod.ConnectionSequence()   # venues numbering whole connections
 
     def on_message(self, text, recv_ns):
         self._handle(self, text, recv_ns)

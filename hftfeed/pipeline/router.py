@@ -26,7 +26,7 @@ import time
 from hftfeed.codecs import wire
 from hftfeed.core import sync as sync_mod
 from hftfeed.core.book import Book
-from hftfeed.core.updates import Control, DepthUpdate, Quote, Trade
+from hftfeed.core.updates import ConnSequence, Control, DepthUpdate, Quote, Trade
 from hftfeed.errors import (DROP, EXIT, RECONNECT, RESYNC, HftfeedError, SyncError, VenueError,
                             escape_text, recovery_for)
 
@@ -146,6 +146,9 @@ class Router(object):
                     self._on_quote(event, recv_ns)
                 elif kind is Control:
                     link.supervisor.on_control(link, event)
+                elif kind is ConnSequence:
+                    if not self._on_conn_sequence(link, event.seq, recv_ns):
+                        break       # a late or repeated message: nothing of it is used
                 else:
                     stats.ignored_events += 1
         except HftfeedError as exc:
@@ -184,6 +187,25 @@ class Router(object):
         elif result is GAP:
             self.recover(link, inst, SyncError(inst.sync.last_gap), recv_ns)
 
+    def _on_conn_sequence(self, link, seq, recv_ns):
+        """A venue numbering every message of a connection (sync.ConnectionSequence): a hole
+        means a lost message of unknown content, so every instrument this connection carries
+        resyncs (its own in-stream snapshot: the venue's re-subscription). Returns False for a
+        late or repeated message, which is dropped whole."""
+        result = link.conn_seq.observe(seq)
+        if result == sync_mod.SEQ_OK:
+            return True
+        if result == sync_mod.SEQ_STALE:
+            self.stats.ignored_events += 1
+            return False
+        carried = [inst for inst in self.instruments.values() if inst.link is link]
+        log.warning("%s: connection sequence jumped to %d (%d messages lost so far on this "
+                    "connection); resynchronising its %d instruments", link.supervisor.name, seq,
+                    link.conn_seq.lost, len(carried))
+        for inst in carried:
+            self.resync(inst, "connection sequence gap before message %d" % seq, recv_ns)
+        return True
+
     def _adopt_from(self, inst, link, upd):
         """A diff from a link that is not the instrument's current source (make-before-break).
 
@@ -194,6 +216,13 @@ class Router(object):
         if link.retiring or inst.link is None:
             return False
         sync = inst.sync
+        if not getattr(sync.rule, "ids_span_links", True):
+            # ids of one connection say nothing about another's (a per-connection sequence,
+            # or no id at all): the newer link takes over with its own snapshot, nothing else
+            if link.number > inst.link.number and upd.is_snapshot:
+                inst.link = link
+                return True
+            return False
         if sync.state != sync_mod.LIVE:
             if link.number > inst.link.number:
                 inst.link = link    # not live anyway: take the new connection's stream now
