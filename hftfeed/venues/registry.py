@@ -69,11 +69,19 @@ VENUES = (
         demo_symbols=("BTC-USDT-SWAP", "ETH-USDT-SWAP"),
         book_sync="in-stream snapshot + `seqId`/`prevSeqId`",
         notes="CRC32 checksum of the top 25 verified when non-zero; text `ping`"),
+    VenueSpec(
+        wire_id=5, name="coinbase", display_name="Coinbase Advanced Trade",
+        adapter="hftfeed.venues.coinbase:Coinbase", sim_dialect="hftfeed.tools.sim.coinbase",
+        ws_url="wss://advanced-trade-ws.coinbase.com", rest_url="https://api.coinbase.com",
+        symbol_re=_DASHED_SYMBOL, symbol_example="BTC-USD", demo_symbols=("BTC-USD", "ETH-USD"),
+        book_sync="in-stream `level2` snapshot; `sequence_num` per connection (a gap resyncs "
+                  "the connection's instruments)",
+        notes="`level2`, `market_trades`, `ticker`; `heartbeats` keep it open"),
 )
 
 #: Wire ids that are assigned but have no adapter here (PROTOCOL.md lists them too) -> the name
 #: a receiver shows for them.
-RESERVED_WIRE_IDS = {5: "coinbase", 255: "sim"}
+RESERVED_WIRE_IDS = {255: "sim"}
 WIRE_ID_SIM = 255       # the monitor's self-test and a simulator speaking no real venue's protocol
 
 BY_NAME = {spec.name: spec for spec in VENUES}
