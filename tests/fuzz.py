@@ -30,7 +30,7 @@ from hftfeed.codecs import wire
 from hftfeed.core.book import Book  # noqa: E402
 from hftfeed.errors import HttpError, VenueError, WebSocketError, WireError  # noqa: E402
 from hftfeed.venues import registry  # noqa: E402
-from hftfeed.core.updates import Control, DepthUpdate, Quote, Trade  # noqa: E402
+from hftfeed.core.updates import ConnSequence, Control, DepthUpdate, Quote, Trade  # noqa: E402
 
 
 # ------------------------------------------------------------------------------ seeds
@@ -115,6 +115,30 @@ VENUE_SEEDS = {
         '"tradeId":"130639474","px":"42219.9","sz":"0.12060306","side":"buy","ts":"1630048897897"}]}',
         '{"event":"subscribe","arg":{"channel":"books","instId":"BTC-USDT"},"connId":"a4d3ae55"}',
         "pong",
+    ],
+    "coinbase": [
+        '{"channel":"l2_data","client_id":"","timestamp":"2023-02-09T20:32:50.714964855Z",'
+        '"sequence_num":0,"events":[{"type":"snapshot","product_id":"BTC-USD","updates":[{"side":'
+        '"bid","event_time":"1970-01-01T00:00:00Z","price_level":"21921.73","new_quantity":'
+        '"0.06317902"},{"side":"offer","event_time":"1970-01-01T00:00:00Z","price_level":'
+        '"21921.74","new_quantity":"1.5"}]}]}',
+        '{"channel":"l2_data","client_id":"","timestamp":"2023-02-09T20:32:50.8Z","sequence_num":'
+        '7,"events":[{"type":"update","product_id":"BTC-USD","updates":[{"side":"offer",'
+        '"event_time":"2023-02-09T20:32:50.8Z","price_level":"21921.74","new_quantity":"0"}]}]}',
+        '{"channel":"market_trades","client_id":"","timestamp":"2023-02-09T20:19:35.39625135Z",'
+        '"sequence_num":1,"events":[{"type":"update","trades":[{"trade_id":"000000000",'
+        '"product_id":"ETH-USD","price":"1260.01","size":"0.3","side":"BUY",'
+        '"time":"2019-08-14T20:42:27.265Z"}]}]}',
+        '{"channel":"ticker","client_id":"","timestamp":"2023-02-09T20:30:37.167359596Z",'
+        '"sequence_num":2,"events":[{"type":"update","tickers":[{"type":"ticker","product_id":'
+        '"BTC-USD","price":"21932.98","best_bid":"21931.98","best_bid_quantity":"8000.21",'
+        '"best_ask":"21933.98","best_ask_quantity":"8038.07770938"}]}]}',
+        '{"channel":"heartbeats","client_id":"","timestamp":"2023-06-23T20:31:26.122969572Z",'
+        '"sequence_num":3,"events":[{"current_time":"2023-06-23 20:31:56.121961769 +0000 UTC",'
+        '"heartbeat_counter":3049}]}',
+        '{"channel":"subscriptions","client_id":"","timestamp":"2023-02-09T20:32:50.714964855Z",'
+        '"sequence_num":4,"events":[{"subscriptions":{"level2":["BTC-USD"]}}]}',
+        '{"type":"error","message":"failure to subscribe"}',
     ],
 }
 
@@ -223,7 +247,7 @@ def venue_runner(name):
         except VenueError:
             return
         for event in events:
-            assert type(event) in (DepthUpdate, Trade, Quote, Control), event
+            assert type(event) in (DepthUpdate, Trade, Quote, Control, ConnSequence), event
             if type(event) is DepthUpdate:
                 assert all(type(x) is int and x >= 0 for x in event.bids + event.asks)
     return run
