@@ -188,3 +188,40 @@ def test_coinbase_a_message_lost_on_the_connection_resyncs_every_instrument_on_i
                    if m.instrument == inst and m.flags & wire.BOOK_FLAG_SNAPSHOT]
         assert len(flagged) == 2
     assert check_books_by_content(packets, truth, ids) > 50
+
+
+def test_kraken_every_published_message_matches_the_simulator(rigs):
+    rig = rigs("kraken")
+    packets, truth, ids = run_clean(rig)
+    assert check_books_by_content(packets, truth, ids) > 100
+    check_trades_and_quotes(packets, truth, ids)
+    books = messages_of(packets, wire.TYPE_BOOK)
+    assert {m.venue for m in books} == {registry.spec("kraken").wire_id}
+    for inst in ids:
+        assert states_of(packets, inst) == [wire.STATE_RESYNC, wire.STATE_LIVE]
+        assert max(m.bid_count if hasattr(m, "bid_count") else len(m.bids) for m in books
+                   if m.instrument == inst) == 20       # the top 20 of the 25 kept
+    assert "checksum mismatch" not in rig.daemon.log_text()
+
+
+def test_kraken_a_checksum_mismatch_resyncs_that_instrument_only(rigs):
+    rig = rigs("kraken")
+    symbol = rig.symbols[0]
+    rig.wait_live()
+    rig.collector.collect(0.7)
+    rig.sim.fault(fault="bad_checksum", symbol=symbol)
+    assert rig.collector.collect(8.0, until=lives_of(1, 1)), rig.daemon.log_text()[-3000:]
+    rig.collector.collect(1.0)
+    rig.finish()
+    packets = rig.collector.packets()
+    check_sequence(packets)
+    truth = load_journal(rig.sim.journal, initial_book_ids=True)
+    assert [f for f in truth.faults_named("bad_checksum") if "correct" in f]
+    ids = {m.instrument: m.symbol for m in messages_of(packets, wire.TYPE_INSTRUMENT)}
+    by_symbol = {s: i for i, s in ids.items()}
+    log = rig.daemon.log_text()
+    assert "checksum mismatch" in log
+    assert states_of(packets, by_symbol[symbol]) == [wire.STATE_RESYNC, wire.STATE_LIVE] * 2, \
+        log[-3000:]
+    assert states_of(packets, by_symbol[rig.symbols[1]]) == [wire.STATE_RESYNC, wire.STATE_LIVE]
+    assert check_books_by_content(packets, truth, ids) > 50

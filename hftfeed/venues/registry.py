@@ -36,6 +36,8 @@ VenueSpec = namedtuple("VenueSpec", (
 # refused at start-up instead of producing a subscription the venue rejects at run time.
 _PLAIN_SYMBOL = re.compile(r"\A[A-Z0-9]{2,20}\Z", re.IGNORECASE)
 _DASHED_SYMBOL = re.compile(r"\A[A-Z0-9]{1,12}(-[A-Z0-9]{1,12}){1,3}\Z", re.IGNORECASE)
+# Kraken v2 pairs: base/quote (BTC/USD).
+_SLASHED_SYMBOL = re.compile(r"\A[A-Z0-9]{1,12}/[A-Z0-9]{1,12}\Z", re.IGNORECASE)
 
 VENUES = (
     VenueSpec(
@@ -77,6 +79,13 @@ VENUES = (
         book_sync="in-stream `level2` snapshot; `sequence_num` per connection (a gap resyncs "
                   "the connection's instruments)",
         notes="`level2`, `market_trades`, `ticker`; `heartbeats` keep it open"),
+    VenueSpec(
+        wire_id=6, name="kraken", display_name="Kraken spot (WebSocket v2)",
+        adapter="hftfeed.venues.kraken:Kraken", sim_dialect="hftfeed.tools.sim.kraken",
+        ws_url="wss://ws.kraken.com/v2", rest_url="https://api.kraken.com",
+        symbol_re=_SLASHED_SYMBOL, symbol_example="BTC/USD", demo_symbols=("BTC/USD", "ETH/USD"),
+        book_sync="in-stream `book` snapshot; CRC32 of the top 10 is the only guard (no ids)",
+        notes="`book` (depth 25), `trade`, `ticker` (bbo); `instrument` for precisions"),
 )
 
 #: Wire ids that are assigned but have no adapter here (PROTOCOL.md lists them too) -> the name

@@ -61,10 +61,12 @@ VENUE_DEFAULTS = {
             "checksum": "real"},
     "coinbase": {"depth_levels": 100, "max_incoming_per_s": 8, "lifetime_s": _NO_LIMIT_S,
                  "weight_limit": 6000},
+    "kraken": {"depth_levels": 100, "max_incoming_per_s": 8, "lifetime_s": _NO_LIMIT_S,
+               "weight_limit": 6000},
 }
 # Largest book each dialect can serve exactly (its stream is the whole simulated book).
 MAX_DEPTH_LEVELS = {"binance": 1000000, "binance-usdm": 1000, "bybit": 50, "okx": 400,
-                   "coinbase": 1000}
+                   "coinbase": 1000, "kraken": 1000}
 
 
 class SimConfig(object):
