@@ -140,6 +140,30 @@ VENUE_SEEDS = {
         '"sequence_num":4,"events":[{"subscriptions":{"level2":["BTC-USD"]}}]}',
         '{"type":"error","message":"failure to subscribe"}',
     ],
+    "kraken": [
+        '{"channel":"instrument","type":"snapshot","data":{"assets":[],"pairs":[{"symbol":'
+        '"BTC/USD","base":"BTC","quote":"USD","status":"online","qty_precision":8,'
+        '"qty_increment":0.00000001,"price_precision":1,"cost_precision":5,"marginable":true,'
+        '"has_index":true,"cost_min":0.5,"tick_size":0.1,"price_increment":0.1,"qty_min":0.0001}]}}',
+        '{"channel":"book","type":"snapshot","data":[{"symbol":"BTC/USD","bids":[{"price":45283.5,'
+        '"qty":0.1},{"price":45283.4,"qty":1.2}],"asks":[{"price":45285.2,"qty":0.001}],'
+        '"checksum":3310070434}]}',
+        '{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[{"price":45283.5,'
+        '"qty":0}],"asks":[],"checksum":2114181697,"timestamp":"2023-10-06T17:35:55.440295Z"}]}',
+        '{"channel":"trade","type":"update","data":[{"symbol":"BTC/USD","side":"sell","price":'
+        '45283.5,"qty":0.1,"ord_type":"market","trade_id":4665906,"timestamp":'
+        '"2023-09-25T07:49:37.708706Z"}]}',
+        '{"channel":"ticker","type":"update","data":[{"symbol":"BTC/USD","bid":45283.5,'
+        '"bid_qty":0.1,"ask":45285.2,"ask_qty":0.001,"last":45284.0,"volume":10.5}]}',
+        '{"method":"subscribe","result":{"channel":"book","depth":25,"snapshot":true,"symbol":'
+        '"BTC/USD"},"success":true,"time_in":"2023-09-25T09:04:31.742599Z","time_out":'
+        '"2023-09-25T09:04:31.742648Z","req_id":7}',
+        '{"error":"Currency pair not supported","method":"subscribe","success":false,"symbol":'
+        '"XX/YY","time_in":"2023-09-25T09:04:31.742599Z","time_out":"2023-09-25T09:04:31.7Z"}',
+        '{"method":"pong","req_id":101,"time_in":"2023-09-24T14:10:23.799685Z","time_out":'
+        '"2023-09-24T14:10:23.799703Z"}',
+        '{"channel":"heartbeat"}',
+    ],
 }
 
 

@@ -77,9 +77,16 @@ class KrakenRule(ChecksumOnlyRule):
         return checksum_of(book, prec[0], prec[1])
 
 
+class JsonNumber(str):
+    """A JSON number with a fraction or exponent, kept as its text (``json`` parse_float):
+    exact digits, and still told apart from a JSON string."""
+
+    __slots__ = ()
+
+
 def _number_text(value, what):
-    """A JSON number decoded as text (floats) or int -> its decimal text."""
-    if type(value) is str:
+    """A JSON number (decoded as JsonNumber, or int) -> its decimal text."""
+    if type(value) is JsonNumber:
         return value
     if type(value) is int:
         return "%d" % value
@@ -161,7 +168,7 @@ class Kraken(Venue):
 
     def parse(self, text):
         try:
-            msg = json.loads(text, parse_float=str)     # prices keep their exact digits
+            msg = json.loads(text, parse_float=JsonNumber)   # exact digits, never floats
         except ValueError as exc:
             raise VenueError("malformed JSON: %s" % exc)
         except RecursionError:
