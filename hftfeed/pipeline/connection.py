@@ -324,7 +324,12 @@ class Supervisor(object):
                 moved += 1
             else:   # quiet instrument, or no chaining point seen: take the new stream as is
                 inst.link = new
-                if inst.sync.state != sync_mod.LIVE:
+                if not getattr(inst.sync.rule, "ids_span_links", True):
+                    # the book's ids are the old connection's: nothing on the new one can
+                    # continue it, so it needs the new connection's snapshot
+                    self.router.resync(inst, "no snapshot on the new connection during the "
+                                       "rollover", now_ns)
+                elif inst.sync.state != sync_mod.LIVE:
                     inst.sync.start_resync()
                     self.router.set_state(inst, wire.STATE_RESYNC, now_ns)
         self._publisher.flush()
