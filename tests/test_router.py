@@ -474,3 +474,80 @@ def test_an_instrument_that_never_connects_is_announced_disconnected():
 
     rec = run(scenario())
     assert rec.statuses == [(BTC, DISC)]      # once, not once per attempt
+
+
+def test_a_quiet_rest_instrument_waiting_for_its_first_diff_is_not_restarted_by_the_deadline(caplog):
+    """No diff at all since the resync began (an illiquid symbol): nothing to start over."""
+    async def script(conn):
+        await asyncio.sleep(30)
+
+    async def scenario():
+        ex = await HostileExchange(script).start()
+        feed, rec = make_feed("binance", ex, snapshot_timeout_s=0.3, silence_timeout_s=30.0)
+        feed.start()
+        try:
+            assert await wait_for(lambda: rec.state_of(BTC) == RESYNC)
+            await asyncio.sleep(3.5)           # the deadline (2 s) passes, more than once
+        finally:
+            await feed.stop()
+            await ex.stop()
+        return feed, ex
+
+    with caplog.at_level(logging.WARNING):
+        feed, ex = run(scenario())
+    assert feed.stats.resync_timeouts == 0 and not ex.requests
+    assert "still not live" not in caplog.text
+
+
+def test_a_multi_megabyte_in_stream_snapshot_is_dropped_before_parsing(monkeypatch):
+    """Bybit sends a 100k-level snapshot (several MB): parsing it would stall every feed on the
+    loop for seconds, so it is dropped unparsed and counted; the next, real snapshot is used."""
+    from hftfeed.pipeline import router
+    huge = bybit_book("snapshot", 10, bids=[(1 + i, 1) for i in range(100000)], asks=((200000, 1),))
+    parsed_sizes = []
+
+    async def script(conn):
+        await wait_for(lambda: conn.texts)
+        conn.send_text(BYBIT_ACK)
+        conn.send_text(huge)
+        await wait_for(lambda: any('"unsubscribe"' in t for t in conn.texts), 10.0)
+        conn.send_text(bybit_book("snapshot", 20, bids=((99, 1),), asks=((100, 1),)))
+        await asyncio.sleep(30)
+
+    async def scenario():
+        ex = await HostileExchange(script).start()
+        feed, rec = make_feed("bybit", ex, snapshot_timeout_s=0.5)
+        real_parse = feed.router._parse
+        feed.router._parse = lambda text: parsed_sizes.append(len(text)) or real_parse(text)
+        feed.start()
+        try:
+            assert await wait_for(lambda: rec.state_of(BTC) == LIVE, 10.0)
+        finally:
+            await feed.stop()
+            await ex.stop()
+        return feed
+
+    feed = run(scenario())
+    assert len(huge) > router.MAX_PARSE_CHARS
+    assert max(parsed_sizes) < router.MAX_PARSE_CHARS and feed.stats.bad_messages == 1
+
+
+def test_a_subscription_never_acknowledged_is_a_reconnect_with_a_counter(caplog):
+    async def script(conn):
+        await asyncio.sleep(30)             # Bybit that never answers the subscribe
+
+    async def scenario():
+        ex = await HostileExchange(script).start()
+        feed, rec = make_feed("bybit", ex, connect_timeout_s=0.5)
+        feed.start()
+        try:
+            assert await wait_for(lambda: len(ex.conns) >= 2, 10.0)
+        finally:
+            await feed.stop()
+            await ex.stop()
+        return feed
+
+    with caplog.at_level(logging.WARNING):
+        feed = run(scenario())
+    assert feed.stats.ack_timeouts >= 1
+    assert "not acknowledged within 0.5 s" in caplog.text

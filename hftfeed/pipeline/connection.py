@@ -6,7 +6,7 @@ Data flow for one inbound WebSocket message (inline in ``data_received``):
 :class:`~hftfeed.core.sync.InstrumentSync` -> :class:`~hftfeed.pipeline.publisher.Publisher`
 (packed in place) -> ``flush`` (one ``sendto``).
 
-A dead, half-open or silent connection (nothing received, not even a ping, for
+A dead, half-open or silent connection (no complete frame, not even a ping, for
 ``silence_timeout_s``) is aborted and replaced; reconnects back off exponentially with jitter,
 capped, forever. Before the venue's forced connection lifetime, or when it announces a shutdown,
 a second connection is opened and each instrument switches to it at a point where its update-id
@@ -273,6 +273,7 @@ class Supervisor(object):
                 return
             if self.acks_pending > 0 and time.monotonic_ns() - link.opened_ns > \
                     cfg.connect_timeout_s * 1e9:
+                self._stats.ack_timeouts += 1
                 log.warning("%s: %d subscription(s) not acknowledged within %.1f s; reconnecting",
                             self.name, self.acks_pending, cfg.connect_timeout_s)
                 link.client.abort()

@@ -5,7 +5,7 @@ publishing, resync) and the connection supervisors (``connection.py``) that carr
 Recovery policy (decided by ``errors.recovery_for``, carried out by ``router.Router.recover``):
 - a gap or inconsistency resyncs *that instrument only*: status 2, fresh snapshot (REST) or a
   re-subscription (in-stream snapshot venues), replay of the buffered diffs, status 1;
-- a dead, half-open or silent connection (nothing received, not even a ping, for
+- a dead, half-open or silent connection (no complete frame, not even a ping, for
   ``silence_timeout_s``) is aborted and replaced; reconnects back off exponentially with jitter,
   capped, forever; every instrument on it is announced with status 3 meanwhile;
 - snapshot requests go through a per-feed request-weight budget and honour HTTP 429/418
@@ -20,7 +20,7 @@ import logging
 import time
 
 from hftfeed.codecs import wire
-from hftfeed.errors import HttpStatusError, escape_text
+from hftfeed.errors import HttpStatusError
 from hftfeed.pipeline.connection import Supervisor, backoff_delay_s
 from hftfeed.pipeline.router import Instrument, Router
 from hftfeed.transport.rest import HttpClient
@@ -60,6 +60,7 @@ class FeedStats(object):
         self.app_pings = 0
         self.bad_ids = 0           # quotes/updates/snapshots with ids outside the stream
         self.resync_timeouts = 0   # resyncs started over after their deadline
+        self.ack_timeouts = 0      # connections dropped for unacknowledged subscriptions
 
     def as_dict(self):
         return dict(self.__dict__)

@@ -48,6 +48,10 @@ BAD_MESSAGE_LOG_EVERY = 1000
 # MAX_QUOTE_ID_JUMP ahead of the last one, are bad data; and when QUOTE_REGRESS_LIMIT quotes in
 # a row are "older" than the last accepted one, the stream is followed from where it is.
 MAX_QUOTE_ID_JUMP = 2 ** 32
+# No venue message we use comes near this (the largest real ones, OKX 400-level snapshots, are
+# ~25 kB); a bigger one is dropped before parsing, because parsing a many-MB book in Python
+# would stall every feed on this event loop (and a SIGTERM) for seconds.
+MAX_PARSE_CHARS = 2 ** 20
 QUOTE_REGRESS_LIMIT = 20
 
 
@@ -124,6 +128,9 @@ class Router(object):
         try:
             if type(text) is not str:   # a binary frame: venues speak JSON text, so it must be
                 text = _utf8(text)      # UTF-8 (every adapter then sees str, on every interpreter)
+            if len(text) > MAX_PARSE_CHARS:
+                raise VenueError("message of %d characters over the %d-character maximum; "
+                                 "not parsed" % (len(text), MAX_PARSE_CHARS))
             events = self._parse(text)
         except HftfeedError as exc:
             self.recover(link, None, exc, recv_ns)
@@ -296,6 +303,13 @@ class Router(object):
             since = inst.resync_since
             if since == 0.0 or inst.sync.state != sync_mod.RESYNCING or now_s - since < deadline_s:
                 continue
+            idle = not self.in_stream_snapshots and not inst.sync.buffer and \
+                not inst.sync.loaded and (inst.snapshot_task is None or inst.snapshot_task.done())
+            if idle:
+                # REST venue, no diff since the resync began: nothing is stuck, the instrument
+                # is quiet (the silence timeout watches the connection). Count from now.
+                inst.resync_since = now_s
+                continue
             self.stats.resync_timeouts += 1
             log.warning("%s %s: still not live %.1f s after the resync began (%s); starting "
                         "it over", self.venue.NAME, inst.symbol, now_s - since,
@@ -457,6 +471,8 @@ class Router(object):
 
 
 def _utf8(data):
+    if len(data) > 4 * MAX_PARSE_CHARS:
+        raise VenueError("binary frame of %d bytes; not decoded" % len(data))
     try:
         return bytes(data).decode("utf-8")
     except UnicodeDecodeError as exc:
