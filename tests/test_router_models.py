@@ -167,3 +167,41 @@ def test_coinbase_rollover_without_a_snapshot_on_the_new_connection_resyncs_inst
     assert RESYNC in states(rec, 1)[1:], "the rollover went through a resync"
     first_new = next(b for b in rec.books if b[2] == (100 * P, 77 * P))
     assert first_new[1] & wire.BOOK_FLAG_SNAPSHOT
+
+
+def test_coinbase_a_multi_megabyte_level2_snapshot_is_parsed_not_dropped_as_oversized():
+    """Coinbase's only book is one in-stream snapshot of every level: several MB for a liquid
+    product. The router's guard against huge messages must let it through (the adapter names
+    its own maximum, MAX_MESSAGE_CHARS) or the product could never go live."""
+    n_levels = 15000
+    stamp = "2026-12-05T06:00:00Z"
+    updates = []
+    for i in range(n_levels):
+        updates.append({"side": "bid", "event_time": stamp, "price_level": "%d.01" % (50000 - i),
+                        "new_quantity": "1.5"})
+        updates.append({"side": "offer", "event_time": stamp,
+                        "price_level": "%d.01" % (50001 + i), "new_quantity": "2.5"})
+    big = cb(2, "l2_data", [{"type": "snapshot", "product_id": "BTC-USD", "updates": updates}])
+    assert len(big) > 2 ** 21
+
+    async def script(conn):
+        assert await wait_for(lambda: sum('"subscribe"' in t for t in conn.texts) >= 2)
+        conn.send_text(cb(0, "subscriptions", [{"subscriptions": {}}]))
+        conn.send_text(cb(1, "subscriptions", [{"subscriptions": {}}]))
+        conn.send_text(big)
+        await asyncio.sleep(30)
+
+    async def scenario():
+        ex = await HostileExchange(script).start()
+        feed, rec = make_feed("coinbase", ex, symbols=("BTC-USD",), channels=["depth"])
+        feed.start()
+        try:
+            assert await wait_for(lambda: rec.state_of(1) == LIVE, 10.0)
+        finally:
+            await feed.stop()
+            await ex.stop()
+        return feed, rec
+
+    feed, rec = run(scenario())
+    assert rec.books[-1][2] == (5000001000000, 150000000)
+    assert feed.stats.bad_messages == 0

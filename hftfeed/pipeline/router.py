@@ -116,6 +116,8 @@ class Router(object):
         self.resync_deadline_s = resync_deadline_s
         self.in_stream_snapshots = venue.rule.snapshot_in_stream
         self._parse = venue.parse
+        # a venue whose only snapshot is one big in-stream message (Coinbase level2) says so
+        self.max_parse_chars = getattr(venue, "MAX_MESSAGE_CHARS", None) or MAX_PARSE_CHARS
         # "frame": one datagram per inbound frame (PROTOCOL.md); "read": per socket read
         self.flush_per_frame = getattr(publisher, "flush_policy", "frame") == "frame"
 
@@ -128,9 +130,9 @@ class Router(object):
         try:
             if type(text) is not str:   # a binary frame: venues speak JSON text, so it must be
                 text = _utf8(text)      # UTF-8 (every adapter then sees str, on every interpreter)
-            if len(text) > MAX_PARSE_CHARS:
+            if len(text) > self.max_parse_chars:
                 raise VenueError("message of %d characters over the %d-character maximum; "
-                                 "not parsed" % (len(text), MAX_PARSE_CHARS))
+                                 "not parsed" % (len(text), self.max_parse_chars))
             events = self._parse(text)
         except HftfeedError as exc:
             self.recover(link, None, exc, recv_ns)

@@ -83,6 +83,10 @@ class Coinbase(Venue):
     MAX_STREAMS_PER_CONNECTION = 300
     MAX_OUT_MSGS_PER_S = 5.0          # below the venue's per-IP request budget
     SUBSCRIBE_ACKS = True             # every request is answered by a "subscriptions" message
+    # level2's snapshot is the whole book in one message: several MB for BTC-USD (tens of
+    # thousands of levels at ~100 bytes each), and there is no other way to get a book. Up to
+    # the WebSocket transport's own 16 MiB cap it is parsed, not dropped as oversized.
+    MAX_MESSAGE_CHARS = 16 * 2 ** 20
     rule = CoinbaseRule()
 
     @classmethod
