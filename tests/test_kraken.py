@@ -111,6 +111,17 @@ def test_trade_ticker_and_replies():
     assert venue().parse(HEARTBEAT)[0].kind == CTRL_IGNORED
 
 
+def test_numbers_keep_their_exact_value_on_the_fast_and_the_exact_path():
+    v = venue()
+    (fast,) = v.parse(SNAPSHOT.replace('"qty":1.2', '"qty":9999999.12345678'))
+    assert fast.bids[3] == 999999912345678                 # 15 digits: float and back, exact
+    big = '"qty":12345678901.12345678'                      # 19 digits: a float would round it
+    (exact,) = v.parse(SNAPSHOT.replace('"qty":1.2', big))
+    assert exact.bids[3] == 1234567890112345678
+    (tiny,) = v.parse(SNAPSHOT.replace('"qty":1.2', '"qty":1e-05'))
+    assert tiny.bids[3] == 1000
+
+
 def test_instruments_keep_only_the_configured_pairs():
     v = Kraken(["ETH/USD"], ("depth",))
     v.parse(INSTRUMENT)
@@ -129,6 +140,9 @@ def test_instruments_keep_only_the_configured_pairs():
     SNAPSHOT.replace('"qty":0.1', '"qty":-0.1'),
     SNAPSHOT.replace('"price":45283.5', '"price":0'),
     SNAPSHOT.replace('"price":45283.5', '"price":1e-12'),
+    SNAPSHOT.replace('"price":45283.5', '"price":NaN'),
+    SNAPSHOT.replace('"price":45283.5', '"price":Infinity'),
+    SNAPSHOT.replace('"qty":1.2', '"qty":123456789012.123456789'),
     SNAPSHOT.replace('"bids":[', '"bids":{"a":[').replace('"asks"', '"x":1},"asks"', 1),
     '{"channel":"book","type":"update","data":{}}',
     '{"channel":"book","type":"update","data":[1]}',
