@@ -132,7 +132,9 @@ def test_heartbeats_come_every_second_and_a_lost_message_is_a_hole_on_each_conne
                 ws.send_json({"type": "subscribe", "channel": "level2",
                               "product_ids": ["BTC-USD"]})
                 conns.append(ws)
-            first = [[json.loads(await ws.recv_message()) for _ in range(20)] for ws in conns]
+            first = []
+            for ws in conns:
+                first.append([json.loads(await ws.recv_message()) for _ in range(20)])
             await rawclient.post_fault(HOST, srv.port, {"fault": "drop_diff"})
             seen = []
             for ws in conns:
