@@ -36,6 +36,13 @@ Venue surfaces (details in each dialect's docstring):
   ``prevSeqId``-chained updates with CRC32 checksums (or 0), empty keepalive updates, ``trades``,
   ``bbo-tbt``; text ``ping`` -> ``pong``; closed after 30 s without pushes or subscriptions;
   faults ``okx_seq_reset`` (seqId goes down) and ``bad_checksum``.
+* ``coinbase`` (the root path): one request per channel (``level2``, ``market_trades``,
+  ``ticker``, ``heartbeats``), each answered by ``subscriptions``; ``sequence_num`` counted per
+  connection across channels; ``drop_diff`` loses a message in transit (every receiver skips a
+  number).
+* ``kraken`` (``/v2``): per-symbol answers, ``ping`` -> ``pong``, ``heartbeat``; ``instrument``
+  precisions; ``book`` at depths 10-1000 with the top-10 CRC32 and no deletion for levels pushed
+  out of the depth; ``trade``, ``ticker``; fault ``bad_checksum``.
 
 Control: ``POST /_sim/fault`` with ``{"fault": NAME, ...}`` -> ``{"ok":true}`` (400 with a reason
 otherwise); ``GET /_sim/status``. Fault names and parameters: ``faults.FAULT_PARAMS``. Measure
