@@ -80,6 +80,15 @@ def test_trade_side_is_the_makers_so_the_aggressor_is_the_other():
     assert buy.side == SIDE_BUY
 
 
+def test_the_trade_history_sent_on_subscribing_is_not_published_as_live_trades():
+    history = TRADES.replace('"type":"update"', '"type":"snapshot"')
+    assert venue().parse(history)[1:] == []
+    with pytest.raises(VenueError):
+        venue().parse(history.replace('"BUY"', '"HOLD"'))      # still checked
+    with pytest.raises(VenueError):
+        venue().parse(TRADES.replace('"type":"update"', '"type":"later"'))
+
+
 def test_ticker_is_a_quote_with_the_sequence_number_as_its_id():
     _, quote = venue().parse(TICKER)
     assert type(quote) is Quote

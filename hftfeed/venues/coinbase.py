@@ -15,6 +15,7 @@
   quantities (``"0"`` removes the level). No per-product update id exists;
 - ``market_trades``: events of ``{"type":..,"trades":[{"trade_id","product_id","price","size",
   "side","time"}]}``; ``side`` is the *maker's* side, so the taker (aggressor) is the other one;
+  the ``snapshot`` event after subscribing (recent history) is not published;
 - ``ticker``: events of ``{"type":..,"tickers":[{"product_id","best_bid","best_bid_quantity",
   "best_ask","best_ask_quantity",..}]}``;
 - ``heartbeats``: one message a second on a subscribed connection; channels without updates
@@ -196,11 +197,20 @@ def parse_l2_event(event, seq, exch_ns):
 
 
 def parse_trades(event, out):
-    """``market_trades`` event -> Trades. ``side`` is the maker's: the aggressor is opposite."""
+    """``market_trades`` event -> Trades. ``side`` is the maker's: the aggressor is opposite.
+
+    A ``snapshot`` event (the recent trades Coinbase sends right after subscribing) is checked
+    and left out: those trades happened before this connection, and a consumer of the feed
+    takes every T message for a live print (the other venues send no trade history either)."""
     what = "market_trades"
     trades = event.get("trades")
     if type(trades) is not list:
         raise VenueError("%s: trades must be a list" % what)
+    kind = event.get("type")
+    if kind == "snapshot":
+        out = []                        # validated below, then dropped
+    elif kind != "update":
+        raise VenueError("%s: type must be snapshot or update, got %r" % (what, kind))
     for item in trades:
         if type(item) is not dict:
             raise VenueError("%s: trades must be objects" % what)
