@@ -32,7 +32,7 @@ from hftfeed.codecs import wire
 from hftfeed.core.book import Book  # noqa: E402
 from hftfeed.errors import HttpError, VenueError, WebSocketError, WireError  # noqa: E402
 from hftfeed.venues import registry  # noqa: E402
-from hftfeed.core.updates import Control, DepthUpdate, Quote, Trade  # noqa: E402
+from hftfeed.core.updates import ConnSequence, Control, DepthUpdate, Quote, Trade  # noqa: E402
 
 
 # ------------------------------------------------------------------------------ seeds
@@ -180,6 +180,54 @@ VENUE_SEEDS = {
         '{"event":"subscribe","arg":{"channel":"books","instId":"BTC-USDT"},"connId":"a4d3ae55"}',
         "pong",
     ],
+    "coinbase": [
+        '{"channel":"l2_data","client_id":"","timestamp":"2023-02-09T20:32:50.714964855Z",'
+        '"sequence_num":0,"events":[{"type":"snapshot","product_id":"BTC-USD","updates":[{"side":'
+        '"bid","event_time":"1970-01-01T00:00:00Z","price_level":"21921.73","new_quantity":'
+        '"0.06317902"},{"side":"offer","event_time":"1970-01-01T00:00:00Z","price_level":'
+        '"21921.74","new_quantity":"1.5"}]}]}',
+        '{"channel":"l2_data","client_id":"","timestamp":"2023-02-09T20:32:50.8Z","sequence_num":'
+        '7,"events":[{"type":"update","product_id":"BTC-USD","updates":[{"side":"offer",'
+        '"event_time":"2023-02-09T20:32:50.8Z","price_level":"21921.74","new_quantity":"0"}]}]}',
+        '{"channel":"market_trades","client_id":"","timestamp":"2023-02-09T20:19:35.39625135Z",'
+        '"sequence_num":1,"events":[{"type":"update","trades":[{"trade_id":"000000000",'
+        '"product_id":"ETH-USD","price":"1260.01","size":"0.3","side":"BUY",'
+        '"time":"2019-08-14T20:42:27.265Z"}]}]}',
+        '{"channel":"ticker","client_id":"","timestamp":"2023-02-09T20:30:37.167359596Z",'
+        '"sequence_num":2,"events":[{"type":"update","tickers":[{"type":"ticker","product_id":'
+        '"BTC-USD","price":"21932.98","best_bid":"21931.98","best_bid_quantity":"8000.21",'
+        '"best_ask":"21933.98","best_ask_quantity":"8038.07770938"}]}]}',
+        '{"channel":"heartbeats","client_id":"","timestamp":"2023-06-23T20:31:26.122969572Z",'
+        '"sequence_num":3,"events":[{"current_time":"2023-06-23 20:31:56.121961769 +0000 UTC",'
+        '"heartbeat_counter":3049}]}',
+        '{"channel":"subscriptions","client_id":"","timestamp":"2023-02-09T20:32:50.714964855Z",'
+        '"sequence_num":4,"events":[{"subscriptions":{"level2":["BTC-USD"]}}]}',
+        '{"type":"error","message":"failure to subscribe"}',
+    ],
+    "kraken": [
+        '{"channel":"instrument","type":"snapshot","data":{"assets":[],"pairs":[{"symbol":'
+        '"BTC/USD","base":"BTC","quote":"USD","status":"online","qty_precision":8,'
+        '"qty_increment":0.00000001,"price_precision":1,"cost_precision":5,"marginable":true,'
+        '"has_index":true,"cost_min":0.5,"tick_size":0.1,"price_increment":0.1,"qty_min":0.0001}]}}',
+        '{"channel":"book","type":"snapshot","data":[{"symbol":"BTC/USD","bids":[{"price":45283.5,'
+        '"qty":0.1},{"price":45283.4,"qty":1.2}],"asks":[{"price":45285.2,"qty":0.001}],'
+        '"checksum":3310070434}]}',
+        '{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[{"price":45283.5,'
+        '"qty":0}],"asks":[],"checksum":2114181697,"timestamp":"2023-10-06T17:35:55.440295Z"}]}',
+        '{"channel":"trade","type":"update","data":[{"symbol":"BTC/USD","side":"sell","price":'
+        '45283.5,"qty":0.1,"ord_type":"market","trade_id":4665906,"timestamp":'
+        '"2023-09-25T07:49:37.708706Z"}]}',
+        '{"channel":"ticker","type":"update","data":[{"symbol":"BTC/USD","bid":45283.5,'
+        '"bid_qty":0.1,"ask":45285.2,"ask_qty":0.001,"last":45284.0,"volume":10.5}]}',
+        '{"method":"subscribe","result":{"channel":"book","depth":25,"snapshot":true,"symbol":'
+        '"BTC/USD"},"success":true,"time_in":"2023-09-25T09:04:31.742599Z","time_out":'
+        '"2023-09-25T09:04:31.742648Z","req_id":7}',
+        '{"error":"Currency pair not supported","method":"subscribe","success":false,"symbol":'
+        '"XX/YY","time_in":"2023-09-25T09:04:31.742599Z","time_out":"2023-09-25T09:04:31.7Z"}',
+        '{"method":"pong","req_id":101,"time_in":"2023-09-24T14:10:23.799685Z","time_out":'
+        '"2023-09-24T14:10:23.799703Z"}',
+        '{"channel":"heartbeat"}',
+    ],
 }
 
 
@@ -284,7 +332,7 @@ def check_venue_events(events):
     """The invariants every event of every venue adapter keeps (tests/test_venue_contract.py)."""
     assert type(events) is list
     for event in events:
-        assert type(event) in (DepthUpdate, Trade, Quote, Control), event
+        assert type(event) in (DepthUpdate, Trade, Quote, Control, ConnSequence), event
         if type(event) is DepthUpdate:
             assert type(event.symbol) is str and event.symbol
             assert type(event.first_id) is int and type(event.last_id) is int

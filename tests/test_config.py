@@ -115,7 +115,7 @@ def test_ids_continue_across_feeds_in_order_of_appearance():
     ({"feeds__0__colour": "red"}, "feeds[0]: unknown key 'colour'"),
     ({"extra": 1}, "config: unknown key 'extra'"),
     ({"publisher__speed": 1}, "publisher: unknown key 'speed'"),
-    ({"feeds__0__venue": "kraken"}, "feeds[0].venue: 'kraken' is not one of"),
+    ({"feeds__0__venue": "nyse"}, "feeds[0].venue: 'nyse' is not one of"),
     ({"feeds__0__symbols": "BTCUSDT"}, "feeds[0].symbols: expected a non-empty list"),
     ({"feeds__0__symbols": []}, "feeds[0].symbols: expected a non-empty list"),
     ({"feeds__0__symbols__1": 5}, "feeds[0].symbols[1]: expected a symbol string"),

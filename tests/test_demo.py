@@ -29,8 +29,8 @@ def test_demo_runs_every_registered_venue_and_stops_cleanly():
 
 def test_demo_rejects_an_unknown_venue_with_exit_code_2():
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "hftfeed.py"), "demo",
-                           "--venues", "binance,kraken"], stdout=subprocess.PIPE,
+                           "--venues", "binance,nyse"], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
     assert proc.returncode == 2
-    assert "--venues: 'kraken' is not one of" in proc.stderr
+    assert "--venues: 'nyse' is not one of" in proc.stderr
     assert "Traceback" not in proc.stderr

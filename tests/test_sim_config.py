@@ -34,7 +34,7 @@ def test_explicit_values_win_over_venue_defaults():
 
 
 @pytest.mark.parametrize("kwargs, words", [
-    ({"venue": "kraken"}, "unsupported venue"),
+    ({"venue": "nyse"}, "unsupported venue"),
     ({"venue": "bybit", "depth_levels": 200}, "at most 50"),
     ({"venue": "okx", "depth_levels": 500, "symbols": ["BTC-USDT"]}, "at most 400"),
     ({"venue": "okx", "checksum": "maybe", "symbols": ["BTC-USDT"]}, "checksum"),

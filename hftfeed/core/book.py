@@ -135,6 +135,19 @@ class Book(object):
         self.truncated_levels += dropped
         self.update_id = update_id
 
+    def truncate(self, max_levels):
+        """Keep only the best ``max_levels`` levels a side. For venues that maintain just the
+        top of their book and send no deletion for a level pushed out of it (Kraken v2): the
+        levels beyond their depth are no longer maintained, so they must not be kept."""
+        extra = self.bid_levels - max_levels
+        if extra > 0:                   # bids: worst first from base
+            self._bid_base += extra
+            self.bid_levels = max_levels
+        extra = self.ask_levels - max_levels
+        if extra > 0:                   # asks: worst (highest) first from base
+            self._ask_base += extra
+            self.ask_levels = max_levels
+
     # -- the hot path ---------------------------------------------------------------------------
 
     def set_bid(self, price, qty):

@@ -353,3 +353,117 @@ class InstrumentSync(object):
             return self._gap("checksum mismatch on snapshot %d" % upd.last_id)
         self.state = LIVE
         return SYNCED
+
+
+# -- continuity models besides the per-instrument id chain --------------------------------------
+#
+# Two venue-neutral models for venues whose messages carry no per-instrument chain:
+#
+# * a sequence per *connection* (Coinbase ``sequence_num``): every message on the connection,
+#   whatever its channel or instrument, takes the next number, so a hole means "some message of
+#   this connection is lost" and no instrument on it can vouch for its book. The connection-level
+#   check is :class:`ConnectionSequence` (one per connection, driven by the router); the
+#   instruments then only need their ids to grow (:class:`ConnectionSequenceRule`);
+# * checksum-only (Kraken v2 ``book``): no id at all; after every message the venue's checksum
+#   of the top of the book is the only guard (:class:`ChecksumOnlyRule`).
+
+SEQ_OK = 1          # the next number (or the first one seen on this connection)
+SEQ_STALE = 2       # at or below the last one: a late or repeated message; drop all of it
+SEQ_GAP = 3         # numbers were skipped: messages of this connection are lost
+
+
+class ConnectionSequence(object):
+    """Per-connection message sequence: pure bookkeeping, one per open connection.
+
+    The first number seen is taken as the start (a venue may number from 0 or from wherever the
+    connection joined). A number more than one above the last is a gap; the sequence then
+    continues from the new number, so one loss is reported once. Absurd numbers (negative,
+    above MAX_SANE_ID) are gaps too: the count cannot be trusted after them."""
+
+    __slots__ = ("last", "gaps", "stale", "lost")
+
+    def __init__(self):
+        self.last = -1          # last number accepted (-1: nothing seen yet)
+        self.gaps = 0
+        self.stale = 0
+        self.lost = 0           # messages known lost (sum of the holes)
+
+    def observe(self, seq):
+        """Classify message number ``seq``: SEQ_OK, SEQ_STALE or SEQ_GAP."""
+        last = self.last
+        if last < 0 or seq == last + 1:
+            if seq < 0 or seq > MAX_SANE_ID:
+                return self._absurd(seq)
+            self.last = seq
+            return SEQ_OK
+        if 0 <= seq <= last:
+            self.stale += 1
+            return SEQ_STALE
+        if seq > MAX_SANE_ID:
+            return self._absurd(seq)
+        self.gaps += 1
+        self.lost += seq - last - 1
+        self.last = seq
+        return SEQ_GAP
+
+    def _absurd(self, seq):
+        self.gaps += 1
+        self.last = -1          # start again from the next sane number
+        return SEQ_GAP
+
+
+class ConnectionSequenceRule(SyncRule):
+    """Instruments on a connection-sequenced venue: the router has already checked that no
+    message of the connection is missing (ConnectionSequence), so a book only needs the ids it
+    receives (the connection's numbers, with other instruments' messages in between) to grow.
+    Snapshots come in-stream (re-subscribing fetches one). Ids restart with every connection,
+    so a second connection's ids say nothing about this one's (``ids_span_links``)."""
+
+    snapshot_in_stream = True
+    ids_span_links = False
+
+    def stale_before_snapshot(self, snapshot_id, upd):
+        return upd.last_id <= snapshot_id
+
+    def bridges(self, snapshot_id, upd):
+        return upd.last_id > snapshot_id
+
+    def stale_live(self, book_id, upd):
+        return upd.last_id <= book_id
+
+    def continues(self, book_id, upd):
+        return upd.last_id > book_id
+
+
+class ChecksumOnlyRule(SyncRule):
+    """Venues with no update id: every diff continues the book by definition, and the venue's
+    checksum (``upd.checksum``, compared with :meth:`book_checksum` after the diff is applied)
+    is what finds a lost or corrupted message. The venue subclass supplies ``book_checksum``
+    and, when the venue only maintains the top of its book, ``max_levels``: after every message
+    the book is cut to that many levels a side, because such a venue never sends deletions for
+    levels that merely fall out of its depth. Ids are the adapter's own message count."""
+
+    snapshot_in_stream = True
+    ids_span_links = False
+    max_levels = 0          # 0: keep every level; N: keep the best N a side after each message
+
+    def stale_before_snapshot(self, snapshot_id, upd):
+        return False
+
+    def bridges(self, snapshot_id, upd):
+        return True
+
+    def stale_live(self, book_id, upd):
+        return False
+
+    def continues(self, book_id, upd):
+        return True
+
+    def book_checksum(self, book, upd):
+        """The venue's checksum of ``book`` as it stands (an unsigned 32-bit int)."""
+        raise NotImplementedError
+
+    def verify(self, book, upd):
+        if self.max_levels:
+            book.truncate(self.max_levels)
+        return self.book_checksum(book, upd) == upd.checksum

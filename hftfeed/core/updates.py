@@ -94,6 +94,21 @@ class Snapshot(object):
             self.symbol, self.last_id, len(self.bids) // 2, len(self.asks) // 2)
 
 
+class ConnSequence(object):
+    """The venue's sequence number of one whole message on its connection (Coinbase
+    ``sequence_num``: counted per connection across every channel). An adapter of such a venue
+    puts it first in the events of each message; the router checks it before anything else of
+    the message is used (``core/sync.py`` ConnectionSequence)."""
+
+    __slots__ = ("seq",)
+
+    def __init__(self, seq):
+        self.seq = seq
+
+    def __repr__(self):
+        return "ConnSequence(%d)" % self.seq
+
+
 # Control events: things the connection supervisor acts on, not market data.
 CTRL_SERVER_SHUTDOWN = "server_shutdown"   # venue announces a restart: reconnect now
 CTRL_SUBSCRIBED = "subscribed"             # a subscription was acknowledged

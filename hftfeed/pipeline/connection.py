@@ -39,7 +39,7 @@ class Link(object):
     """One WebSocket connection of a supervisor (two exist during a make-before-break)."""
 
     __slots__ = ("supervisor", "client", "number", "opened_ns", "retiring", "_handle",
-                 "last_data_ns")
+                 "last_data_ns", "conn_seq")
 
     def __init__(self, supervisor, number):
         self.supervisor = supervisor
@@ -51,6 +51,7 @@ class Link(object):
         # router stamps it. Keepalives do not move it: see Supervisor._serve.
         self.last_data_ns = time.time_ns()
         self._handle = supervisor.router.handle
+        self.conn_seq = sync_mod.ConnectionSequence()   # venues numbering whole connections
 
     def on_message(self, text, recv_ns):
         self._handle(self, text, recv_ns)
@@ -343,7 +344,12 @@ class Supervisor(object):
                 moved += 1
             else:   # quiet instrument, or no chaining point seen: take the new stream as is
                 inst.link = new
-                if inst.sync.state != sync_mod.LIVE:
+                if not getattr(inst.sync.rule, "ids_span_links", True):
+                    # the book's ids are the old connection's: nothing on the new one can
+                    # continue it, so it needs the new connection's snapshot
+                    self.router.resync(inst, "no snapshot on the new connection during the "
+                                       "rollover", now_ns)
+                elif inst.sync.state != sync_mod.LIVE:
                     inst.sync.start_resync()
                     self.router.set_state(inst, wire.STATE_RESYNC, now_ns)
         self._publisher.flush()

@@ -26,7 +26,7 @@ import time
 from hftfeed.codecs import wire
 from hftfeed.core import sync as sync_mod
 from hftfeed.core.book import Book
-from hftfeed.core.updates import Control, DepthUpdate, Quote, Trade
+from hftfeed.core.updates import ConnSequence, Control, DepthUpdate, Quote, Trade
 from hftfeed.errors import (DROP, EXIT, RECONNECT, RESYNC, HftfeedError, SyncError, VenueError,
                             escape_text, recovery_for)
 
@@ -117,6 +117,8 @@ class Router(object):
         self.resync_deadline_s = resync_deadline_s
         self.in_stream_snapshots = venue.rule.snapshot_in_stream
         self._parse = venue.parse
+        # a venue whose only snapshot is one big in-stream message (Coinbase level2) says so
+        self.max_parse_chars = getattr(venue, "MAX_MESSAGE_CHARS", None) or MAX_PARSE_CHARS
         # "frame": one datagram per inbound frame (PROTOCOL.md); "read": per socket read
         self.flush_per_frame = getattr(publisher, "flush_policy", "frame") == "frame"
 
@@ -129,9 +131,9 @@ class Router(object):
         try:
             if type(text) is not str:   # a binary frame: venues speak JSON text, so it must be
                 text = _utf8(text)      # UTF-8 (every adapter then sees str, on every interpreter)
-            if len(text) > MAX_PARSE_CHARS:
+            if len(text) > self.max_parse_chars:
                 raise VenueError("message of %d characters over the %d-character maximum; "
-                                 "not parsed" % (len(text), MAX_PARSE_CHARS))
+                                 "not parsed" % (len(text), self.max_parse_chars))
             events = self._parse(text)
         except HftfeedError as exc:
             self.recover(link, None, exc, recv_ns)
@@ -157,6 +159,9 @@ class Router(object):
                     self._on_quote(event, recv_ns)
                 elif kind is Control:
                     link.supervisor.on_control(link, event)
+                elif kind is ConnSequence:
+                    if not self._on_conn_sequence(link, event.seq, recv_ns):
+                        break       # a late or repeated message: nothing of it is used
                 else:
                     stats.ignored_events += 1
         except HftfeedError as exc:
@@ -195,6 +200,25 @@ class Router(object):
         elif result is GAP:
             self.recover(link, inst, SyncError(inst.sync.last_gap), recv_ns)
 
+    def _on_conn_sequence(self, link, seq, recv_ns):
+        """A venue numbering every message of a connection (sync.ConnectionSequence): a hole
+        means a lost message of unknown content, so every instrument this connection carries
+        resyncs (its own in-stream snapshot: the venue's re-subscription). Returns False for a
+        late or repeated message, which is dropped whole."""
+        result = link.conn_seq.observe(seq)
+        if result == sync_mod.SEQ_OK:
+            return True
+        if result == sync_mod.SEQ_STALE:
+            self.stats.ignored_events += 1
+            return False
+        carried = [inst for inst in self.instruments.values() if inst.link is link]
+        log.warning("%s: connection sequence jumped to %d (%d messages lost so far on this "
+                    "connection); resynchronising its %d instruments", link.supervisor.name, seq,
+                    link.conn_seq.lost, len(carried))
+        for inst in carried:
+            self.resync(inst, "connection sequence gap before message %d" % seq, recv_ns)
+        return True
+
     def _adopt_from(self, inst, link, upd):
         """A diff from a link that is not the instrument's current source (make-before-break).
 
@@ -205,6 +229,13 @@ class Router(object):
         if link.retiring or inst.link is None:
             return False
         sync = inst.sync
+        if not getattr(sync.rule, "ids_span_links", True):
+            # ids of one connection say nothing about another's (a per-connection sequence,
+            # or no id at all): the newer link takes over with its own snapshot, nothing else
+            if link.number > inst.link.number and upd.is_snapshot:
+                inst.link = link
+                return True
+            return False
         if sync.state != sync_mod.LIVE:
             if link.number > inst.link.number:
                 inst.link = link    # not live anyway: take the new connection's stream now

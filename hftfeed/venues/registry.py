@@ -44,6 +44,9 @@ _DERIBIT_SYMBOL = re.compile(r"\A[A-Z0-9]{2,10}(_[A-Z0-9]{2,10})?-(PERPETUAL|[0-
                              r"(-[0-9]+(D[0-9]+)?-[CP])?\Z", re.IGNORECASE)
 _COINM_SYMBOL = re.compile(r"\A[A-Z0-9]{2,16}_(PERP|[0-9]{6})\Z", re.IGNORECASE)
 
+# Kraken v2 pairs: base/quote (BTC/USD).
+_SLASHED_SYMBOL = re.compile(r"\A[A-Z0-9]{1,12}/[A-Z0-9]{1,12}\Z", re.IGNORECASE)
+
 VENUES = (
     VenueSpec(
         wire_id=1, name="binance", display_name="Binance spot",
@@ -77,6 +80,21 @@ VENUES = (
         book_sync="in-stream snapshot + `seqId`/`prevSeqId`",
         notes="CRC32 checksum of the top 25 verified when non-zero; text `ping`; spot "
               "(`BTC-USDT`), swaps and futures on the one endpoint"),
+    VenueSpec(
+        wire_id=5, name="coinbase", display_name="Coinbase Advanced Trade",
+        adapter="hftfeed.venues.coinbase:Coinbase", sim_dialect="hftfeed.tools.sim.coinbase",
+        ws_url="wss://advanced-trade-ws.coinbase.com", rest_url="https://api.coinbase.com",
+        symbol_re=_DASHED_SYMBOL, symbol_example="BTC-USD", demo_symbols=("BTC-USD", "ETH-USD"),
+        book_sync="in-stream `level2` snapshot; `sequence_num` per connection (a gap resyncs "
+                  "the connection's instruments)",
+        notes="`level2`, `market_trades`, `ticker`; `heartbeats` keep it open"),
+    VenueSpec(
+        wire_id=6, name="kraken", display_name="Kraken spot (WebSocket v2)",
+        adapter="hftfeed.venues.kraken:Kraken", sim_dialect="hftfeed.tools.sim.kraken",
+        ws_url="wss://ws.kraken.com/v2", rest_url="https://api.kraken.com",
+        symbol_re=_SLASHED_SYMBOL, symbol_example="BTC/USD", demo_symbols=("BTC/USD", "ETH/USD"),
+        book_sync="in-stream `book` snapshot; CRC32 of the top 10 is the only guard (no ids)",
+        notes="`book` (depth 25), `trade`, `ticker` (bbo); `instrument` for precisions"),
     # More markets of the venues above (docs/venues.md "Markets"): a market with its own
     # endpoint is its own entry and wire id (symbols repeat across markets: BTCUSDT is a Bybit
     # spot pair and a linear perpetual with different books), sharing the venue's adapter and
@@ -131,7 +149,7 @@ VENUES = (
 
 #: Wire ids that are assigned but have no adapter here (PROTOCOL.md lists them too) -> the name
 #: a receiver shows for them.
-RESERVED_WIRE_IDS = {5: "coinbase", 255: "sim"}
+RESERVED_WIRE_IDS = {255: "sim"}
 WIRE_ID_SIM = 255       # the monitor's self-test and a simulator speaking no real venue's protocol
 
 BY_NAME = {spec.name: spec for spec in VENUES}

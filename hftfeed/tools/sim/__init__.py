@@ -45,6 +45,13 @@ Venue surfaces (details in each dialect's docstring):
 * ``bitget`` / ``bitget-futures`` (``/v2/ws/public``, instType SPOT / USDT-FUTURES): per-arg
   answers; ``books`` snapshot then ``seq``/``pseq`` updates with CRC32 checksums, ``trade``,
   ``ticker``; text ``ping`` -> ``pong``; closed after 2 minutes without a ping.
+* ``coinbase`` (the root path): one request per channel (``level2``, ``market_trades``,
+  ``ticker``, ``heartbeats``), each answered by ``subscriptions``; ``sequence_num`` counted per
+  connection across channels; ``drop_diff`` loses a message in transit (every receiver skips a
+  number).
+* ``kraken`` (``/v2``): per-symbol answers, ``ping`` -> ``pong``, ``heartbeat``; ``instrument``
+  precisions; ``book`` at depths 10-1000 with the top-10 CRC32 and no deletion for levels pushed
+  out of the depth; ``trade``, ``ticker``; fault ``bad_checksum``.
 
 Control: ``POST /_sim/fault`` with ``{"fault": NAME, ...}`` -> ``{"ok":true}`` (400 with a reason
 otherwise); ``GET /_sim/status``. Fault names and parameters: ``faults.FAULT_PARAMS``. Measure

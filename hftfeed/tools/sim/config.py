@@ -73,11 +73,15 @@ VENUE_DEFAULTS = {
     "okx": {"depth_levels": 200, "max_incoming_per_s": 3, "lifetime_s": _NO_LIMIT_S,
             "weight_limit": 6000, "idle_timeout_s": 30.0, "book_keepalive_s": 20.0,
             "checksum": "real"},
+    "coinbase": {"depth_levels": 100, "max_incoming_per_s": 8, "lifetime_s": _NO_LIMIT_S,
+                 "weight_limit": 6000},
+    "kraken": {"depth_levels": 100, "max_incoming_per_s": 8, "lifetime_s": _NO_LIMIT_S,
+               "weight_limit": 6000},
 }
 # Largest book each dialect can serve exactly (its stream is the whole simulated book).
 MAX_DEPTH_LEVELS = {"binance": 1000000, "binance-usdm": 1000, "binance-coinm": 1000, "bybit": 50,
                     "bybit-spot": 50, "bybit-inverse": 50, "okx": 400, "deribit": 1000,
-                    "bitget": 1000, "bitget-futures": 1000}
+                    "bitget": 1000, "bitget-futures": 1000, "coinbase": 1000, "kraken": 1000}
 
 
 class SimConfig(object):

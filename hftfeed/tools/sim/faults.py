@@ -45,7 +45,7 @@ FAULT_PARAMS = {
     # venue-specific (refused by the other dialects):
     "bybit_restart": {"symbol": (str, None)},           # Bybit: u restarts at 1 (a snapshot)
     "okx_seq_reset": {"symbol": (str, None), "to": (int, 1000)},  # OKX: seqId goes down
-    "bad_checksum": {"symbol": (str, None), "count": (int, 1)},   # OKX: a wrong CRC32, once
+    "bad_checksum": {"symbol": (str, None), "count": (int, 1)},   # OKX, Kraken: a wrong CRC32
 }
 # Faults only some dialects can perform (the dialect implements ``fault_<name>``).
 VENUE_FAULTS = ("bybit_restart", "okx_seq_reset", "bad_checksum")

@@ -284,6 +284,9 @@ class SimServer(object):
         detail = {"symbol": sym, "U": ev[2], "u": ev[3]}
         if action == faults.DROP:
             self.note_fault("drop_diff", detail)
+            lost = getattr(self.dialect, "on_lost", None)
+            if lost is not None and targets:    # lost in transit: a per-connection count moves on
+                lost(targets)
         elif action == faults.DUPLICATE:
             self.note_fault("duplicate_diff", detail)
             if targets:

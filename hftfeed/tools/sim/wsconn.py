@@ -37,7 +37,10 @@ class WsConn(object):
         self.opened_s = now_s
         self.ws = Connection(SERVER, max_message_bytes=MAX_CLIENT_MESSAGE_BYTES)
         self.out = []                      # frames queued during the current tick
-        self.special = False               # hot-path guard: a per-connection transform is armed
+        # Venues numbering every message of a connection (Coinbase): the session stamps each
+        # outgoing payload, so every data message takes the per-connection path.
+        self.stamp = getattr(session, "stamp", None)
+        self.special = self.stamp is not None  # hot-path guard: a per-connection transform
         self.fragment_parts = 0
         self.fragment_left = 0
         self.half_open = False
@@ -206,7 +209,10 @@ class WsConn(object):
         self.write(frames)
 
     def push_special(self, payload):
-        """Queue one data message when a per-connection transform (fragmentation) is armed."""
+        """Queue one data message when a per-connection transform (fragmentation, a
+        per-connection sequence stamp) is armed."""
+        if self.stamp is not None:
+            payload = self.stamp(payload)
         if self.fragment_left > 0:
             n = self.fragment_parts
             size = max(1, (len(payload) + n - 1) // n)
@@ -217,9 +223,9 @@ class WsConn(object):
                                              fin=(i == last)))
             self.fragment_left -= 1
             if self.fragment_left <= 0:
-                self.special = False
+                self.special = self.stamp is not None
             return
-        self.special = False
+        self.special = self.stamp is not None
         self.out.append(encode_frame(OP_TEXT, payload))
 
     def flush(self):
