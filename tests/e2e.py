@@ -154,6 +154,20 @@ class DaemonProcess(object):
             return f.read()
 
 
+
+def messages_of(packets, type_):
+    return [m for p in packets for m in p.messages if m.type == type_]
+
+
+def states_of(packets, instrument):
+    """The state changes of an instrument (the refresh cycle repeats the current state)."""
+    changes = []
+    for m in messages_of(packets, wire.TYPE_STATUS):
+        if m.instrument == instrument and (not changes or changes[-1] != m.state):
+            changes.append(m.state)
+    return changes
+
+
 def check_sequence(packets):
     """Sequence numbers count messages with no hole and no repeat; returns the message count."""
     expected = None

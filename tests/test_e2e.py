@@ -10,7 +10,7 @@ import pytest
 from hftfeed.codecs import wire
 
 from e2e import (Collector, DaemonProcess, SimProcess, check_books_against_truth, check_sequence,
-                 daemon_config)
+                 daemon_config, messages_of)
 from simtruth import load_journal
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
@@ -35,9 +35,6 @@ def rig(tmp_path):
     sim.stop()
     collector.close()
 
-
-def messages_of(packets, type_):
-    return [m for p in packets for m in p.messages if m.type == type_]
 
 
 def test_every_published_message_matches_the_simulator(rig):

@@ -18,18 +18,13 @@ import pytest
 
 from hftfeed.codecs import wire
 
-from e2e import Collector, DaemonProcess, SimProcess, check_sequence, daemon_config
+from e2e import (Collector, DaemonProcess, SimProcess, check_sequence, daemon_config, messages_of,
+                 states_of)
 from simtruth import load_journal
 
 from hftfeed.venues import registry
 
 
-def messages_of(packets, type_):
-    return [m for p in packets for m in p.messages if m.type == type_]
-
-
-def states_of(packets, instrument):
-    return [m.state for m in messages_of(packets, wire.TYPE_STATUS) if m.instrument == instrument]
 
 
 def live_for(instrument_ids):

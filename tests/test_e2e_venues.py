@@ -16,7 +16,7 @@ import pytest
 from hftfeed.codecs import wire
 
 from e2e import (Collector, DaemonProcess, SimProcess, check_books_against_truth, check_sequence,
-                 daemon_config)
+                 daemon_config, messages_of, states_of)
 from simtruth import load_journal
 
 from hftfeed.venues import registry
@@ -55,17 +55,6 @@ def needs_adapter(venue):
     registry.adapter(venue)     # a registered venue without its adapter fails here
 
 
-def messages_of(packets, type_):
-    return [m for p in packets for m in p.messages if m.type == type_]
-
-
-def states_of(packets, instrument):
-    """The state changes of an instrument (the refresh cycle repeats the current state)."""
-    changes = []
-    for m in messages_of(packets, wire.TYPE_STATUS):
-        if m.instrument == instrument and (not changes or changes[-1] != m.state):
-            changes.append(m.state)
-    return changes
 
 
 def live_for(instrument_ids):
