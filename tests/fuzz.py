@@ -114,6 +114,8 @@ VENUE_SEEDS = {
     "bybit-inverse": [
         '{"topic":"orderbook.1.BTCUSD","type":"snapshot","ts":1,"data":{"s":"BTCUSD",'
         '"b":[["43000.5","1200"]],"a":[["43001.0","800"]],"u":7,"seq":99},"cts":1}',
+        '{"topic":"orderbook.50.BTCUSD","type":"delta","ts":1,"data":{"s":"BTCUSD",'
+        '"b":[["43000.5","1100"]],"a":[],"u":8,"seq":100},"cts":1}',
     ],
     "bitget": [
         '{"action":"snapshot","arg":{"instType":"SPOT","channel":"books","instId":"BTCUSDT"},'

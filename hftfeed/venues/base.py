@@ -32,7 +32,9 @@ class Venue(object):
 
     def __init_subclass__(cls, **kwargs):
         """An adapter names its registry entry (``SPEC = registry.spec("okx")``); the facts
-        kept there are copied from it here, so no adapter restates its id, name or URLs."""
+        kept there are copied from it here, so no adapter restates its id, name or URLs. A
+        market sharing a venue's adapter (Bybit spot, Binance COIN-M) is one registry entry
+        plus a subclass with its own SPEC, holding only the facts that differ."""
         super().__init_subclass__(**kwargs)
         spec = cls.__dict__.get("SPEC")
         if spec is not None:
@@ -40,6 +42,7 @@ class Venue(object):
             cls.VENUE_ID = spec.wire_id
             cls.DEFAULT_WS_URL = spec.ws_url
             cls.DEFAULT_REST_URL = spec.rest_url
+
     MAX_STREAMS_PER_CONNECTION = 1024
     MAX_OUT_MSGS_PER_S = 5.0
     CONNECTION_LIFETIME_S = 23.5 * 3600
@@ -51,18 +54,6 @@ class Venue(object):
     APP_PING_ALWAYS = False       # True: ping every interval; False: only after that much silence
     SUBSCRIBE_ACKS = False        # each subscribe message is answered (CTRL_SUBSCRIBED / CTRL_ERROR)
     rule = None
-
-    def __init_subclass__(cls, **kwargs):
-        """A subclass naming its own SPEC takes its name, wire id and default URLs from it, so a
-        market that shares a venue's adapter (Bybit spot, Binance COIN-M) is one registry entry
-        plus a subclass holding only the facts that differ."""
-        super().__init_subclass__(**kwargs)
-        spec = cls.__dict__.get("SPEC")
-        if spec is not None:
-            cls.NAME = spec.name
-            cls.VENUE_ID = spec.wire_id
-            cls.DEFAULT_WS_URL = spec.ws_url
-            cls.DEFAULT_REST_URL = spec.rest_url
 
     def __init__(self, symbols: list, channels: tuple, depth_speed: str = "100ms") -> None:
         self.symbols = list(symbols)

@@ -30,7 +30,7 @@ from hftfeed.core.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_PONG, CTRL_SUBS
 from hftfeed.errors import VenueError
 from hftfeed.venues import registry
 from hftfeed.venues.base import (Venue, data_items, levels_flat, loads, req_price, req_str,
-                                 taker_side, to_price, to_qty)
+                                 taker_side, to_price, to_qty, to_trade_qty)
 from hftfeed.venues.okx import book_checksum, decimal_text
 
 log = logging.getLogger("hftfeed.exchanges.bitget")
@@ -201,7 +201,7 @@ def _trades(msg, arg):
         if not (trade_id.isdigit() and trade_id.isascii()) or len(trade_id) > 19:
             raise VenueError("trade: tradeId must be a decimal string, got %.40r" % trade_id)
         out.append(Trade(inst, int(trade_id), req_price(item, "price", what),
-                         to_qty(req_str(item, "size", what), what),
+                         to_trade_qty(req_str(item, "size", what), what),
                          taker_side(item.get("side"), "buy", "sell", what),
                          _time_ns(item.get("ts"), what)))
     return out

@@ -35,7 +35,7 @@ from hftfeed.core.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_SUBSCRIBED, Con
                                   Control, DepthUpdate, Quote, Trade, SIDE_BUY, SIDE_SELL)
 from hftfeed.errors import VenueError
 from hftfeed.venues import registry
-from hftfeed.venues.base import Venue, loads, req_int, req_str, to_price, to_qty
+from hftfeed.venues.base import Venue, loads, req_int, req_str, to_price, to_qty, to_trade_qty
 
 _JSON_COMPACT = (",", ":")
 HEARTBEATS = "heartbeats"
@@ -226,7 +226,7 @@ def parse_trades(event, out):
             raise VenueError("%s: trade_id must be a decimal id, got %r" % (what, trade_id))
         out.append(Trade(req_str(item, "product_id", what), int(trade_id),
                          to_price(req_str(item, "price", what), what),
-                         to_qty(req_str(item, "size", what), what), aggressor,
+                         to_trade_qty(req_str(item, "size", what), what), aggressor,
                          rfc3339_ns(item.get("time"), what)))
 
 

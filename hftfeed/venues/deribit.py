@@ -246,7 +246,7 @@ def parse_trades(params, channel):
             raise VenueError("%s: instrument_name must be a string" % what)
         out.append(Trade(symbol, _id(item, "trade_seq", what),
                          number(item.get("price"), what, allow_zero=False),
-                         number(item.get("amount"), what),
+                         number(item.get("amount"), what, allow_zero=False),   # a trade of nothing is bad data
                          taker_side(item.get("direction"), "buy", "sell", what),
                          _time_ns(item, what)))
     return out

@@ -34,7 +34,7 @@ from hftfeed.core.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_PONG, CTRL_SUBS
                                   SIDE_BUY, SIDE_SELL, Control, DepthUpdate, Quote, Trade)
 from hftfeed.errors import VenueError
 from hftfeed.venues import registry
-from hftfeed.venues.base import Venue, req_int, req_str, to_price, to_qty
+from hftfeed.venues.base import Venue, req_int, req_str, to_price, to_qty, to_trade_qty
 from hftfeed.venues.coinbase import rfc3339_ns
 
 BOOK_DEPTH = 25            # subscribed depth: more than the 20 levels published
@@ -314,7 +314,7 @@ def _trades(msg):
             raise VenueError("%s: side must be buy or sell, got %r" % (what, side))
         out.append(Trade(req_str(item, "symbol", what), req_int(item, "trade_id", what),
                          to_price(_number_text(item.get("price"), what), what),
-                         to_qty(_number_text(item.get("qty"), what), what), aggressor,
+                         to_trade_qty(_number_text(item.get("qty"), what), what), aggressor,
                          rfc3339_ns(item.get("timestamp"), what)))
     return out
 
