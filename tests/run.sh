@@ -49,6 +49,10 @@ fi
 if ! command -v tshark >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
   apt_install tshark || echo "note: could not install tshark; the dissector check will be skipped"
 fi
+# tcpdump reads a recording in tests/test_pcap.py (skipped without it). Root only.
+if ! command -v tcpdump >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+  apt_install tcpdump || echo "note: could not install tcpdump; its pcap check will be skipped"
+fi
 
 status=0
 soak_s="${HFTFEED_SOAK_S:-60}"   # 0 skips the soak; the documented long run is 3600
