@@ -193,7 +193,9 @@ def test_a_daemon_serves_every_series_with_its_labels(metered):
                  "hftfeed_locked_memory_bytes", "hftfeed_pinned_cpu",
                  "hftfeed_latency_seconds_bucket", "hftfeed_latency_seconds_count"):
         assert name in page, name
-    assert page["hftfeed_connects_total"][0][1] == 1
+    assert page["hftfeed_connects_total"] == [({"channel": "7", "venue": "binance"}, 1.0)]
+    for name, _attr in ((n, a) for a, n, _h in metrics.FEED_COUNTERS):
+        assert [l for l, _v in page[name]] == [{"channel": "7", "venue": "binance"}], name
     assert 0 < page["hftfeed_metrics_render_seconds"][0][1] < 5    # the previous scrape's cost
     assert page["process_resident_memory_bytes"][0][1] > 10 * 2 ** 20
     buckets = page["hftfeed_latency_seconds_bucket"]
@@ -277,3 +279,29 @@ def test_a_real_prometheus_scrapes_the_daemon(metered, tmp_path):
             prom.kill()
             prom.wait()
         log.close()
+
+
+def test_counters_are_per_venue_and_a_removed_feeds_counts_are_kept():
+    """Two feeds of two venues count apart; a feed a reload removed keeps its counts in the
+    totals, so a counter never goes backwards."""
+    from hftfeed.pipeline.feed import FeedStats
+
+    class FakeVenue(object):
+        def __init__(self, name):
+            self.NAME = name
+
+    class FakeFeed(object):
+        def __init__(self, name, messages):
+            self.venue = FakeVenue(name)
+            self.stats = FeedStats()
+            self.stats.messages_in = messages
+            self.instruments = {}
+
+    from hftfeed.app.daemon import Daemon
+    daemon = Daemon.__new__(Daemon)
+    daemon.retired_stats = {"okx": FeedStats()}
+    daemon.retired_stats["okx"].messages_in = 5
+    daemon.feeds = [FakeFeed("binance", 10), FakeFeed("okx", 7), FakeFeed("binance", 1)]
+    by_venue = daemon.stats_by_venue()
+    assert {v: s.messages_in for v, s in by_venue.items()} == {"binance": 11, "okx": 12}
+    assert daemon.stats.messages_in == 23

@@ -49,7 +49,9 @@ class Daemon(object):
         self.cfg = cfg
         self.config_path = config_path
         self.notifier = notifier or Notifier()
-        self.stats = FeedStats()
+        # Each feed counts into its own FeedStats (metrics label them by venue); the counts of
+        # feeds a reload removed are kept here per venue, so totals never go backwards.
+        self.retired_stats = {}         # venue name -> FeedStats
         self.latency = LatencyHistogram()
         self.publisher = None
         self.retransmit = None          # pipeline.retransmit.RetransmitServer when configured
@@ -92,7 +94,7 @@ class Daemon(object):
         self.ssl_context = ssl.create_default_context()
         log.info("TLS trust store: %s", trust_store_description(self.ssl_context))
         for feed_cfg in cfg.feeds:
-            feed = Feed(feed_cfg, registry.adapter(feed_cfg.venue), self.publisher, self.stats,
+            feed = Feed(feed_cfg, registry.adapter(feed_cfg.venue), self.publisher, FeedStats(),
                         cfg.book.capacity_levels, ssl_context=self.ssl_context,
                         rcvbuf_bytes=cfg.socket_buffers.rcvbuf_bytes)
             self.feeds.append(feed)
@@ -157,7 +159,7 @@ class Daemon(object):
                 log.info("reload: %s feed: added %s, removed %s", feed.venue.NAME,
                          added or "nothing", removed or "nothing")
         for feed_cfg in plan.new:
-            feed = Feed(feed_cfg, registry.adapter(feed_cfg.venue), self.publisher, self.stats,
+            feed = Feed(feed_cfg, registry.adapter(feed_cfg.venue), self.publisher, FeedStats(),
                         self.cfg.book.capacity_levels, ssl_context=self.ssl_context,
                         rcvbuf_bytes=self.cfg.socket_buffers.rcvbuf_bytes)
             self.feeds.append(feed)
@@ -166,6 +168,7 @@ class Daemon(object):
                      len(feed.instruments))
         for feed in plan.gone:
             self.feeds.remove(feed)
+            self.retired_stats.setdefault(feed.venue.NAME, FeedStats()).add(feed.stats)
             feed.apply_symbols(_EmptyFeed())
             asyncio.ensure_future(feed.stop())
             log.info("reload: %s feed removed", feed.venue.NAME)
@@ -282,6 +285,23 @@ class Daemon(object):
         if self.metrics_server is not None:
             await self.metrics_server.close()
             self.metrics_server = None
+
+    def stats_by_venue(self):
+        """venue name -> FeedStats: the running feeds' counts plus those of removed feeds."""
+        out = {}
+        for name, retired in self.retired_stats.items():
+            out[name] = FeedStats().add(retired)
+        for feed in self.feeds:
+            out.setdefault(feed.venue.NAME, FeedStats()).add(feed.stats)
+        return out
+
+    @property
+    def stats(self):
+        """The daemon's totals over every feed (the stats line, the stop summary)."""
+        total = FeedStats()
+        for venue_stats in self.stats_by_venue().values():
+            total.add(venue_stats)
+        return total
 
     def stats_line(self, mono_ns):
         s = self.stats

@@ -243,8 +243,11 @@ class DaemonMetrics(object):
         page.one("process_start_time_seconds", "gauge", "Start time, seconds since the epoch.",
                  ch, float(self.started_s))
         self._instruments(page, ch, now_mono_ns)
+        by_venue = sorted(d.stats_by_venue().items())
         for attr, name, help_text in FEED_COUNTERS:
-            page.one(name, "counter", help_text, ch, getattr(d.stats, attr))
+            page.family(name, "counter", help_text)
+            for venue, stats in by_venue:
+                page.sample(name, ch + (("venue", venue),), getattr(stats, attr))
         if d.publisher is not None:
             counters = d.publisher.counters()
             for attr, name, help_text in PUBLISHER_COUNTERS:

@@ -66,6 +66,13 @@ class FeedStats(object):
     def as_dict(self):
         return dict(self.__dict__)
 
+    def add(self, other):
+        """Add ``other``'s counts to these (a daemon's totals over its feeds)."""
+        mine = self.__dict__
+        for key, value in other.__dict__.items():
+            mine[key] = mine.get(key, 0) + value
+        return self
+
 
 class WeightBudget(object):
     """The venue's REST request-weight budget per minute (token bucket) plus Retry-After pauses."""
