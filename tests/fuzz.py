@@ -29,7 +29,7 @@ from hftfeed.codecs import http_proto
 from hftfeed.codecs import wire
 from hftfeed.core.book import Book  # noqa: E402
 from hftfeed.errors import HttpError, VenueError, WebSocketError, WireError  # noqa: E402
-from hftfeed.venues import VENUES  # noqa: E402
+from hftfeed.venues import registry  # noqa: E402
 from hftfeed.core.updates import Control, DepthUpdate, Quote, Trade  # noqa: E402
 
 
@@ -214,7 +214,7 @@ def run_wire(rng, data):
 
 
 def venue_runner(name):
-    venue = VENUES[name]([], ("depth", "trade", "bookTicker"))
+    venue = registry.adapter(name)([], ("depth", "trade", "bookTicker"))
 
     def run(rng, text):
         venue.fast_scanner = rng.random() < 0.5     # both parse paths, on every interpreter

@@ -8,7 +8,7 @@ import pytest
 from hftfeed.core import sync
 from hftfeed.core.book import Book
 from hftfeed.errors import VenueError
-from hftfeed.venues import VENUES
+from hftfeed.venues import registry
 from hftfeed.venues.binance_usdm import (BinanceUsdm, BinanceUsdmRule, fast_depth,
                                             snapshot_limit, snapshot_weight)
 from hftfeed.core.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_SERVER_SHUTDOWN, CTRL_SUBSCRIBED,
@@ -35,7 +35,7 @@ def venue(channels=("depth", "trade", "bookTicker"), depth_speed="100ms"):
 
 
 def test_the_venue_is_registered_under_its_config_name_and_protocol_id():
-    assert VENUES["binance-usdm"] is BinanceUsdm
+    assert registry.adapter("binance-usdm") is BinanceUsdm
     assert BinanceUsdm.VENUE_ID == 2
     assert BinanceUsdm.DEFAULT_WS_URL == "wss://fstream.binance.com"
     assert BinanceUsdm.DEFAULT_REST_URL == "https://fapi.binance.com"

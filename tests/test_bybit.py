@@ -9,7 +9,7 @@ import pytest
 from hftfeed.core import sync
 from hftfeed.core.book import Book
 from hftfeed.errors import VenueError
-from hftfeed.venues import VENUES
+from hftfeed.venues import registry
 from hftfeed.venues.bybit import Bybit, BybitRule, trade_id_to_int
 from hftfeed.core.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_PONG, CTRL_SUBSCRIBED, SIDE_BUY,
                              SIDE_SELL, Control, DepthUpdate, Quote, Trade)
@@ -41,7 +41,7 @@ def venue(channels=("depth", "trade", "bookTicker")):
 
 
 def test_the_venue_is_registered_with_its_protocol_facts():
-    assert VENUES["bybit"] is Bybit
+    assert registry.adapter("bybit") is Bybit
     assert Bybit.VENUE_ID == 3
     assert Bybit.DEFAULT_WS_URL == "wss://stream.bybit.com/v5/public/linear"
     assert Bybit.rule.snapshot_in_stream is True

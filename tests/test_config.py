@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -62,20 +63,20 @@ def test_phase1_contract_keys_work_as_written():
                    gc={"freeze_after_start": False}, busy_poll=True)
     cfg = load_config_dict(raw)
     assert cfg.memory_lock is False
-    assert cfg.cpu_core == 1
-    assert (cfg.sndbuf_bytes, cfg.rcvbuf_bytes) == (4194304, 4194304)
-    assert cfg.gc_freeze_after_start is False
+    assert cfg.cpu_affinity.core == 1
+    assert (cfg.socket_buffers.sndbuf_bytes, cfg.socket_buffers.rcvbuf_bytes) == (4194304, 4194304)
+    assert cfg.gc.freeze_after_start is False
     assert cfg.busy_poll is True
 
 
 def test_socket_buffers_of_zero_mean_the_kernel_default():
     cfg = load_config_dict(cfg_with(socket_buffers={"sndbuf_bytes": 0, "rcvbuf_bytes": 0}))
-    assert (cfg.sndbuf_bytes, cfg.rcvbuf_bytes) == (0, 0)
+    assert (cfg.socket_buffers.sndbuf_bytes, cfg.socket_buffers.rcvbuf_bytes) == (0, 0)
 
 
 def test_processor_core_minus_one_disables_pinning_even_when_enabled_is_absent():
-    assert load_config_dict(cfg_with(cpu_affinity={"processor_core": -1})).cpu_core == -1
-    assert load_config_dict(cfg_with(cpu_affinity={"enabled": False, "processor_core": 1})).cpu_core == -1
+    assert load_config_dict(cfg_with(cpu_affinity={"processor_core": -1})).cpu_affinity.core == -1
+    assert load_config_dict(cfg_with(cpu_affinity={"enabled": False, "processor_core": 1})).cpu_affinity.core == -1
 
 
 def test_defaults_when_only_feeds_are_given():
@@ -84,9 +85,9 @@ def test_defaults_when_only_feeds_are_given():
     assert cfg.feeds[0].rest_url == "https://api.binance.com"
     assert cfg.publisher.depth == 20
     assert cfg.publisher.max_payload == 1472
-    assert cfg.book_capacity_levels == 5000
-    assert cfg.memory_lock is True and cfg.cpu_core == -1 and cfg.busy_poll is False
-    assert (cfg.sndbuf_bytes, cfg.rcvbuf_bytes) == (4 * 2 ** 20, 4 * 2 ** 20)
+    assert cfg.book.capacity_levels == 5000
+    assert cfg.memory_lock is True and cfg.cpu_affinity.core == -1 and cfg.busy_poll is False
+    assert (cfg.socket_buffers.sndbuf_bytes, cfg.socket_buffers.rcvbuf_bytes) == (4 * 2 ** 20, 4 * 2 ** 20)
 
 
 def test_plain_ws_and_http_urls_are_accepted_for_the_simulator():
@@ -198,3 +199,112 @@ def test_cli_unknown_command_exits_2():
                           timeout=60)
     assert proc.returncode == 2
     assert "unknown command 'fly'" in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# one home for each key: the sections declare them, docs/config.md documents each one
+
+def test_every_key_of_every_section_is_documented():
+    from hftfeed.app import config
+    with open(os.path.join(ROOT, "docs", "config.md"), encoding="utf-8") as f:
+        doc = f.read()
+    sections = [cls for cls in vars(config).values()
+                if isinstance(cls, type) and issubclass(cls, config.Section)
+                and cls is not config.Section]
+    assert len(sections) >= 8
+    for cls in sections:
+        for name in cls.key_names():
+            documented = "`%s`" % name in doc or re.search(r"\| `[a-z_]+\.%s` \|" % name, doc)
+            assert documented, "%s.%s is not in docs/config.md" % (cls.__name__, name)
+
+
+def test_sections_compare_by_value_so_a_reload_sees_what_changed():
+    a = load_config_dict(CONTRACT)
+    b = load_config_dict(cfg_with(socket_buffers={"sndbuf_bytes": 8192}))
+    assert a.publisher == b.publisher and a.gc == b.gc
+    assert a.socket_buffers != b.socket_buffers
+
+
+def test_publisher_flush_lives_in_the_publisher_section():
+    assert load_config_dict(CONTRACT).publisher.flush_per_frame is True
+    pub = load_config_dict(cfg_with(publisher={"flush": "read"})).publisher
+    assert pub.flush == "read" and pub.flush_per_frame is False
+
+
+# ---------------------------------------------------------------------------------------------
+# what run time would reject, --check rejects
+
+@pytest.mark.parametrize("venue, symbol, example", [
+    ("binance", "BTC#USDT", "BTCUSDT"),
+    ("binance", "BTC USDT", "BTCUSDT"),
+    ("bybit", "BTC/USDT", "BTCUSDT"),
+    ("okx", "BTC-USDT-", "BTC-USDT-SWAP"),
+])
+def test_a_symbol_the_venue_cannot_have_is_refused_with_an_example(venue, symbol, example):
+    message = error_of({"feeds": [{"venue": venue, "symbols": ["ETHUSDT" if venue != "okx"
+                                                                 else "ETH-USDT", symbol]}]})
+    assert message.startswith("feeds[0].symbols[1]: %r is not a" % symbol)
+    assert "expected something like %s" % example in message
+
+
+@pytest.mark.parametrize("key, url, needle", [
+    ("ws_url", "wss://stream.binance.com:9443/#frag", "must not contain a fragment"),
+    ("ws_url", "wss://stream.binance.com:9443/ws?x=1", "must not contain a query"),
+    ("ws_url", "wss://user:pw@stream.binance.com:9443", "must not contain user info"),
+    ("ws_url", "ftp://stream.binance.com", "must be a ws or wss URL"),
+    ("ws_url", "wss://stream.binance.com:99999", "invalid host or port"),
+    ("ws_url", "wss://stream.binance.com:9443/\x1b[2J", "printable ASCII"),
+    ("rest_url", "https://api.binance.com#x", "must not contain a fragment"),
+    ("rest_url", "https://api.binance.com/?", "must not contain a query"),
+    ("rest_url", "wss://api.binance.com", "must be a http or https URL"),
+])
+def test_endpoint_urls_the_transports_cannot_use_are_refused(key, url, needle):
+    message = error_of(cfg_with(**{"feeds__0__" + key: url}))
+    assert message.startswith("feeds[0].%s: " % key) and needle in message
+
+
+def test_books_that_cannot_fit_in_memory_are_refused_with_the_estimate():
+    symbols = ["S%dUSDT" % i for i in range(10000)]
+    message = error_of({"feeds": [{"venue": "binance", "symbols": symbols}],
+                        "book": {"capacity_levels": 1000000}})
+    assert message.startswith("book.capacity_levels: 1000000 levels x 10000 instruments "
+                              "pre-allocate about 447.0 GiB of books (limit 64.0 GiB)")
+    cfg = load_config_dict({"feeds": [{"venue": "binance", "symbols": symbols[:100]}]})
+    from hftfeed.core.book import Book
+    book = Book(cfg.book.capacity_levels)
+    per_book = sum(len(b) * b.itemsize for b in book.buffers())
+    assert cfg.book_memory_bytes == 100 * per_book
+
+
+def run_check(path):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "hftfeed.py"), "run", "--config",
+                           str(path), "--check"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=60)
+
+
+def test_check_of_a_deeply_nested_file_is_one_line_and_exit_2(tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100000)
+    proc = run_check(path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "nested deeper than" in proc.stderr
+
+
+def test_check_refuses_a_symbol_and_a_url_run_time_would_crash_on(tmp_path):
+    for feed, needle in (({"venue": "binance", "symbols": ["BTC#USDT"]}, "BTC#USDT"),
+                         ({"venue": "okx", "symbols": ["BTC-USDT"],
+                           "ws_url": "wss://ws.okx.com:8443/ws/v5/public/#frag"}, "fragment")):
+        path = tmp_path / "c.json"
+        path.write_text(json.dumps({"feeds": [feed]}))
+        proc = run_check(path)
+        assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
+        assert proc.stderr.count("\n") == 1
+
+
+def test_check_prints_the_book_memory_estimate(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(CONTRACT))
+    proc = run_check(path)
+    assert proc.returncode == 0, proc.stderr
+    assert "books pre-allocate" in proc.stdout

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from hftfeed.app import doctor
+from hftfeed.app.config import host_config
 from hftfeed.runtime import hw
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +46,11 @@ def spawn(code, memlock=None, drop_caps=()):
 def finish(proc):
     _, err = proc.communicate(b"", timeout=30)
     assert proc.returncode == 0, err.decode(errors="replace")
+
+
+def host(**sections):
+    """The machine-level part of a config, validated by the one parser (app/config.py)."""
+    return host_config(sections)
 
 
 def by_item(checks):
@@ -194,31 +200,28 @@ def test_the_projects_own_config_is_accepted():
     path = ROOT / "etc" / "hftfeed.json"
     if not path.exists():
         pytest.skip("no etc/hftfeed.json")
-    settings = doctor.load_settings(str(path))
-    assert settings["sndbuf_bytes"] > 0 and settings["memory_lock"] in (True, False)
+    assert doctor.main(["--config", str(path), "--json"]) == 0
 
 
-def test_settings_from_raw_json_follow_the_config_contract():
-    settings = doctor.settings_from_json({"memory_lock": False,
-                                          "cpu_affinity": {"enabled": True, "processor_core": 3},
-                                          "socket_buffers": {"sndbuf_bytes": 1 << 20},
-                                          "busy_poll": True})
-    assert settings["memory_lock"] is False and settings["cpu_core"] == 3
-    assert settings["sndbuf_bytes"] == 1 << 20 and settings["rcvbuf_bytes"] == 4 << 20
-    assert doctor.settings_from_json({"cpu_affinity": {"enabled": False,
-                                                       "processor_core": 3}})["cpu_core"] == -1
+def test_the_doctor_reads_the_config_through_the_one_parser(tmp_path, capsys):
+    """The doctor has no parser of its own: a key the daemon refuses, the doctor refuses too."""
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"feeds": [{"venue": "binance", "symbols": ["BTCUSDT"]}],
+                               "cpu_affinity": {"enabled": True}}))
+    assert doctor.main(["--config", str(bad)]) == 2
+    assert "cpu_affinity.processor_core: set a core >= 0" in capsys.readouterr().err
 
 
 def test_configured_core_that_does_not_exist_fails_with_the_online_list():
     missing = max(hw.online_cpus()) + 1
-    items = by_item(doctor.collect(settings={"cpu_core": missing}))
+    items = by_item(doctor.collect(cfg=host(cpu_affinity={"processor_core": missing})))
     check = items["config cpu_affinity.processor_core"]
     assert check.status == "FAIL"
     assert "does not exist" in check.fix and "online CPUs" in check.fix
 
 
 def test_fifo_configured_but_not_granted_warns_with_the_capability_fix():
-    check = by_item(doctor.collect(settings={"sched_policy": "fifo", "sched_priority": 10}))["scheduler"]
+    check = by_item(doctor.collect(cfg=host(scheduler={"policy": "fifo", "priority": 10})))["scheduler"]
     assert check.status == "WARN"
     assert "CAP_SYS_NICE" in check.fix
 
@@ -227,7 +230,7 @@ def test_buffers_above_the_sysctl_maximum_warn_with_the_sysctl_fix():
     wmem_max = hw.read_sysctl_int("net.core.wmem_max")
     if wmem_max is None:
         pytest.skip("no /proc/sys/net/core/wmem_max")
-    check = by_item(doctor.collect(settings={"sndbuf_bytes": wmem_max + 1}))["net.core.wmem_max"]
+    check = by_item(doctor.collect(cfg=host(socket_buffers={"sndbuf_bytes": wmem_max + 1})))["net.core.wmem_max"]
     assert check.status == "WARN"
     assert "sysctl -w" in check.fix
 
@@ -237,12 +240,12 @@ def test_busy_poll_on_a_core_that_is_not_isolated_warns():
     core = min(hw.online_cpus() - isolated) if hw.online_cpus() - isolated else None
     if core is None:
         pytest.skip("every CPU is isolated")
-    check = by_item(doctor.collect(settings={"busy_poll": True, "cpu_core": core}))["config busy_poll"]
+    check = by_item(doctor.collect(cfg=host(busy_poll=True, cpu_affinity={"processor_core": core})))["config busy_poll"]
     assert check.status == "WARN"
 
 
 def test_memory_lock_off_in_config_is_information_not_a_warning():
-    assert by_item(doctor.collect(settings={"memory_lock": False}))["memory_lock"].status == "INFO"
+    assert by_item(doctor.collect(cfg=host(memory_lock=False)))["memory_lock"].status == "INFO"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,8 +262,9 @@ def test_doctor_sees_a_locked_pinned_child_with_its_udp_socket():
             "out = {'lock': lock.status, 'pin': pin.status, 'port': s.getsockname()[1]}" % core)
     proc, out = spawn(code)
     try:
-        checks = doctor.collect(proc.pid, {"cpu_core": core, "sndbuf_bytes": 1 << 20,
-                                           "rcvbuf_bytes": 1 << 20})
+        checks = doctor.collect(proc.pid, host(cpu_affinity={"processor_core": core},
+                                                socket_buffers={"sndbuf_bytes": 1 << 20,
+                                                                "rcvbuf_bytes": 1 << 20}))
         items = by_item(checks)
         threads = [c for c in checks if c.item.startswith("thread ")]
         assert len(threads) >= 2  # the main thread and the sleeper, which inherited the pin
@@ -287,7 +291,7 @@ def test_child_with_capped_memlock_rlimit_gets_warnings_with_fixes():
     proc, out = spawn(code, memlock=(64 * 1024, 64 * 1024),
                       drop_caps=(hw.CAP_IPC_LOCK,) if IS_ROOT else ())
     try:
-        items = by_item(doctor.collect(proc.pid, {"memory_lock": True}))
+        items = by_item(doctor.collect(proc.pid, host(memory_lock=True)))
         assert out["lock"] == "warn"
         assert items["memlock_rlimit"].status == "WARN"
         assert "soft 65536, hard 65536; CAP_IPC_LOCK no" == items["memlock_rlimit"].value

@@ -18,18 +18,16 @@ from e2e import (Collector, DaemonProcess, SimProcess, check_books_against_truth
                  daemon_config)
 from simtruth import load_journal
 
-try:
-    from hftfeed.venues import VENUES
-except ImportError:     # the registry itself not there yet: every venue skips below
-    VENUES = {}
+from hftfeed.venues import registry
 
 BYBIT_UUID_VARIANT = 2 << 62    # Bybit trade ids are UUIDs; the adapter keeps the low 64 bits
 
-# venue -> (symbols, WebSocket path appended to the simulator's URL, trade id on the wire)
+# venue -> its trade id on the wire, given the simulator's trade id (symbols and the WebSocket
+# path come from the registry, hftfeed/venues/registry.py)
 SETUPS = {
-    "binance-usdm": (["BTCUSDT", "ETHUSDT"], "", lambda tid: tid),
-    "bybit": (["BTCUSDT", "ETHUSDT"], "/v5/public/linear", lambda tid: BYBIT_UUID_VARIANT | tid),
-    "okx": (["BTC-USDT-SWAP", "ETH-USDT-SWAP"], "/ws/v5/public", lambda tid: tid),
+    "binance-usdm": lambda tid: tid,
+    "bybit": lambda tid: BYBIT_UUID_VARIANT | tid,
+    "okx": lambda tid: tid,
 }
 
 
@@ -41,8 +39,7 @@ MIDWAY = {
 
 
 def needs_adapter(venue):
-    if venue not in VENUES:
-        pytest.skip("the daemon's %s adapter has not landed yet" % venue)
+    registry.adapter(venue)     # a registered venue without its adapter fails here
 
 
 def messages_of(packets, type_):
@@ -50,7 +47,12 @@ def messages_of(packets, type_):
 
 
 def states_of(packets, instrument):
-    return [m.state for m in messages_of(packets, wire.TYPE_STATUS) if m.instrument == instrument]
+    """The state changes of an instrument (the refresh cycle repeats the current state)."""
+    changes = []
+    for m in messages_of(packets, wire.TYPE_STATUS):
+        if m.instrument == instrument and (not changes or changes[-1] != m.state):
+            changes.append(m.state)
+    return changes
 
 
 def live_for(instrument_ids):
@@ -69,7 +71,9 @@ class Rig(object):
     def __init__(self, tmp_path, venue, extra=()):
         needs_adapter(venue)
         self.venue = venue
-        self.symbols, path, self.wire_trade_id = SETUPS[venue]
+        spec = registry.spec(venue)
+        self.symbols, path = list(spec.demo_symbols[:2]), registry.ws_path(venue)
+        self.wire_trade_id = SETUPS[venue]
         self.sim = SimProcess(tmp_path, self.symbols, rate=300,
                               extra=["--venue", venue] + list(extra))
         self.collector = Collector()
@@ -147,7 +151,7 @@ def test_every_published_message_matches_the_simulator(rigs, venue):
     assert check_books_against_truth(packets, truth, ids) > 100
     check_trades_and_quotes(rig, packets, truth, ids)
     books = messages_of(packets, wire.TYPE_BOOK)
-    assert {m.venue for m in books} == {VENUES[venue].VENUE_ID}
+    assert {m.venue for m in books} == {registry.spec(venue).wire_id}
     for inst in ids:
         # no resync, whatever happened midway
         assert states_of(packets, inst) == [wire.STATE_RESYNC, wire.STATE_LIVE], \

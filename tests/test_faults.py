@@ -31,6 +31,7 @@ class Rig(object):
                                                             **settings))
         self.state = {}
         self.seen = 0
+        self.state_at_mark = {}
 
     def _track(self, data):
         for m in wire.decode_packet(data).messages:
@@ -53,11 +54,19 @@ class Rig(object):
 
     def mark(self):
         self.seen = len(self.col.datagrams)
+        self.state_at_mark = dict(self.state)
 
     def statuses_since_mark(self, inst):
-        return [m.state for _, d in self.col.datagrams[self.seen:]
-                for m in wire.decode_packet(d).messages
-                if m.type == wire.TYPE_STATUS and m.instrument == inst]
+        """State changes of ``inst`` since mark() (the refresh cycle repeats the current
+        state every interval: a repeat is not a change)."""
+        changes = []
+        last = self.state_at_mark.get(inst)
+        for _, d in self.col.datagrams[self.seen:]:
+            for m in wire.decode_packet(d).messages:
+                if m.type == wire.TYPE_STATUS and m.instrument == inst and m.state != last:
+                    changes.append(m.state)
+                    last = m.state
+        return changes
 
     def fault(self, **spec):
         self.sim.fault(**spec)

@@ -6,13 +6,19 @@ import gc
 
 import pytest
 
+from hftfeed.app.config import GcConfig
 from hftfeed.runtime import gctune
 from hftfeed.errors import ConfigError
+
+
+def gc_section(**keys):
+    """The validated ``gc`` section, as the daemon hands it over."""
+    return GcConfig.parse(keys, "gc")
 from hftfeed.runtime.hwresult import OK, SKIPPED, WARN
 
 
 def test_tune_gc_sets_thresholds_where_the_interpreter_has_them(restore_gc):
-    result = gctune.tune_gc(False, False, [5000, 20, 30])
+    result = gctune.tune_gc(gc_section(freeze_after_start=False, thresholds=[5000, 20, 30]))
     if hasattr(gc, "set_threshold"):
         assert result.status == OK
         assert gc.get_threshold() == (5000, 20, 30)
@@ -21,19 +27,20 @@ def test_tune_gc_sets_thresholds_where_the_interpreter_has_them(restore_gc):
         assert "PYPY_GC_NURSERY" in result.fix
 
 
-def test_disabling_automatic_gc_without_a_schedule_warns_memory_is_never_reclaimed(restore_gc):
-    result = gctune.tune_gc(False, True, None, collect_interval_s=0)
-    assert result.status == WARN
-    assert "never reclaimed" in result.message
+def test_disabling_automatic_gc_needs_a_schedule_and_turns_the_collector_off(restore_gc):
+    with pytest.raises(ConfigError, match="never reclaimed"):
+        gc_section(disable_automatic=True)
+    result = gctune.tune_gc(gc_section(freeze_after_start=False, disable_automatic=True,
+                                       collect_interval_s=1.0))
+    assert result.status == OK
+    assert "collection off" in result.message and "every 1 s" in result.message
     assert not gc.isenabled()
-    gc.enable()
-    assert gctune.tune_gc(False, True, None, collect_interval_s=1.0).status == OK
 
 
 def test_bad_gc_thresholds_are_a_config_error():
     for bad in ([], [1, 2, 3, 4], [-1], ["7"], 700):
         with pytest.raises(ConfigError, match="gc.thresholds"):
-            gctune.tune_gc(False, False, bad)
+            gc_section(thresholds=bad)
 
 
 def test_gc_after_startup_freezes_on_cpython_and_skips_on_pypy(restore_gc):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from hftfeed.app.config import SchedulerConfig, host_config
 from hftfeed.runtime import hw
 from hftfeed.runtime.hwresult import HwResult
 from hftfeed.errors import ConfigError
@@ -309,10 +310,10 @@ def test_core_outside_the_allowed_set_is_a_config_error_listing_the_set(monkeypa
 def test_scheduler_other_is_skipped_and_bad_values_are_config_errors():
     assert hw.set_realtime("other", 10).status == hw.SKIPPED
     with pytest.raises(ConfigError, match="scheduler.policy"):
-        hw.set_realtime("rr", 10)
+        SchedulerConfig.parse({"policy": "rr"}, "scheduler")
     for bad in (0, 100, "5", True):
         with pytest.raises(ConfigError, match="scheduler.priority"):
-            hw.set_realtime("fifo", bad)
+            SchedulerConfig.parse({"policy": "fifo", "priority": bad}, "scheduler")
 
 
 def _stat_fields(pid):
@@ -383,10 +384,9 @@ def test_socket_buffer_report_names_the_sysctl_when_the_kernel_caps_the_request(
 # start-up sequence
 
 def test_apply_startup_with_everything_off_changes_nothing(restore_gc):
-    results = hw.apply_startup({"memory_lock": False, "cpu_affinity": {"enabled": False,
-                                                                      "processor_core": 0},
-                                "scheduler": {"policy": "other", "priority": 10},
-                                "gc": {"freeze_after_start": False}})
+    results = hw.apply_startup(host_config({
+        "memory_lock": False, "cpu_affinity": {"enabled": False, "processor_core": 0},
+        "scheduler": {"policy": "other", "priority": 10}, "gc": {"freeze_after_start": False}}))
     assert [r.name for r in results] == ["cpu_affinity", "memory_lock", "scheduler", "gc"]
     assert [r.status for r in results] == ["skipped", "skipped", "skipped", "ok"]
 
@@ -394,7 +394,9 @@ def test_apply_startup_with_everything_off_changes_nothing(restore_gc):
 @linux_only
 def test_apply_startup_in_child_pins_then_locks():
     core = _target_core()
-    code = ("rs = hw.apply_startup({'cpu_affinity': {'enabled': True, 'processor_core': %d}})\n"
+    code = ("from hftfeed.app.config import host_config\n"
+            "rs = hw.apply_startup(host_config({'cpu_affinity': {'enabled': True, "
+            "'processor_core': %d}}))\n"
             "out = [r.as_dict() for r in rs]" % core)
     proc, out = spawn(code)
     try:

@@ -20,6 +20,7 @@ import pytest
 
 from hftfeed.codecs import wire
 from hftfeed.errors import ConfigError, WireError
+from hftfeed.venues import registry
 from hftfeed.tools.monitor import (FeedMonitor, decode_single_message, format_scaled, main,
                              parse_listen, render_report, warm_up_jit)
 
@@ -27,29 +28,31 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SESSION = 1700000000
 PX = 100000000          # 1.0 scaled by 10**8
 
+BINANCE_ID = registry.spec("binance").wire_id
+
 
 # ------------------------------------------------------------------ packet building helpers
 
 def trade(instrument=1, recv_ns=0, trade_id=1, price=37000 * PX, qty=PX // 2, side=1):
-    return lambda buf, off: wire.pack_trade(buf, off, wire.VENUE_BINANCE, instrument, 0, recv_ns,
+    return lambda buf, off: wire.pack_trade(buf, off, BINANCE_ID, instrument, 0, recv_ns,
                                             trade_id, price, qty, side)
 
 
 def quote(instrument=1, recv_ns=0):
-    return lambda buf, off: wire.pack_quote(buf, off, wire.VENUE_BINANCE, instrument, 0, recv_ns,
+    return lambda buf, off: wire.pack_quote(buf, off, BINANCE_ID, instrument, 0, recv_ns,
                                             7, 100 * PX, PX, 101 * PX, 2 * PX)
 
 
 def status(instrument, state, recv_ns=0):
-    return lambda buf, off: wire.pack_status(buf, off, wire.VENUE_BINANCE, instrument, recv_ns,
+    return lambda buf, off: wire.pack_status(buf, off, BINANCE_ID, instrument, recv_ns,
                                              state)
 
 
-def instrument_def(instrument, symbol, venue=wire.VENUE_BINANCE):
+def instrument_def(instrument, symbol, venue=BINANCE_ID):
     return lambda buf, off: wire.pack_instrument(buf, off, venue, instrument, symbol)
 
 
-def book(instrument, update_id, bids, asks, recv_ns=0, flags=0, venue=wire.VENUE_BINANCE):
+def book(instrument, update_id, bids, asks, recv_ns=0, flags=0, venue=BINANCE_ID):
     """A ``B`` message spelled out from PROTOCOL.md: 32-byte header, bid_n, ask_n, 6 reserved,
     then (i64 price, i64 qty) levels, bids first."""
     def write(buf, off):
@@ -174,20 +177,36 @@ def test_new_session_restarting_at_seq_1_is_a_restart_not_a_gap(monitor, sender)
 
 
 def test_new_session_whose_first_messages_were_lost_is_a_restart_and_a_gap(monitor, sender):
+    # no end-of-session seen (SIGKILL): the new session counts once 3 packets confirm it
     send_all(monitor, sender, [packet([trade()], seq=1),
-                               packet([trade()], seq=4, session=SESSION + 1)])
+                               packet([trade()], seq=4, session=SESSION + 1),
+                               packet([trade()], seq=5, session=SESSION + 1),
+                               packet([trade()], seq=6, session=SESSION + 1)])
     report = monitor.interval_report()
     assert (report["restarts"], report["gaps"], report["missing_messages"]) == (1, 1, 3)
+    assert report["messages"] == 4 and report["held_packets"] == 2
+
+
+def test_one_spoofed_datagram_moves_nothing(monitor, sender):
+    """A forged heartbeat with a huge session, or with the real session and seq 2**63, is
+    held and counted; the real stream goes on with no gap, no restart, nothing stale."""
+    real = [packet([trade()], seq=n) for n in range(1, 9)]
+    send_all(monitor, sender, real[:4] + [packet([], seq=1, session=0xFFFFFFFF),
+                                          packet([], seq=2 ** 63)] + real[4:])
+    report = monitor.interval_report()
+    assert report["held_packets"] == 2 and report["messages"] == 8
+    assert (report["gaps"], report["restarts"], report["missing_messages"],
+            report["stale_session_packets"]) == (0, 0, 0, 0)
 
 
 def test_packet_from_an_older_session_is_stale_not_a_restart(monitor, sender):
-    send_all(monitor, sender, [packet([trade()], seq=1, session=SESSION + 10),
-                               packet([trade()], seq=1, session=SESSION),
-                               packet([trade()], seq=2, session=SESSION + 10)])
+    send_all(monitor, sender, [packet([trade()], seq=n, session=SESSION + 10) for n in (1, 2, 3)]
+             + [packet([trade()], seq=1, session=SESSION),
+                packet([trade()], seq=4, session=SESSION + 10)])
     report = monitor.interval_report()
     assert report["stale_session_packets"] == 1
     assert report["restarts"] == 0 and report["gaps"] == 0
-    assert report["messages"] == 2
+    assert report["messages"] == 4
 
 
 def test_duplicate_packet_is_counted_and_not_counted_as_messages_again(monitor, sender):
@@ -198,7 +217,7 @@ def test_duplicate_packet_is_counted_and_not_counted_as_messages_again(monitor, 
     assert report["duplicates"] == 1
     assert report["messages"] == 2
     assert report["gaps"] == 0 and report["out_of_order"] == 0
-    assert monitor.books[1].update_id == 11   # the repeated old book did not overwrite the view
+    assert monitor.books[(1, BINANCE_ID, 1)].update_id == 11   # the repeated old book did not overwrite the view
 
 
 def test_late_packet_filling_a_gap_is_out_of_order_and_recovers_its_messages(monitor, sender):
@@ -213,7 +232,7 @@ def test_late_packet_filling_a_gap_is_out_of_order_and_recovers_its_messages(mon
     assert report["out_of_order"] == 1 and report["recovered_messages"] == 2
     assert report["duplicates"] == 1
     assert report["messages"] == 4
-    assert monitor.books[1].update_id == 30   # the late (older) book does not replace the newer
+    assert monitor.books[(1, BINANCE_ID, 1)].update_id == 30   # the late (older) book does not replace the newer
 
 
 def test_heartbeat_is_counted_and_carries_the_next_seq(monitor, sender):
@@ -358,19 +377,19 @@ def test_decode_errors_log_a_warning_then_only_count(monitor, caplog):
 def test_symbol_is_learned_from_instrument_messages(monitor, sender):
     send_all(monitor, sender, [packet([book(7, 1, [(PX, PX)], [(2 * PX, PX)])], seq=1)])
     assert "#7" in "\n".join(render_report(monitor.interval_report()))
-    send_all(monitor, sender, [packet([instrument_def(7, "SOLUSDT", wire.VENUE_OKX)], seq=2)])
-    assert monitor.symbols == {7: "SOLUSDT"}
+    send_all(monitor, sender, [packet([instrument_def(7, "SOLUSDT")], seq=2)])
+    assert monitor.symbols == {(1, BINANCE_ID, 7): "SOLUSDT"}
     text = "\n".join(render_report(monitor.interval_report()))
     assert "SOLUSDT" in text and "#7" not in text
 
 
 def test_state_is_taken_from_status_messages(monitor, sender):
     send_all(monitor, sender, [packet([status(4, wire.STATE_RESYNC)], seq=1)])
-    assert monitor.states == {4: wire.STATE_RESYNC}
+    assert monitor.states == {(1, BINANCE_ID, 4): wire.STATE_RESYNC}
     row = monitor.interval_report()["instruments"][0]
     assert (row["instrument"], row["state_name"]) == (4, "resync")
     send_all(monitor, sender, [packet([status(4, wire.STATE_LIVE)], seq=2)])
-    assert monitor.states == {4: wire.STATE_LIVE}
+    assert monitor.states == {(1, BINANCE_ID, 4): wire.STATE_LIVE}
     assert "live" in "\n".join(render_report(monitor.interval_report()))
 
 
@@ -378,9 +397,9 @@ def test_a_book_marks_its_instrument_live_when_the_status_message_was_lost(monit
     send_all(monitor, sender, [packet([status(4, wire.STATE_RESYNC)], seq=1)])
     # seq 2 (S live) is lost; the first book after the resync arrives
     send_all(monitor, sender, [packet([book(4, 9, [(PX, PX)], [(2 * PX, PX)])], seq=3)])
-    assert monitor.states == {4: wire.STATE_LIVE}
+    assert monitor.states == {(1, BINANCE_ID, 4): wire.STATE_LIVE}
     send_all(monitor, sender, [packet([status(4, wire.STATE_DISCONNECTED)], seq=4)])
-    assert monitor.states == {4: wire.STATE_DISCONNECTED}
+    assert monitor.states == {(1, BINANCE_ID, 4): wire.STATE_DISCONNECTED}
 
 
 def test_book_view_keeps_the_latest_book_of_each_instrument(monitor, sender):
@@ -392,10 +411,11 @@ def test_book_view_keeps_the_latest_book_of_each_instrument(monitor, sender):
                      [(3700002000000, 75000000)])], seq=4),
     ])
     books = monitor.books
-    assert sorted(books) == [1, 2]
-    assert isinstance(books[1], wire.BookMsg)
-    assert books[1].update_id == 101
-    assert books[1].bids == [(3700001000000, 250000000), (3700000000000, PX)]
+    key = (1, BINANCE_ID, 1)     # (channel, venue, instrument)
+    assert sorted(books) == [key, (1, BINANCE_ID, 2)]
+    assert isinstance(books[key], wire.BookMsg)
+    assert books[key].update_id == 101
+    assert books[key].bids == [(3700001000000, 250000000), (3700000000000, PX)]
     report = monitor.interval_report(depth=1)
     row = report["instruments"][0]
     assert (row["symbol"], row["venue_name"], row["state_name"]) == ("BTCUSDT", "binance", "live")
@@ -460,16 +480,16 @@ def test_book_encoded_by_the_real_book_and_wire_encoder_is_shown(monitor, sender
     real.load_snapshot([100 * PX, PX, 99 * PX, 2 * PX], [101 * PX, 3 * PX], 77)
 
     def write(buf, off):
-        return wire.pack_book(buf, off, wire.VENUE_BINANCE, 3, 0, 0, time.time_ns(), real, 20)
+        return wire.pack_book(buf, off, BINANCE_ID, 3, 0, 0, time.time_ns(), real, 20)
     send_all(monitor, sender, [packet([write], seq=1)])
-    got = monitor.books[3]
+    got = monitor.books[(1, BINANCE_ID, 3)]
     assert (got.update_id, got.bids, got.asks) == (77, [(100 * PX, PX), (99 * PX, 2 * PX)],
                                                    [(101 * PX, 3 * PX)])
 
 
 def test_decode_single_message_uses_the_reference_decoder():
     buf = bytearray(64)
-    end = wire.pack_status(buf, 0, wire.VENUE_SIM, 9, 123, wire.STATE_DISCONNECTED)
+    end = wire.pack_status(buf, 0, registry.WIRE_ID_SIM, 9, 123, wire.STATE_DISCONNECTED)
     msg = decode_single_message(buf[:end])
     assert isinstance(msg, wire.StatusMsg) and msg.state == wire.STATE_DISCONNECTED
 
@@ -646,7 +666,7 @@ def test_multicast_group_is_joined_on_the_given_interface(interface):
             snd.close()
         report = mon.interval_report()
     assert (report["packets"], report["messages"], report["gaps"]) == (2, 2, 0)
-    assert mon.symbols == {1: "BTCUSDT"}
+    assert mon.symbols == {(1, BINANCE_ID, 1): "BTCUSDT"}
 
 
 def test_ipv6_group_with_an_address_as_interface_is_refused():
@@ -747,8 +767,9 @@ def test_json_mode_subprocess_reports_intervals_and_a_summary():
                 packet([trade()], seq=9),                        # duplicate
                 packet([], seq=10),                              # heartbeat
                 b"not a packet",                                 # decode error
-                packet([trade()], seq=1, session=SESSION + 5),   # restart
-                packet([], seq=2, session=SESSION + 5, flags=wire.PACKET_FLAG_END_OF_SESSION),
+                packet([trade()], seq=1, session=SESSION + 5),   # restart, confirmed by
+                packet([trade()], seq=2, session=SESSION + 5),   # the next two packets
+                packet([], seq=3, session=SESSION + 5, flags=wire.PACKET_FLAG_END_OF_SESSION),
             ]:
                 snd.send(data)
         finally:
@@ -764,12 +785,12 @@ def test_json_mode_subprocess_reports_intervals_and_a_summary():
     assert len(intervals) >= 2
     summary = records[-1]
     assert summary["type"] == "summary"
-    assert summary["packets"] == 7
+    assert summary["packets"] == 8
     assert (summary["gaps"], summary["missing_messages"]) == (1, 5)
     assert (summary["duplicates"], summary["heartbeats"], summary["decode_errors"]) == (1, 1, 1)
     assert (summary["restarts"], summary["end_of_session"]) == (1, 1)
-    assert summary["by_type"] == {"I": 1, "S": 1, "B": 1, "T": 2}
-    assert sum(r["packets"] for r in intervals) <= 7
+    assert summary["by_type"] == {"I": 1, "S": 1, "B": 1, "T": 3}
+    assert sum(r["packets"] for r in intervals) <= 8
     assert_latency_sane(summary["latency_net"])
     assert_latency_sane(summary["latency_daemon"])
     row = summary["instruments"][0]
@@ -833,3 +854,55 @@ def test_human_mode_without_a_tty_prints_plain_lines():
 ])
 def test_format_scaled_is_exact(value, text):
     assert format_scaled(value) == text
+
+
+# ------------------------------------------------------------------ checks for scripts, shards, escapes
+
+def _run_checked(sends, *check_args):
+    proc = start_monitor_process("--listen", "127.0.0.1:0", "--json", "--interval-s", "0.2",
+                                 "--duration-s", "0.6", *check_args)
+    try:
+        start = json.loads(proc.stdout.readline())
+        snd = Sender(start["port"])
+        for data in sends:
+            snd.send(data)
+        snd.close()
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, err.decode()
+
+
+def test_expect_packets_fails_with_code_3_when_the_stream_is_absent():
+    code, err = _run_checked([], "--expect-packets", "1")
+    assert code == 3 and "received 0 packets, expected at least 1" in err
+
+
+def test_max_gaps_fails_with_code_3_when_the_stream_is_lossy():
+    sends = [packet([trade()], seq=1), packet([trade()], seq=5)]
+    code, err = _run_checked(sends, "--expect-packets", "2", "--max-gaps", "0")
+    assert code == 3 and "saw 1 sequence gaps (3 messages missing)" in err
+
+
+def test_checks_pass_with_exit_0_on_a_clean_stream():
+    sends = [packet([trade()], seq=n) for n in range(1, 4)]
+    code, err = _run_checked(sends, "--expect-packets", "3", "--max-gaps", "0")
+    assert code == 0, err
+
+
+def test_two_shards_on_one_group_are_shown_apart(monitor, sender):
+    send_all(monitor, sender, [
+        packet([instrument_def(1, "BTCUSDT"), book(1, 5, [(PX, PX)], [])], seq=1, channel=1),
+        packet([instrument_def(1, "SOLUSDT"), book(1, 9, [(2 * PX, PX)], [])], seq=1, channel=2),
+    ])
+    rows = monitor.interval_report()["instruments"]
+    assert [(r["channel"], r["symbol"], r["update_id"]) for r in rows] == [
+        (1, "BTCUSDT", 5), (2, "SOLUSDT", 9)]
+
+
+def test_a_forged_symbol_is_escaped_before_display(monitor, sender):
+    send_all(monitor, sender, [packet([instrument_def(1, b"\x1b[2J\x1b[31mPWNED\r")], seq=1)])
+    text = "\n".join(render_report(monitor.interval_report()))
+    assert "\x1b" not in text and "\r" not in text and "\\x1b[2J" in text

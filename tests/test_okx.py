@@ -10,7 +10,7 @@ import pytest
 from hftfeed.core import sync
 from hftfeed.core.book import Book
 from hftfeed.errors import VenueError
-from hftfeed.venues import VENUES
+from hftfeed.venues import registry
 from hftfeed.venues.okx import Okx, OkxRule
 from hftfeed.core.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_PONG, CTRL_SERVER_SHUTDOWN,
                              CTRL_SUBSCRIBED, SIDE_BUY, SIDE_SELL, Control, DepthUpdate, Quote,
@@ -40,7 +40,7 @@ def venue(channels=("depth", "trade", "bookTicker")):
 
 
 def test_the_venue_is_registered_with_its_protocol_facts():
-    assert VENUES["okx"] is Okx
+    assert registry.adapter("okx") is Okx
     assert Okx.VENUE_ID == 4
     assert Okx.DEFAULT_WS_URL == "wss://ws.okx.com:8443/ws/v5/public"
     assert Okx.rule.snapshot_in_stream is True

@@ -89,9 +89,18 @@ def test_constants_match_protocol_tables():
     assert (wire.TRADE_LEN, wire.QUOTE_LEN, wire.STATUS_LEN, wire.INSTRUMENT_LEN) == \
         (56, 64, 40, 64)
     assert (wire.STATE_LIVE, wire.STATE_RESYNC, wire.STATE_DISCONNECTED) == (1, 2, 3)
-    assert (wire.VENUE_BINANCE, wire.VENUE_BINANCE_USDM, wire.VENUE_BYBIT, wire.VENUE_OKX,
-            wire.VENUE_COINBASE, wire.VENUE_SIM) == (1, 2, 3, 4, 5, 255)
     assert wire.DEFAULT_MAX_PAYLOAD == 1472
+
+
+def test_a_book_packet_is_the_packet_header_plus_the_book_message():
+    assert wire.book_packet_bytes(1) == 32 + 40 + 2 * 16
+    assert wire.book_packet_bytes(20) == 32 + 40 + 40 * 16
+    buf = bytearray(2048)
+    book = Book(64)
+    book.load_snapshot([x for i in range(20) for x in (100 + i, 1)],
+                       [x for i in range(20) for x in (200 + i, 1)], 1)
+    end = wire.pack_book(buf, wire.HEADER_SIZE, 1, 1, 0, 0, 0, book, 20)
+    assert end == wire.book_packet_bytes(20)
 
 
 def test_book_len_is_40_plus_16_per_level():

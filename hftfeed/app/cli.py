@@ -16,6 +16,9 @@ COMMANDS = {
     "monitor": ("hftfeed.tools.monitor", "receive and check the UDP feed (--listen ADDR:PORT)"),
     "sim": ("hftfeed.tools.sim.cli", "exchange simulator (Binance spot, Binance USD-M, Bybit, OKX protocols) on loopback"),
     "doctor": ("hftfeed.app.doctor", "check this machine / a running daemon (--pid PID)"),
+    "record": ("hftfeed.tools.pcap.record", "capture the UDP feed to a pcap file (--listen ADDR --out FILE.pcap)"),
+    "replay": ("hftfeed.tools.pcap.replay", "send a pcap recording to an address (FILE.pcap --target ADDR)"),
+    "export": ("hftfeed.tools.pcap.export", "books, trades and quotes of a recording as CSV (FILE.pcap --format csv)"),
 }
 
 USAGE = "usage: hftfeed.py {%s} [options]   (hftfeed.py COMMAND --help for details)" % \

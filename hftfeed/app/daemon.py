@@ -17,11 +17,12 @@ from hftfeed.runtime import gctune
 from hftfeed.runtime import hw
 from hftfeed.codecs import wire
 from hftfeed.app.cli import OneLineParser
-from hftfeed.app.config import default_config_path, load_config
-from hftfeed.venues import VENUES
+from hftfeed.app.config import default_config_path, human_bytes, load_config
+from hftfeed.venues import registry
 from hftfeed.errors import ConfigError
 from hftfeed.pipeline.feed import Feed, FeedStats, feed_identity
 from hftfeed.pipeline.publisher import Publisher
+from hftfeed.pipeline.retransmit import RetransmitServer
 from hftfeed.runtime.sdnotify import Notifier
 from hftfeed.runtime.stats import LatencyHistogram, format_ns
 from hftfeed.transport.ws import trust_store_description
@@ -43,17 +44,6 @@ def setup_logging(config_level=None):
     return level
 
 
-def hw_settings(cfg):
-    """The Phase 1 settings as the JSON-shaped dict hw.apply_startup expects."""
-    return {"memory_lock": cfg.memory_lock,
-            "cpu_affinity": {"enabled": cfg.cpu_core >= 0, "processor_core": cfg.cpu_core},
-            "scheduler": {"policy": cfg.sched_policy, "priority": cfg.sched_priority},
-            "gc": {"freeze_after_start": cfg.gc_freeze_after_start,
-                   "disable_automatic": cfg.gc_disable_automatic,
-                   "thresholds": cfg.gc_thresholds,
-                   "collect_interval_s": cfg.gc_collect_interval_s}}
-
-
 class Daemon(object):
     """Owns the publisher, the feeds and the housekeeping timer of one daemon process."""
 
@@ -64,6 +54,7 @@ class Daemon(object):
         self.stats = FeedStats()
         self.latency = LatencyHistogram()
         self.publisher = None
+        self.retransmit = None          # pipeline.retransmit.RetransmitServer when configured
         self.feeds = []
         self.stop_requested = None
         self.ready_sent = False
@@ -85,9 +76,12 @@ class Daemon(object):
             max_payload=pub.max_payload, multicast_ttl=pub.multicast_ttl,
             multicast_interface=pub.multicast_interface, multicast_loop=pub.multicast_loop,
             heartbeat_interval_s=pub.heartbeat_interval_s,
-            instrument_interval_s=pub.instrument_interval_s, sndbuf_bytes=cfg.sndbuf_bytes,
-            rcvbuf_bytes=cfg.rcvbuf_bytes, source_host=pub.source_host, latency=self.latency,
-            flush_policy=pub.flush)
+            instrument_interval_s=pub.instrument_interval_s,
+            sndbuf_bytes=cfg.socket_buffers.sndbuf_bytes,
+            rcvbuf_bytes=cfg.socket_buffers.rcvbuf_bytes, source_host=pub.source_host, latency=self.latency,
+            flush_policy=pub.flush, extra_targets=pub.extra_targets,
+            refresh_interval_s=pub.refresh_interval_s,
+            history_datagrams=pub.retransmit_history_datagrams if pub.retransmit_listen else 0)
         report = self.publisher.open()
         log.info("publisher: channel %d to %s:%d, session %d, depth %d; %s", pub.channel,
                  pub.target_host, pub.target_port, self.publisher.session, pub.depth,
@@ -95,9 +89,9 @@ class Daemon(object):
         self.ssl_context = ssl.create_default_context()
         log.info("TLS trust store: %s", trust_store_description(self.ssl_context))
         for feed_cfg in cfg.feeds:
-            feed = Feed(feed_cfg, VENUES[feed_cfg.venue], self.publisher, self.stats,
-                        cfg.book_capacity_levels, ssl_context=self.ssl_context,
-                        rcvbuf_bytes=cfg.rcvbuf_bytes)
+            feed = Feed(feed_cfg, registry.adapter(feed_cfg.venue), self.publisher, self.stats,
+                        cfg.book.capacity_levels, ssl_context=self.ssl_context,
+                        rcvbuf_bytes=cfg.socket_buffers.rcvbuf_bytes)
             self.feeds.append(feed)
         self.publisher.set_instruments([d for f in self.feeds for d in f.instrument_defs()])
         if cfg.prefault:
@@ -115,13 +109,17 @@ class Daemon(object):
         if self.config_path is not None:
             loop.add_signal_handler(signal.SIGHUP, self.reload)
         self.build()
+        if self.cfg.publisher.retransmit_listen:
+            host, port = self.cfg.publisher.retransmit_listen
+            self.retransmit = RetransmitServer(self.publisher, host, port)
+            await self.retransmit.start()
         self.publisher.send_instruments()
         for feed in self.feeds:
             feed.start()
-        if self.cfg.gc_collect_interval_s > 0:
-            self.gc_scheduler = gctune.GcScheduler(self.cfg.gc_collect_interval_s)
+        if self.cfg.gc.collect_interval_s > 0:
+            self.gc_scheduler = gctune.GcScheduler(self.cfg.gc.collect_interval_s)
             self.gc_scheduler.start(loop)
-        gctune.gc_after_startup(self.cfg.gc_freeze_after_start)
+        gctune.gc_after_startup(self.cfg.gc.freeze_after_start)
         if not self.gc_pauses.install():
             log.info("gc: this interpreter has no collection hooks; the stats line omits gc")
         self.watchdog_interval_ns = int((self.notifier.watchdog_interval_s() or 0) * 1e9) \
@@ -155,9 +153,9 @@ class Daemon(object):
             log.info("reload: %s feed: added %s, removed %s", feed.venue.NAME,
                      added or "nothing", removed or "nothing")
         for feed_cfg in plan["new"]:
-            feed = Feed(feed_cfg, VENUES[feed_cfg.venue], self.publisher, self.stats,
-                        self.cfg.book_capacity_levels, ssl_context=self.ssl_context,
-                        rcvbuf_bytes=self.cfg.rcvbuf_bytes)
+            feed = Feed(feed_cfg, registry.adapter(feed_cfg.venue), self.publisher, self.stats,
+                        self.cfg.book.capacity_levels, ssl_context=self.ssl_context,
+                        rcvbuf_bytes=self.cfg.socket_buffers.rcvbuf_bytes)
             self.feeds.append(feed)
             feed.start()
             log.info("reload: new %s feed with %d instrument(s)", feed_cfg.venue,
@@ -228,6 +226,8 @@ class Daemon(object):
             self.gc_scheduler.stop()
         self.gc_pauses.uninstall()
         self.publisher.end_session()
+        if self.retransmit is not None:
+            await self.retransmit.close()
         log.info("stopped: %s", self.publisher.counters())
         self.publisher.close()
 
@@ -249,7 +249,7 @@ def plan_reload(old, new, feeds):
     wanted_ids = {}
     for feed_cfg in new.feeds:
         ident = feed_identity(feed_cfg)
-        venue = VENUES[feed_cfg.venue]
+        venue = registry.adapter(feed_cfg.venue)
         for inst in feed_cfg.instruments:
             key = (ident, venue.venue_symbol(inst.symbol))
             wanted_ids[key] = inst.instrument_id
@@ -267,21 +267,16 @@ def plan_reload(old, new, feeds):
         if key not in running and inst_id in kept_ids:
             raise ConfigError("new instrument %s would take id %d, still used by %s"
                               % (key[1], inst_id, kept_ids[inst_id][1]))
-    for name in ("publisher", "memory_lock", "prefault", "cpu_core", "sched_policy",
-                 "sched_priority", "sndbuf_bytes", "rcvbuf_bytes", "busy_poll",
-                 "book_capacity_levels"):
-        if _attrs(getattr(old, name)) != _attrs(getattr(new, name)):
+    for name in ("publisher", "book", "memory_lock", "prefault", "cpu_affinity", "scheduler",
+                 "socket_buffers", "gc", "busy_poll"):
+        if getattr(old, name) != getattr(new, name):      # sections compare by value
             plan["restart_needed"].append(name)
     return plan
 
 
-def _attrs(value):
-    return value.__dict__ if hasattr(value, "__dict__") else value
-
-
 def run_config(cfg, config_path=None):
     """Apply Phase 1 controls, then run the daemon until SIGTERM/SIGINT; returns the exit code."""
-    for result in hw.apply_startup(hw_settings(cfg)):
+    for result in hw.apply_startup(cfg):
         log.debug("startup: %r", result)
     from hftfeed.runtime.busypoll import new_event_loop
     loop = new_event_loop(cfg.busy_poll)
@@ -310,11 +305,15 @@ def main(argv):
     path = args.config or default_config_path(root)
     cfg = load_config(path)
     setup_logging(cfg.log_level)
-    if cfg.cpu_core >= 0:
-        hw.validate_cpu_core(cfg.cpu_core)
+    if cfg.cpu_affinity.core >= 0:
+        hw.validate_cpu_core(cfg.cpu_affinity.core)
     if args.check:
-        print("config %s is valid: %d feed(s), %d instrument(s)"
-              % (path, len(cfg.feeds), len(cfg.instruments)))
+        print("config %s is valid: %d feed(s), %d instrument(s); books pre-allocate %s"
+              % (path, len(cfg.feeds), len(cfg.instruments), human_bytes(cfg.book_memory_bytes)))
+        physical = hw.physical_memory_bytes()
+        if physical and cfg.book_memory_bytes > physical // 2:
+            print("warning: the books alone need more than half of this machine's %s of memory"
+                  % human_bytes(physical))
         return 0
     return run_config(cfg, config_path=path)
 

@@ -17,6 +17,7 @@ import time
 
 from hftfeed.app.cli import OneLineParser
 from hftfeed.errors import ConfigError
+from hftfeed.venues import registry
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENTRY = os.path.join(ROOT, "hftfeed.py")
@@ -30,15 +31,6 @@ def free_udp_port(host="127.0.0.1"):
         return sock.getsockname()[1]
     finally:
         sock.close()
-
-
-# venue -> (WebSocket path under the simulator's base URL, demo symbols in the venue's spelling)
-VENUE_SETUP = {
-    "binance": ("", ["BTCUSDT", "ETHUSDT", "SOLUSDT"]),
-    "binance-usdm": ("", ["BTCUSDT", "ETHUSDT"]),
-    "bybit": ("/v5/public/linear", ["BTCUSDT", "ETHUSDT"]),
-    "okx": ("/ws/v5/public", ["BTC-USDT-SWAP", "ETH-USDT-SWAP"]),
-}
 
 
 def start_sim(python, symbols, rate, extra=(), venue="binance"):
@@ -77,7 +69,7 @@ def demo_config(sims, udp_port):
     cfg["feeds"] = []
     for venue, ws_url, rest_url, symbols in sims:
         feed = dict(template)
-        feed.update(venue=venue, ws_url=ws_url + VENUE_SETUP[venue][0], rest_url=rest_url,
+        feed.update(venue=venue, ws_url=ws_url + registry.ws_path(venue), rest_url=rest_url,
                     symbols=list(symbols))
         if venue != "binance":
             feed.pop("snapshot_limit", None)
@@ -108,12 +100,13 @@ def last_stats_line(log_path):
 
 def build_parser():
     parser = OneLineParser(prog="hftfeed.py demo", description=__doc__.split("\n")[0])
-    parser.add_argument("--venues", default="binance,binance-usdm,bybit,okx",
+    parser.add_argument("--venues", default=",".join(registry.NAMES),
                         help="simulated venues, one simulator each, all in one daemon "
                              "(default: %(default)s)")
     parser.add_argument("--symbols", default=None,
                         help="comma-separated symbols for every venue (default: a few per venue "
-                             "in its own spelling, e.g. BTCUSDT, BTC-USDT-SWAP)")
+                             "in its own spelling, e.g. %s)" % ", ".join(
+                            sorted(set(v.symbol_example for v in registry.VENUES))))
     parser.add_argument("--rate", type=int, default=200,
                         help="simulated depth messages per second per venue (default: %(default)s)")
     parser.add_argument("--duration-s", type=float, default=None,
@@ -126,8 +119,8 @@ def main(argv):
     args = build_parser().parse_args(argv)
     venues = [v.strip() for v in args.venues.split(",") if v.strip()]
     for venue in venues:
-        if venue not in VENUE_SETUP:
-            raise ConfigError("--venues: %r is not one of %s" % (venue, ", ".join(VENUE_SETUP)))
+        if venue not in registry.BY_NAME:
+            raise ConfigError("--venues: %r is not one of %s" % (venue, ", ".join(registry.NAMES)))
     if not venues or len(set(venues)) != len(venues):
         raise ConfigError("--venues: give each venue once")
     symbols = None
@@ -146,7 +139,7 @@ def main(argv):
     try:
         started = []
         for venue in venues:
-            venue_symbols = symbols or VENUE_SETUP[venue][1]
+            venue_symbols = symbols or list(registry.spec(venue).demo_symbols)
             proc, ws_url, rest_url = start_sim(python, venue_symbols, args.rate, venue=venue)
             sims.append(proc)
             started.append((venue, ws_url, rest_url, venue_symbols))

@@ -21,6 +21,7 @@ import time
 from hftfeed import __version__
 from hftfeed.runtime import hw
 from hftfeed.app.cli import OneLineParser
+from hftfeed.app.config import host_config, load_config
 from hftfeed.errors import ConfigError
 
 log = logging.getLogger("hftfeed.doctor")
@@ -32,7 +33,6 @@ INFO = "INFO"
 
 POLICY_NAMES = {0: "SCHED_OTHER", 1: "SCHED_FIFO", 2: "SCHED_RR", 3: "SCHED_BATCH",
                 5: "SCHED_IDLE", 6: "SCHED_DEADLINE"}
-DEFAULT_BUFFER_BYTES = 4 * 1024 * 1024
 MAX_THREADS_LISTED = 64
 ISOLATION_FIX = ("add 'isolcpus=%s nohz_full=%s rcu_nocbs=%s' to GRUB_CMDLINE_LINUX in "
                  "/etc/default/grub, then update-grub and reboot (docs/deployment.md)")
@@ -317,10 +317,10 @@ def check_cpus(hot_core):
     return checks
 
 
-def check_memory_lock(target, status, settings):
+def check_memory_lock(target, status, cfg):
     vmlck, vmrss = _kb(status.get("VmLck")), _kb(status.get("VmRSS"))
     value = "VmLck %d kB, VmRSS %d kB" % (vmlck, vmrss)
-    if not settings.get("memory_lock", True):
+    if not cfg.memory_lock:
         return Check("memory_lock", INFO, value + " (memory_lock is false in the config)")
     if vmlck > 0:
         return Check("memory_lock", PASS, value, "VmLck > 0")
@@ -344,9 +344,9 @@ def check_memlock_rlimit(target, status):
     return Check("memlock_rlimit", WARN, value, expected, hw.MEMLOCK_FIX + "; or " + hw.IPC_LOCK_FIX)
 
 
-def check_threads(target, settings):
+def check_threads(target, cfg):
     """Affinity of each thread: last CPU it ran on (stat field 39) and Cpus_allowed_list."""
-    core = settings.get("cpu_core", -1)
+    core = cfg.cpu_affinity.core
     checks = []
     tids = target.thread_ids()
     for tid in tids[:MAX_THREADS_LISTED]:
@@ -374,11 +374,11 @@ def check_threads(target, settings):
     return checks
 
 
-def check_scheduler(stat, settings):
+def check_scheduler(stat, cfg):
     policy_name = POLICY_NAMES.get(stat["policy"], "policy %d" % stat["policy"])
     value = "%s, rt_priority %d" % (policy_name, stat["rt_priority"])
-    if settings.get("sched_policy") == "fifo":
-        priority = settings.get("sched_priority", 10)
+    if cfg.scheduler.policy == "fifo":
+        priority = cfg.scheduler.priority
         ok = stat["policy"] == 1 and stat["rt_priority"] == priority
         return Check("scheduler", PASS if ok else WARN, value, "SCHED_FIFO, rt_priority %d" % priority,
                      "" if ok else hw.SYS_NICE_FIX)
@@ -393,9 +393,9 @@ def check_page_faults(stat):
                  "perf stat -e page-faults,major-faults -p %d -- sleep 10" % stat["pid"])
 
 
-def check_sysctls(settings):
-    snd = settings.get("sndbuf_bytes", DEFAULT_BUFFER_BYTES)
-    rcv = settings.get("rcvbuf_bytes", DEFAULT_BUFFER_BYTES)
+def check_sysctls(cfg):
+    snd = cfg.socket_buffers.sndbuf_bytes
+    rcv = cfg.socket_buffers.rcvbuf_bytes
     checks = []
     for name, wanted in (("net.core.rmem_max", rcv), ("net.core.wmem_max", snd)):
         value = hw.read_sysctl_int(name)
@@ -412,7 +412,7 @@ def check_sysctls(settings):
     return checks
 
 
-def check_udp_sockets(target, settings):
+def check_udp_sockets(target, cfg):
     """The target's UDP sockets: addresses from /proc/PID/net/udp{,6} matched to its fd inodes,
     granted buffer sizes and drops from sock_diag (the doubled values the kernel accounts)."""
     inodes = target.socket_inodes()
@@ -426,8 +426,8 @@ def check_udp_sockets(target, settings):
     if not sockets:
         return [Check("udp_sockets", INFO, "none open", "the daemon's publisher socket")]
     memory = udp_socket_memory()
-    snd = settings.get("sndbuf_bytes", DEFAULT_BUFFER_BYTES)
-    rcv = settings.get("rcvbuf_bytes", DEFAULT_BUFFER_BYTES)
+    snd = cfg.socket_buffers.sndbuf_bytes
+    rcv = cfg.socket_buffers.rcvbuf_bytes
     expected = "sndbuf >= %d or rcvbuf >= %d granted (kernel shows twice that); no drops" % (snd, rcv)
     checks = []
     for s in sockets:
@@ -447,11 +447,11 @@ def check_udp_sockets(target, settings):
     return checks
 
 
-def check_config(target, settings):
+def check_config(target, cfg):
     """Items that only make sense with --config: does the configured core exist and is it
     allowed for the target; is busy-poll on a core of its own."""
     checks = []
-    core = settings.get("cpu_core", -1)
+    core = cfg.cpu_affinity.core
     if core is not None and core >= 0:
         try:
             hw.validate_cpu_core(core, target.pid if target.pid != os.getpid() else 0)
@@ -461,7 +461,7 @@ def check_config(target, settings):
             checks.append(Check("config cpu_affinity.processor_core", FAIL, str(core),
                                 "an online CPU in the allowed set",
                                 "%s; online CPUs: %s" % (exc, hw.format_cpu_list(hw.online_cpus()))))
-    if settings.get("busy_poll"):
+    if cfg.busy_poll:
         isolated, _nohz = isolation_sets()
         ok = core is not None and core >= 0 and core in isolated
         checks.append(Check("config busy_poll", PASS if ok else WARN,
@@ -471,87 +471,40 @@ def check_config(target, settings):
     return checks
 
 
-def hot_core_of(target, settings):
+def hot_core_of(target, cfg):
     """The core the daemon runs on: the configured one, else the one its main thread is pinned to."""
-    core = settings.get("cpu_core", -1)
+    core = cfg.cpu_affinity.core
     if core is not None and core >= 0:
         return core
     allowed = hw.parse_cpu_list(target.status().get("Cpus_allowed_list", "") or "")
     return next(iter(allowed)) if len(allowed) == 1 else None
 
 
-def collect(pid=None, settings=None):
+def collect(pid=None, cfg=None):
     """Run every check against ``pid`` (default: this process) -> list of Check.
 
-    ``settings`` is a dict with any of memory_lock, cpu_core, sched_policy, sched_priority,
-    sndbuf_bytes, rcvbuf_bytes, busy_poll (see :func:`settings_from_config`); {} = defaults."""
-    settings = settings or {}
+    ``cfg`` is a validated config (hftfeed.app.config: ``load_config`` or ``host_config``);
+    None = the defaults of every section, what a daemon started without those keys uses."""
+    cfg = host_config() if cfg is None else cfg
     target = Target(os.getpid() if pid is None else pid)
     status = target.status()
     stat = target.stat()
     checks = [check_interpreter(target), check_kernel()]
-    checks.extend(check_cpus(hot_core_of(target, settings)))
-    checks.append(check_memory_lock(target, status, settings))
+    checks.extend(check_cpus(hot_core_of(target, cfg)))
+    checks.append(check_memory_lock(target, status, cfg))
     checks.append(check_memlock_rlimit(target, status))
-    checks.extend(check_threads(target, settings))
+    checks.extend(check_threads(target, cfg))
     if stat is not None:
-        checks.append(check_scheduler(stat, settings))
+        checks.append(check_scheduler(stat, cfg))
         checks.append(check_page_faults(stat))
-    checks.extend(check_sysctls(settings))
-    checks.extend(check_udp_sockets(target, settings))
-    checks.extend(check_config(target, settings))
+    checks.extend(check_sysctls(cfg))
+    checks.extend(check_udp_sockets(target, cfg))
+    checks.extend(check_config(target, cfg))
     return checks
 
 
 # ---------------------------------------------------------------------------------------------
 # config and output
-
-def settings_from_config(cfg):
-    """The doctor's settings from a validated config object (hftfeed.app.config.load_config)."""
-    return {"memory_lock": getattr(cfg, "memory_lock", True),
-            "cpu_core": getattr(cfg, "cpu_core", -1),
-            "sched_policy": getattr(cfg, "sched_policy", "other"),
-            "sched_priority": getattr(cfg, "sched_priority", 10),
-            "sndbuf_bytes": getattr(cfg, "sndbuf_bytes", DEFAULT_BUFFER_BYTES),
-            "rcvbuf_bytes": getattr(cfg, "rcvbuf_bytes", DEFAULT_BUFFER_BYTES),
-            "busy_poll": getattr(cfg, "busy_poll", False)}
-
-
-def settings_from_json(raw):
-    """The same from the raw JSON document (used when hftfeed.app.config is not importable)."""
-    if not isinstance(raw, dict):
-        raise ConfigError("config: expected a JSON object")
-    affinity = raw.get("cpu_affinity") or {}
-    core = affinity.get("processor_core", -1)
-    if not affinity.get("enabled", isinstance(core, int) and core >= 0):
-        core = -1
-    sched = raw.get("scheduler") or {}
-    buffers = raw.get("socket_buffers") or {}
-    return {"memory_lock": raw.get("memory_lock", True), "cpu_core": core,
-            "sched_policy": sched.get("policy", "other"), "sched_priority": sched.get("priority", 10),
-            "sndbuf_bytes": buffers.get("sndbuf_bytes", DEFAULT_BUFFER_BYTES),
-            "rcvbuf_bytes": buffers.get("rcvbuf_bytes", DEFAULT_BUFFER_BYTES),
-            "busy_poll": raw.get("busy_poll", False)}
-
-
-def load_settings(path):
-    """Read and validate the config at ``path``; raises ConfigError."""
-    try:
-        from hftfeed.app import config as config_module
-    except ImportError as exc:
-        log.debug("hftfeed.app.config unavailable (%s): reading the JSON directly", exc)
-        config_module = None
-    if config_module is not None and hasattr(config_module, "load_config"):
-        return settings_from_config(config_module.load_config(path))
-    try:
-        with open(path, "rb") as f:
-            raw = json.loads(f.read().decode("utf-8"))
-    except OSError as exc:
-        raise ConfigError("cannot read config %s: %s" % (path, exc.strerror or exc))
-    except ValueError as exc:
-        raise ConfigError("config %s is not valid JSON: %s" % (path, exc))
-    return settings_from_json(raw)
-
 
 def format_text(checks, pid):
     """The human report: one line per item, then its expectation and fix when not PASS/INFO."""
@@ -594,14 +547,14 @@ def main(argv=None):
     if pid <= 0 or not os.path.isdir("/proc/%d" % pid):
         sys.stderr.write("hftfeed.py doctor: error: no process with pid %d\n" % pid)
         return 2
-    settings = {}
+    cfg = None
     if args.config:
         try:
-            settings = load_settings(args.config)
+            cfg = load_config(args.config)
         except ConfigError as exc:
             sys.stderr.write("hftfeed.py doctor: error: %s\n" % exc)
             return 2
-    checks = collect(pid, settings)
+    checks = collect(pid, cfg)
     if args.json:
         sys.stdout.write(json.dumps([c.as_dict() for c in checks], indent=1) + "\n")
     else:

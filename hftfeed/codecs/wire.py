@@ -1,4 +1,4 @@
-"""hftfeed wire format version 1: encoder and decoder (docs: ../shared/PROTOCOL.md, normative).
+"""hftfeed wire format version 1: encoder and decoder (docs/PROTOCOL.md is normative).
 
 Why one module for both directions: the encoder (publisher hot path) and the decoder (monitor,
 tests, third-party consumers' reference) must agree byte for byte, so both are built from the same
@@ -36,17 +36,13 @@ TYPE_STATUS = ord("S")
 TYPE_INSTRUMENT = ord("I")
 
 BOOK_FLAG_SNAPSHOT = 1       # first book after a (re)synchronisation from a snapshot
+BOOK_FLAG_REFRESH = 2        # re-sent by the refresh cycle: no new update since the last B
 
 STATE_LIVE = 1
 STATE_RESYNC = 2
 STATE_DISCONNECTED = 3
 
-VENUE_BINANCE = 1
-VENUE_BINANCE_USDM = 2
-VENUE_BYBIT = 3
-VENUE_OKX = 4
-VENUE_COINBASE = 5
-VENUE_SIM = 255
+# Venue ids live in hftfeed/venues/registry.py (one table with the rest of each venue's facts).
 
 BOOK_FIXED_LEN = 40          # message header + bid_n, ask_n, 6 reserved bytes
 LEVEL_SIZE = 16              # (i64 price, i64 qty)
@@ -76,6 +72,14 @@ _UNPACK_ALL_LEVELS = platform.python_implementation() == "CPython"
 # PyPy raises ValueError (not struct.error) for a negative value in an unsigned field.
 _PACK_ERRORS = (struct.error, ValueError, OverflowError)
 
+# Public names for receivers that read datagrams in place (client, monitor, bench receiver): the
+# layouts above are their one home, nobody restates them.
+PACKET_HEADER = _PACKET_HEADER
+MSG_HEADER = _MSG_HEADER
+# Message header fields a fast receiver needs: length, type, venue, instrument, flags, exch_ns,
+# recv_ns, update_id are all of it, so this is MSG_HEADER itself; LEVEL is one (price, qty).
+LEVEL = _LEVEL
+
 assert _PACKET_HEADER.size == HEADER_SIZE and _MSG_HEADER.size == MSG_HEADER_SIZE
 assert _BOOK_HEAD.size == BOOK_FIXED_LEN and _TRADE.size == TRADE_LEN
 assert _QUOTE.size == QUOTE_LEN and _STATUS.size == STATUS_LEN
@@ -85,6 +89,12 @@ assert _INSTRUMENT.size == INSTRUMENT_LEN
 def book_len(bid_n, ask_n):
     """Length in bytes of a ``B`` message carrying ``bid_n`` bids and ``ask_n`` asks."""
     return BOOK_FIXED_LEN + LEVEL_SIZE * (bid_n + ask_n)
+
+
+def book_packet_bytes(depth):
+    """Bytes of a datagram carrying one ``B`` message of ``depth`` levels a side (what a
+    publisher's max_payload must hold)."""
+    return HEADER_SIZE + book_len(depth, depth)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,6 +287,10 @@ class BookMsg(_Msg):
     def is_snapshot(self):
         return bool(self.flags & BOOK_FLAG_SNAPSHOT)
 
+    @property
+    def is_refresh(self):
+        return bool(self.flags & BOOK_FLAG_REFRESH)
+
 
 class TradeMsg(_Msg):
     """``T``: the header's update_id is the trade id (``trade_id`` is an alias)."""
@@ -393,21 +407,73 @@ def decode_header(data):
     return PacketHeader(flags, channel, count, session, seq, send_ns)
 
 
+def check_datagram(data, nbytes=None):
+    """Validate a whole datagram against PROTOCOL.md; return its :class:`PacketHeader`.
+
+    The one validation function of the project: :func:`decode_packet`, the client, the monitor
+    and the bench receiver all call it, so a datagram one of them accepts is one every other
+    accepts. ``data`` may be a reused receive buffer holding ``nbytes`` valid bytes. Reads only
+    the length/type bytes of each message (plus the symbol of ``I``): no allocation per message.
+    Raises :class:`WireError` for anything PROTOCOL.md does not allow.
+    """
+    if nbytes is None:
+        nbytes = len(data)
+    if nbytes < HEADER_SIZE:
+        raise WireError("datagram of %d bytes is shorter than the %d-byte packet header"
+                        % (nbytes, HEADER_SIZE))
+    magic, version, flags, channel, count, session, _reserved, seq, send_ns = \
+        _PACKET_HEADER.unpack_from(data, 0)
+    if magic != MAGIC:
+        raise WireError("bad magic %r (expected %r)" % (magic, MAGIC))
+    if version != VERSION:
+        raise WireError("unknown protocol version %d (this decoder speaks %d)"
+                        % (version, VERSION))
+    off = HEADER_SIZE
+    for index in range(count):
+        if off + MSG_HEADER_SIZE > nbytes:
+            raise WireError("header says %d messages, datagram ends after %d (%d bytes)"
+                            % (count, index, nbytes))
+        length = data[off] | (data[off + 1] << 8)   # u16 little-endian without a Struct call
+        if length < MSG_HEADER_SIZE or length & 7:
+            raise WireError("message %d: length %d is not a multiple of 8 >= %d"
+                            % (index, length, MSG_HEADER_SIZE))
+        if off + length > nbytes:
+            raise WireError("message %d: length %d runs %d bytes past the end of the datagram"
+                            % (index, length, off + length - nbytes))
+        mtype = data[off + 2]
+        if mtype == TYPE_BOOK:
+            if length < BOOK_FIXED_LEN:
+                raise WireError("message %d: B message of length %d is shorter than %d"
+                                % (index, length, BOOK_FIXED_LEN))
+            expected = book_len(data[off + 32], data[off + 33])
+            if length != expected:
+                raise WireError("message %d: B message length %d disagrees with bid_n=%d "
+                                "ask_n=%d (expected %d)" % (index, length, data[off + 32],
+                                                            data[off + 33], expected))
+        else:
+            fixed = _FIXED_LENGTH[mtype]
+            if fixed and length != fixed:
+                # Version 1 fixes the size of every known type; an extension would bump VERSION.
+                raise WireError("message %d: %s message of length %d (PROTOCOL.md says %d)"
+                                % (index, chr(mtype), length, fixed))
+            if mtype == TYPE_INSTRUMENT:
+                _decode_symbol(bytes(data[off + MSG_HEADER_SIZE:off + MSG_HEADER_SIZE
+                                          + SYMBOL_SIZE]), index)
+        off += length
+    if off != nbytes:
+        raise WireError("%d bytes of trailing garbage after %d messages" % (nbytes - off, count))
+    return PacketHeader(flags, channel, count, session, seq, send_ns)
+
+
 def decode_packet(data):
     """Decode one datagram into a :class:`Packet`; raise WireError if it breaks PROTOCOL.md."""
-    flags, channel, count, session, seq, send_ns = decode_header(data)
+    flags, channel, count, session, seq, send_ns = check_datagram(data)
     size = len(data)
     messages = []
     off = HEADER_SIZE
     for index in range(count):
-        if off + MSG_HEADER_SIZE > size:
-            raise WireError("header says %d messages, datagram ends after %d (%d bytes)"
-                            % (count, index, size))
         messages.append(_decode_message(data, off, size, index))
         off += _MSG_HEADER.unpack_from(data, off)[0]
-    if off != size:
-        raise WireError("%d bytes of trailing garbage after %d messages"
-                        % (size - off, count))
     return Packet(flags, channel, count, session, seq, send_ns, messages)
 
 
@@ -445,6 +511,14 @@ def _decode_message(data, off, size, index):
                              _decode_symbol(fields[8], index), fields[9], fields[10])
     return UnknownMsg(mtype, venue, instrument, bytes(data[off:off + length]), flags, exch_ns,
                       recv_ns, update_id)
+
+
+# Exact length of every fixed-size type (the "Message bodies" tables); 0 = variable or unknown.
+_FIXED_LENGTH = [0] * 256
+_FIXED_LENGTH[TYPE_TRADE] = TRADE_LEN
+_FIXED_LENGTH[TYPE_QUOTE] = QUOTE_LEN
+_FIXED_LENGTH[TYPE_STATUS] = STATUS_LEN
+_FIXED_LENGTH[TYPE_INSTRUMENT] = INSTRUMENT_LEN
 
 
 def _expect_length(length, expected, letter, index):
@@ -498,3 +572,59 @@ def _decode_symbol(raw, index):
     if not symbol or b"\0" in symbol or any(b > 127 for b in symbol):
         raise WireError("message %d: I symbol %r is not NUL-padded ASCII" % (index, raw))
     return symbol.decode("ascii")
+
+
+# ---------------------------------------------------------------------------------------------
+# Retransmission over TCP (PROTOCOL.md "Retransmission")
+# ---------------------------------------------------------------------------------------------
+
+RETRANS_MAGIC = b"HR"
+# Request: magic, version, reserved, channel, reserved, session, reserved, first_seq, count,
+# reserved (32 bytes).
+RETRANS_REQUEST = struct.Struct("<2sBxH2xI4xQI4x")
+# Reply frame: magic, code, reserved, length of the datagram that follows (0 for an end frame),
+# reserved (8 bytes).
+RETRANS_FRAME = struct.Struct("<2sBxH2x")
+RETRANS_OK = 0            # a datagram of ``length`` bytes follows; more frames follow
+RETRANS_DONE = 1          # end of the reply: every requested message was sent
+RETRANS_NOT_HELD = 2      # (part of) the range is no longer (or not yet) held: end of reply
+RETRANS_BAD_REQUEST = 3   # malformed request, or count 0 / above the per-request limit
+RETRANS_UNKNOWN_SESSION = 4   # channel/session is not this publisher's
+RETRANS_LIMIT = 5         # per-connection request limit reached; the server closes
+RETRANS_CODE_NAMES = {RETRANS_OK: "ok", RETRANS_DONE: "done", RETRANS_NOT_HELD: "not held",
+                      RETRANS_BAD_REQUEST: "bad request",
+                      RETRANS_UNKNOWN_SESSION: "unknown channel/session",
+                      RETRANS_LIMIT: "request limit reached"}
+
+assert RETRANS_REQUEST.size == 32 and RETRANS_FRAME.size == 8
+
+
+def pack_retrans_request(channel, session, first_seq, count):
+    """The 32-byte request for messages ``first_seq .. first_seq+count-1`` of one session."""
+    try:
+        return RETRANS_REQUEST.pack(RETRANS_MAGIC, VERSION, channel, session, first_seq, count)
+    except _PACK_ERRORS as exc:
+        raise WireError("retransmission request not encodable: %s" % (exc,)) from exc
+
+
+def unpack_retrans_request(data):
+    """(channel, session, first_seq, count) of a request; WireError for a malformed one."""
+    if len(data) != RETRANS_REQUEST.size:
+        raise WireError("retransmission request of %d bytes (expected %d)"
+                        % (len(data), RETRANS_REQUEST.size))
+    magic, version, channel, session, first_seq, count = RETRANS_REQUEST.unpack(data)
+    if magic != RETRANS_MAGIC or version != VERSION:
+        raise WireError("retransmission request with magic %r version %d" % (magic, version))
+    return channel, session, first_seq, count
+
+
+def pack_retrans_frame(code, length=0):
+    return RETRANS_FRAME.pack(RETRANS_MAGIC, code, length)
+
+
+def unpack_retrans_frame(data):
+    """(code, length) of a reply frame header; WireError for a malformed one."""
+    magic, code, length = RETRANS_FRAME.unpack(data)
+    if magic != RETRANS_MAGIC:
+        raise WireError("retransmission reply with magic %r" % (magic,))
+    return code, length

@@ -16,27 +16,19 @@ from hftfeed.runtime.hwresult import OK, SKIPPED, WARN, report as _report
 IS_PYPY = hasattr(sys, "pypy_version_info")
 
 
-def _validate_thresholds(thresholds):
-    if thresholds is None:
-        return None
-    if (not isinstance(thresholds, (list, tuple)) or not 1 <= len(thresholds) <= 3
-            or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in thresholds)):
-        raise ConfigError("gc.thresholds: expected null or a list of 1 to 3 integers >= 0, got %r"
-                          % (thresholds,))
-    return tuple(thresholds)
-
-
-def tune_gc(freeze_after_start=True, disable_automatic=False, thresholds=None,
-            collect_interval_s=0.0):
+def tune_gc(gc_cfg):
     """Apply the start-up GC settings: thresholds (CPython), automatic collection off.
 
     CPython: ``gc.disable()`` stops the cyclic collector (reference counting still frees most
     objects). PyPy: it stops *major* collections only; minor (nursery) collections still run and
-    are short. Either way garbage then piles up unless a :class:`GcScheduler` collects it, so
-    disabling without ``collect_interval_s`` is a warning. ``freeze_after_start`` is applied later
-    by :func:`gc_after_startup`."""
+    are short. Either way garbage then piles up unless a :class:`GcScheduler` collects it, which
+    is why the config refuses disable_automatic without collect_interval_s. ``freeze_after_start``
+    is applied later by :func:`gc_after_startup`. ``gc_cfg`` is the validated ``gc`` section
+    (app/config.py: validated there, once)."""
     name = "gc"
-    thresholds = _validate_thresholds(thresholds)
+    thresholds = gc_cfg.thresholds
+    disable_automatic = gc_cfg.disable_automatic
+    collect_interval_s = gc_cfg.collect_interval_s
     done = []
     warnings = []
     if thresholds is not None:
@@ -49,18 +41,14 @@ def tune_gc(freeze_after_start=True, disable_automatic=False, thresholds=None,
     if disable_automatic:
         gc.disable()
         done.append("automatic %s collection off" % ("major" if IS_PYPY else "cyclic"))
-        if not collect_interval_s:
-            warnings.append("automatic collection off and collect_interval_s is 0: "
-                            "memory is never reclaimed")
-    if freeze_after_start:
+    if gc_cfg.freeze_after_start:
         done.append("gc.freeze() after start-up" if hasattr(gc, "freeze")
                     else "no gc.freeze() on %s" % sys.implementation.name)
     if collect_interval_s:
         done.append("scheduled collection every %g s" % collect_interval_s)
     message = "; ".join(done) if done else "interpreter defaults"
     if warnings:
-        fix = ("PyPy: tune with PYPY_GC_NURSERY / PYPY_GC_MAJOR_COLLECT in the unit's Environment=; "
-               "set gc.collect_interval_s > 0 when gc.disable_automatic is true")
+        fix = "PyPy: tune with PYPY_GC_NURSERY / PYPY_GC_MAJOR_COLLECT in the unit's Environment="
         return _report(name, WARN, message + "; " + "; ".join(warnings), fix)
     return _report(name, OK, message)
 

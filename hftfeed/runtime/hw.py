@@ -6,7 +6,7 @@ Why together: each control is a switch in the config (docs/config.md), each must
 clear warning when the OS refuses (no capability, a small rlimit, a cgroup cpuset), and each must
 name the command or unit line that fixes it. Every public function therefore returns an
 :class:`HwResult` and logs exactly one line; an OS refusal never raises. Only a configuration
-mistake (a core that does not exist, a policy name that is not known) raises ``ConfigError``,
+mistake this machine reveals (a core that does not exist here) raises ``ConfigError``,
 which the CLI turns into exit code 2.
 
 Linux semantics used here (man pages mlockall(2), sched_setaffinity(2), sched_setscheduler(2),
@@ -380,19 +380,11 @@ def set_cpu_affinity(core, pid=0):
 # ---------------------------------------------------------------------------------------------
 # real-time scheduling
 
-def validate_scheduler(policy, priority):
-    """Check ``scheduler.policy`` / ``scheduler.priority``; raise ConfigError naming the key."""
-    if policy not in ("other", "fifo"):
-        raise ConfigError("scheduler.policy: expected \"other\" or \"fifo\", got %r" % (policy,))
-    if isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 99:
-        raise ConfigError("scheduler.priority: expected an integer 1..99, got %r" % (priority,))
-
-
 def set_realtime(policy, priority, pid=0):
     """SCHED_FIFO at ``priority`` for ``pid`` (0 = calling thread): the thread then preempts every
-    normal task on its core. "other" leaves the default time-sharing policy alone."""
+    normal task on its core. "other" leaves the default time-sharing policy alone. The values
+    come from the validated ``scheduler`` section (app/config.py checks them, once)."""
     name = "scheduler"
-    validate_scheduler(policy, priority)
     if policy == "other":
         return _report(name, SKIPPED, "scheduler.policy is other: default time-sharing scheduler")
     if not hasattr(os, "sched_setscheduler"):
@@ -461,27 +453,26 @@ def socket_buffer_report(sock, requested_snd, requested_rcv):
 # ---------------------------------------------------------------------------------------------
 # start-up sequence
 
-def apply_startup(settings):
-    """Apply the Phase 1 controls from a dict shaped like the JSON config, in this order:
+def apply_startup(cfg):
+    """Apply the Phase 1 controls of a validated config (hftfeed/app/config.py: the
+    ``cpu_affinity``, ``memory_lock``, ``scheduler`` and ``gc`` sections), in this order:
 
     1. CPU affinity first: mlockall(MCL_CURRENT) then faults every page in from the pinned core,
        so on a NUMA machine the kernel's first-touch policy puts them on that core's node;
     2. memory lock, before the hot path allocates (MCL_FUTURE then covers the books);
     3. SCHED_FIFO after the page-faulting of step 2, which should not run at real-time priority;
     4. GC settings.
-    Returns the list of HwResult. Raises ConfigError only for an invalid core/policy/threshold."""
-    results = []
-    affinity = settings.get("cpu_affinity") or {}
-    core = affinity.get("processor_core", -1)
-    if not affinity.get("enabled", core is not None and core >= 0):
-        core = -1
-    results.append(set_cpu_affinity(core))
-    results.append(lock_memory(settings.get("memory_lock", True)))
-    sched = settings.get("scheduler") or {}
-    results.append(set_realtime(sched.get("policy", "other"), sched.get("priority", 10)))
-    gc_settings = settings.get("gc") or {}
-    results.append(tune_gc(gc_settings.get("freeze_after_start", True),
-                           gc_settings.get("disable_automatic", False),
-                           gc_settings.get("thresholds"),
-                           gc_settings.get("collect_interval_s", 0.0)))
-    return results
+    Returns the list of HwResult. Raises ConfigError only for a core this machine does not have."""
+    return [set_cpu_affinity(cfg.cpu_affinity.core),
+            lock_memory(cfg.memory_lock),
+            set_realtime(cfg.scheduler.policy, cfg.scheduler.priority),
+            tune_gc(cfg.gc)]
+
+
+def physical_memory_bytes():
+    """This machine's physical memory (sysconf), or 0 when the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError) as exc:
+        log.debug("cannot read the physical memory size: %s", exc)
+        return 0

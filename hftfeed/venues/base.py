@@ -15,14 +15,16 @@ FAST_SCANNER = platform.python_implementation() == "PyPy"
 class Venue(object):
     """Base class of venue adapters. One instance per configured feed.
 
-    Class attributes (overridden per venue): NAME (config value), VENUE_ID (PROTOCOL.md venue id),
-    DEFAULT_WS_URL, DEFAULT_REST_URL, MAX_STREAMS_PER_CONNECTION, MAX_OUT_MSGS_PER_S,
+    Class attributes (overridden per venue): SPEC (the venue's entry in venues/registry.py) and,
+    taken from it, NAME (config value), VENUE_ID (PROTOCOL.md venue id), DEFAULT_WS_URL,
+    DEFAULT_REST_URL; then the adapter's own facts: MAX_STREAMS_PER_CONNECTION, MAX_OUT_MSGS_PER_S,
     CONNECTION_LIFETIME_S (reconnect proactively before the venue's forced disconnect),
     REST_WEIGHT_PER_MIN, DEFAULT_SNAPSHOT_LIMIT, MAX_SNAPSHOT_LIMIT, APP_PING_TEXT /
     APP_PING_INTERVAL_S (application-level keepalive, None when the venue pings at the
     WebSocket level), and ``rule`` (the venue's SyncRule).
     """
 
+    SPEC = None
     NAME = ""
     VENUE_ID = 0
     DEFAULT_WS_URL = ""

@@ -18,6 +18,7 @@ from hftfeed.codecs.fixed import parse_price
 from hftfeed.core.sync import SyncRule
 from hftfeed.core.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_SERVER_SHUTDOWN, CTRL_SUBSCRIBED,
                        SIDE_BUY, SIDE_SELL, Control, DepthUpdate, Quote, Snapshot, Trade)
+from hftfeed.venues import registry
 from hftfeed.venues.base import Venue, levels_flat, loads, req_int, req_price, req_str, tier_weight, to_qty
 
 MS_TO_NS = 1000000
@@ -48,10 +49,11 @@ def snapshot_weight(limit):
 
 
 class BinanceSpot(Venue):
-    NAME = "binance"
-    VENUE_ID = 1
-    DEFAULT_WS_URL = "wss://stream.binance.com:9443"
-    DEFAULT_REST_URL = "https://api.binance.com"
+    SPEC = registry.spec("binance")   # id, name, default URLs: venues/registry.py
+    NAME = SPEC.name
+    VENUE_ID = SPEC.wire_id
+    DEFAULT_WS_URL = SPEC.ws_url
+    DEFAULT_REST_URL = SPEC.rest_url
     MAX_STREAMS_PER_CONNECTION = 1024
     MAX_OUT_MSGS_PER_S = 5.0
     CONNECTION_LIFETIME_S = 23.5 * 3600      # reconnect (make-before-break) before the 24 h cut

@@ -23,6 +23,7 @@ split announcement):
 """
 
 from hftfeed.core.sync import SyncRule
+from hftfeed.venues import registry
 from hftfeed.venues.base import tier_weight
 from hftfeed.venues.binance import (BinanceSpot, scan_depth_head, scan_digits, scan_levels_tail,
                       scan_symbol)
@@ -71,10 +72,11 @@ def snapshot_weight(limit):
 
 
 class BinanceUsdm(BinanceSpot):
-    NAME = "binance-usdm"
-    VENUE_ID = 2
-    DEFAULT_WS_URL = "wss://fstream.binance.com"
-    DEFAULT_REST_URL = "https://fapi.binance.com"
+    SPEC = registry.spec("binance-usdm")   # id, name, default URLs: venues/registry.py
+    NAME = SPEC.name
+    VENUE_ID = SPEC.wire_id
+    DEFAULT_WS_URL = SPEC.ws_url
+    DEFAULT_REST_URL = SPEC.rest_url
     MAX_STREAMS_PER_CONNECTION = 1024
     MAX_OUT_MSGS_PER_S = 10.0
     CONNECTION_LIFETIME_S = 23.5 * 3600      # reconnect (make-before-break) before the 24 h cut

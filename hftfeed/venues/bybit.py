@@ -31,6 +31,7 @@ from hftfeed.core.sync import SyncRule
 from hftfeed.core.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_PONG, CTRL_SUBSCRIBED,
                        Control, DepthUpdate, Quote, Trade)
 from hftfeed.errors import VenueError
+from hftfeed.venues import registry
 from hftfeed.venues.base import (Venue, data_items, levels_flat, loads, req_int, req_price, req_str, taker_side,
                    to_price, to_qty)
 
@@ -89,10 +90,11 @@ def _time_ns(obj, key, what):
 
 
 class Bybit(Venue):
-    NAME = "bybit"
-    VENUE_ID = 3
-    DEFAULT_WS_URL = "wss://stream.bybit.com/v5/public/linear"
-    DEFAULT_REST_URL = "https://api.bybit.com"      # unused: snapshots arrive in-stream
+    SPEC = registry.spec("bybit")   # id, name, default URLs: venues/registry.py
+    NAME = SPEC.name
+    VENUE_ID = SPEC.wire_id
+    DEFAULT_WS_URL = SPEC.ws_url
+    DEFAULT_REST_URL = SPEC.rest_url
     MAX_STREAMS_PER_CONNECTION = 500
     MAX_OUT_MSGS_PER_S = 5.0
     APP_PING_TEXT = '{"op":"ping"}'

@@ -42,6 +42,7 @@ from hftfeed.codecs.fixed import SCALE
 from hftfeed.core.sync import SyncRule
 from hftfeed.core.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_PONG, CTRL_SERVER_SHUTDOWN, CTRL_SUBSCRIBED,
                        Control, DepthUpdate, Quote, Trade)
+from hftfeed.venues import registry
 from hftfeed.venues.base import (Venue, data_items, levels_flat, loads, req_price, req_str, taker_side, to_price,
                    to_qty)
 
@@ -150,10 +151,11 @@ def _seq(obj, key, what, minimum):
 
 
 class Okx(Venue):
-    NAME = "okx"
-    VENUE_ID = 4
-    DEFAULT_WS_URL = "wss://ws.okx.com:8443/ws/v5/public"
-    DEFAULT_REST_URL = "https://www.okx.com"        # unused: snapshots arrive in-stream
+    SPEC = registry.spec("okx")   # id, name, default URLs: venues/registry.py
+    NAME = SPEC.name
+    VENUE_ID = SPEC.wire_id
+    DEFAULT_WS_URL = SPEC.ws_url
+    DEFAULT_REST_URL = SPEC.rest_url
     MAX_STREAMS_PER_CONNECTION = 240        # our choice: OKX publishes no per-connection cap
     MAX_OUT_MSGS_PER_S = 3.0
     APP_PING_TEXT = "ping"

@@ -16,7 +16,7 @@ from hftfeed.errors import ConfigError
 
 from hftfeed.tools.monitor.receiver import IS_PYPY, FeedMonitor, warm_up_jit
 from hftfeed.tools.monitor.report import render_report
-from hftfeed.tools.monitor.udp import DEFAULT_RCVBUF_BYTES, parse_listen
+from hftfeed.client.net import DEFAULT_RCVBUF_BYTES, parse_listen
 
 log = logging.getLogger("hftfeed.monitor")
 
@@ -67,6 +67,12 @@ def build_parser():
     parser.add_argument("--depth", type=_int_range(1, 255), default=1, metavar="N",
                         help="book levels shown per instrument (default 1: one compact line)")
     parser.add_argument("--no-book", action="store_true", help="no book view (less work)")
+    parser.add_argument("--expect-packets", type=_int_range(0, 2 ** 63 - 1), default=None,
+                        metavar="N", help="exit with code 3 if fewer than N packets arrived "
+                        "(for scripts and alerting: the stream is absent)")
+    parser.add_argument("--max-gaps", type=_int_range(0, 2 ** 63 - 1), default=None,
+                        metavar="N", help="exit with code 3 if more than N sequence gaps were "
+                        "seen (the stream is lossy)")
     parser.add_argument("--no-warm-up", action="store_true",
                         help="PyPy: skip compiling the receive path on synthetic traffic "
                              "before listening (about 0.5 s)")
@@ -109,7 +115,8 @@ class _Output(object):
 
 
 def main(argv=None):
-    """``hftfeed monitor``: returns 0 on a clean stop, 2 on bad arguments, 1 if it cannot listen."""
+    """``hftfeed monitor``: returns 0 on a clean stop, 2 on bad arguments, 1 if it cannot
+    listen, 3 if a --expect-packets / --max-gaps check failed."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -164,13 +171,32 @@ def _run(monitor, args, output, host):
         for _ in range(16):   # take what is already queued before the summary
             if not monitor.poll(0):
                 break
-        output.emit(monitor.summary(args.depth))
+        summary = monitor.summary(args.depth)
+        output.emit(summary)
     except BrokenPipeError as exc:
         log.info("stdout closed (%s): stopping", exc)
+        return 0
     finally:
         for signum, handler in previous_handlers.items():
             signal.signal(signum, handler)
-    return 0
+    return _check(summary, args)
+
+
+CHECK_FAILED = 3
+
+
+def _check(summary, args):
+    """--expect-packets / --max-gaps: one line on stderr per failed check, exit code 3."""
+    failures = []
+    if args.expect_packets is not None and summary["packets"] < args.expect_packets:
+        failures.append("received %d packets, expected at least %d"
+                        % (summary["packets"], args.expect_packets))
+    if args.max_gaps is not None and summary["gaps"] > args.max_gaps:
+        failures.append("saw %d sequence gaps (%d messages missing), at most %d allowed"
+                        % (summary["gaps"], summary["missing_messages"], args.max_gaps))
+    for failure in failures:
+        sys.stderr.write("hftfeed monitor: check failed: %s\n" % failure)
+    return CHECK_FAILED if failures else 0
 
 
 def _receive_loop(monitor, args, output, stop):

@@ -9,10 +9,9 @@ Why the receive path looks the way it does (it must keep up with >= 100k message
 
 * one non-blocking socket drained with ``recv_into`` a preallocated 64 KiB buffer; a selector
   only sleeps when the socket is empty;
-* each datagram is checked against every structural rule of PROTOCOL.md (the same rules as
-  ``wire.decode_packet``, so a datagram the monitor accepts is one the reference decoder
-  accepts), reading only length/type bytes; then message headers are read with one precompiled
-  ``Struct``. No message object is built on the hot path: the latest ``B`` message of each
+* each datagram is checked by ``wire.check_datagram`` (the one validation function that
+  ``wire.decode_packet`` and the client use too), reading only length/type bytes; then message
+  headers are read with ``wire.MSG_HEADER``. No message object is built on the hot path: the latest ``B`` message of each
   instrument is kept as raw bytes and decoded with ``wire.decode_packet`` only when the view
   asks for it (once per instrument per report);
 * ``recv_into`` rather than ``recvfrom_into``: the sender's address is not needed, and this
@@ -25,11 +24,13 @@ packet's ``send_ns`` (publisher to monitor; hosts' clocks must agree), ``latency
 packet ``send_ns`` minus each ``B``/``T``/``Q`` message's ``recv_ns`` (exchange frame read to
 send, inside the daemon; messages with ``recv_ns`` 0 are left out).
 
-Sequencing follows PROTOCOL.md "Packet": ``seq`` counts messages; a jump forward inside one
-session is a gap of ``seq - expected`` missing messages; a packet that fills an earlier gap is
-out of order (its messages are counted as recovered); one whose messages were all seen already is
-a duplicate; a new, larger ``session`` on a channel is a publisher restart (a restart at seq 1 is
-not a gap); a smaller ``session`` is a stale or second publisher and is only counted.
+Sequencing is the client's (``hftfeed.client.sequencer``): ``seq`` counts messages; a jump
+forward inside one session is a gap; a packet that fills an earlier gap is out of order (its
+messages are counted as recovered); one whose messages were all seen already is a duplicate; a
+new ``session`` on a channel is a publisher restart once a few packets in a row confirm it (one
+forged datagram is only counted as ``held_packets``); a smaller ``session`` after that is stale.
+Instruments are keyed by ``(channel, venue, instrument)``: ids are unique only within a channel,
+so two shards on one group are shown apart. Symbols are sanitised before display.
 """
 
 import logging
@@ -39,11 +40,14 @@ import socket
 import struct
 import time
 
+from hftfeed.client import sequencer as seqmod
+from hftfeed.client.names import sanitize, state_name, venue_name
 from hftfeed.codecs import wire
+from hftfeed.venues import registry
 from hftfeed.errors import WireError
 from hftfeed.runtime.stats import LatencyHistogram
 
-from hftfeed.tools.monitor.udp import DEFAULT_RCVBUF_BYTES, open_udp_socket
+from hftfeed.client.net import DEFAULT_RCVBUF_BYTES, open_udp_socket
 
 log = logging.getLogger("hftfeed.monitor")
 
@@ -51,14 +55,11 @@ IS_PYPY = platform.python_implementation() == "PyPy"
 RECV_BUFFER_BYTES = 65536           # > the largest UDP payload (65507): recv_into never truncates
 MAX_DATAGRAMS_PER_POLL = 4096       # bound one poll() so reports stay on time under a flood
 LATENCY_PERCENTILES = (50, 99, 99.9)
-MAX_HOLES_PER_CHANNEL = 64          # remembered gaps, to tell late (reordered) from duplicate
 MAX_DECODE_ERROR_LOGS = 10          # then decode errors are only counted
 
-_PACKET_HEADER = struct.Struct("<2sBBHHIIQQ")  # PROTOCOL.md "Packet" table, 32 bytes
-# PROTOCOL.md message header, only what the monitor needs: length, type, venue, instrument,
-# (flags, exch_ns skipped), recv_ns -- one unpack per message, no tuple of unused fields.
-_MSG_PEEK = struct.Struct("<HBBH10xQ")
-_LEVEL = struct.Struct("<qq")
+_PACKET_HEADER = wire.PACKET_HEADER
+_MSG_HEADER = wire.MSG_HEADER
+_LEVEL = wire.LEVEL
 
 _TYPE_B = wire.TYPE_BOOK
 _STATE_LIVE = wire.STATE_LIVE
@@ -67,84 +68,23 @@ _TYPE_Q = wire.TYPE_QUOTE
 _TYPE_S = wire.TYPE_STATUS
 _TYPE_I = wire.TYPE_INSTRUMENT
 _EOS = wire.PACKET_FLAG_END_OF_SESSION
-
-# Exact length of every fixed-size type (PROTOCOL.md "Message bodies"); 0 = variable or unknown.
-_FIXED_LENGTH = [0] * 256
-_FIXED_LENGTH[_TYPE_T] = wire.TRADE_LEN
-_FIXED_LENGTH[_TYPE_Q] = wire.QUOTE_LEN
-_FIXED_LENGTH[_TYPE_S] = wire.STATUS_LEN
-_FIXED_LENGTH[_TYPE_I] = wire.INSTRUMENT_LEN
-
-VENUE_NAMES = {
-    wire.VENUE_BINANCE: "binance",
-    wire.VENUE_BINANCE_USDM: "binance-usdm",
-    wire.VENUE_BYBIT: "bybit",
-    wire.VENUE_OKX: "okx",
-    wire.VENUE_COINBASE: "coinbase",
-    wire.VENUE_SIM: "sim",
-}
-STATE_NAMES = {wire.STATE_LIVE: "live", wire.STATE_RESYNC: "resync",
-               wire.STATE_DISCONNECTED: "disconnected"}
+_REFRESH = wire.BOOK_FLAG_REFRESH
 
 # What the sequencer lets the message loop do with a packet.
 _APPLY = 0        # in order (or after a gap): count messages, update the views
 _COUNT_ONLY = 1   # late, fills a gap: count messages, keep the (newer) views
-_SKIP = 2         # duplicate or stale session: messages already seen or not ours
+_SKIP = 2         # duplicate, stale or held: messages already seen or not (yet) trusted
+_RELEASED = 3     # this packet confirmed a held stream: account the held packets first
 
 # Interval counters: reset by interval_report(), accumulated into the totals.
 _COUNTERS = ("packets", "bytes", "messages", "heartbeats", "end_of_session", "gaps",
              "missing_messages", "duplicates", "out_of_order", "recovered_messages", "restarts",
-             "stale_session_packets", "decode_errors", "filtered_packets", "recv_errors")
+             "stale_session_packets", "held_packets", "decode_errors", "filtered_packets",
+             "recv_errors")
 
 # A packet header with count 1, to decode one stored message with the reference decoder.
 _SINGLE_MESSAGE_HEADER = _PACKET_HEADER.pack(wire.MAGIC, wire.VERSION, 0, 0, 1, 0, 0, 0, 0)
 
-
-
-class _Channel(object):
-    """Sequencing state of one publisher channel (PROTOCOL.md: seq counts messages)."""
-
-    __slots__ = ("session", "next_seq", "holes", "ended", "packets", "gaps", "missing_messages",
-                 "restarts")
-
-    def __init__(self, session, next_seq):
-        self.session = session
-        self.next_seq = next_seq
-        self.holes = []          # [first_missing_seq, end_seq) of recent gaps, oldest first
-        self.ended = False
-        self.packets = 0
-        self.gaps = 0
-        self.missing_messages = 0
-        self.restarts = 0
-
-    def add_hole(self, start, end):
-        self.holes.append([start, end])
-        if len(self.holes) > MAX_HOLES_PER_CHANNEL:
-            del self.holes[0]
-
-    def fill(self, start, end):
-        """Remove ``[start, end)`` from the remembered holes; return how many seqs it filled."""
-        filled = 0
-        kept = []
-        for hole_start, hole_end in self.holes:
-            low = max(hole_start, start)
-            high = min(hole_end, end)
-            if low >= high:
-                kept.append([hole_start, hole_end])
-                continue
-            filled += high - low
-            if hole_start < low:
-                kept.append([hole_start, low])
-            if high < hole_end:
-                kept.append([high, hole_end])
-        self.holes = kept
-        return filled
-
-    def as_dict(self):
-        return {"session": self.session, "next_seq": self.next_seq, "ended": self.ended,
-                "packets": self.packets, "gaps": self.gaps,
-                "missing_messages": self.missing_messages, "restarts": self.restarts,
-                "open_holes": len(self.holes)}
 
 
 class _BookView(object):
@@ -186,9 +126,9 @@ def decode_single_message(raw):
 class FeedMonitor(object):
     """In-process receiver: ``poll()`` accounts datagrams, reports come out as dicts.
 
-    Attributes for callers: ``books`` {instrument: wire.BookMsg} (latest book of each
-    instrument), ``symbols`` {instrument: str} (from ``I``), ``states`` {instrument: state}
-    (from ``S``), ``venues`` {instrument: venue id}, ``channels`` {channel: sequencing state},
+    Attributes for callers, keyed by ``(channel, venue, instrument)``: ``books`` (latest
+    wire.BookMsg of each instrument), ``symbols`` (sanitised, from ``I``), ``states`` (from
+    ``S``); ``channels`` {channel: sequencing state},
     ``port`` (the bound port), ``rcvbuf_bytes_actual``/``rcvbuf_capped``.
     ``book_view=False`` skips keeping books (the ``--no-book`` fast path).
     """
@@ -239,11 +179,11 @@ class FeedMonitor(object):
         for counter in _COUNTERS:
             setattr(self, counter, 0)
         self.last_decode_error = None
-        self.channels = {}
+        self._sequencer = seqmod.Sequencer()
+        self.channels = self._sequencer.channels
         self._views = {}
         self.symbols = {}
         self.states = {}
-        self.venues = {}
         self._started_mono_ns = time.monotonic_ns()
         self._interval_start_mono_ns = self._started_mono_ns
         self._closed = False
@@ -293,14 +233,7 @@ class FeedMonitor(object):
     def _handle_datagram(self, nbytes, recv_ns):
         buf = self._buf
         try:
-            if nbytes < wire.HEADER_SIZE:
-                raise WireError("datagram of %d bytes is shorter than the %d-byte header"
-                                % (nbytes, wire.HEADER_SIZE))
-            magic, version, flags, channel, count, session, _reserved, seq, send_ns = \
-                _PACKET_HEADER.unpack_from(buf, 0)
-            if magic != wire.MAGIC or version != wire.VERSION:
-                raise WireError("bad magic %r or version %d" % (magic, version))
-            _validate_messages(buf, nbytes, count)
+            flags, channel, count, session, seq, send_ns = wire.check_datagram(buf, nbytes)
         except WireError as exc:
             self._count_decode_error(exc)
             return
@@ -310,13 +243,20 @@ class FeedMonitor(object):
         self.packets += 1
         self.bytes += nbytes
         self._lat_net.record(recv_ns - send_ns)
-        mode = self._sequence(channel, session, seq, count, flags)
+        mode = self._sequence(channel, session, seq, count, flags, nbytes)
         if flags & _EOS:
             self.end_of_session += 1
         elif count == 0:
             self.heartbeats += 1
+        if mode == _RELEASED:
+            # held packets of a newly confirmed stream: account them in order, then this one
+            for held in self._sequencer.released[:-1]:
+                held_header = _PACKET_HEADER.unpack_from(held, 0)
+                if held_header[4]:
+                    self._account_messages(held, channel, held_header[4], held_header[8], True)
+            mode = _APPLY
         if count and mode != _SKIP:
-            self._account_messages(buf, count, send_ns, mode == _APPLY)
+            self._account_messages(buf, channel, count, send_ns, mode == _APPLY)
 
     def _count_decode_error(self, exc):
         self.decode_errors += 1
@@ -329,99 +269,80 @@ class FeedMonitor(object):
         elif log.isEnabledFor(logging.DEBUG):
             log.debug("malformed datagram dropped (%s)", exc)
 
-    def _sequence(self, channel_id, session, seq, count, flags):
-        """Apply PROTOCOL.md's sequencing rules for one packet; return _APPLY/_COUNT_ONLY/_SKIP."""
-        state = self.channels.get(channel_id)
-        if state is None:   # first packet seen on this channel: joining late is not a gap
-            state = self.channels[channel_id] = _Channel(session, seq + count)
-        elif session != state.session:
-            if session < state.session:
-                self.stale_session_packets += 1
-                return _SKIP
+    def _sequence(self, channel_id, session, seq, count, flags, nbytes):
+        """Classify one packet with the client's sequencer; count what it says."""
+        sequencer = self._sequencer
+        state = sequencer.channels.get(channel_id)
+        held = None
+        if state is not None and (session != state.session
+                                  or seq > state.next_seq + sequencer.max_jump_messages):
+            held = bytes(self._buf[:nbytes])   # may be held: keep a copy, the buffer is reused
+        gaps, missing = sequencer.gaps, sequencer.missing_messages
+        mode = sequencer.packet(channel_id, session, seq, count, flags, held)
+        self.gaps += sequencer.gaps - gaps
+        self.missing_messages += sequencer.missing_messages - missing
+        if sequencer.restarted:
             self.restarts += 1
-            state.restarts += 1
-            state.session = session
-            state.holes = []
-            state.ended = False
-            if seq > 1:    # the new session's first messages were lost
-                self._gap(state, 1, seq)
-            state.next_seq = seq + count
-        else:
-            expected = state.next_seq
-            if seq == expected:
-                state.next_seq = seq + count
-            elif seq > expected:
-                self._gap(state, expected, seq)
-                state.next_seq = seq + count
-            elif count:   # seq < expected: late or repeated (a late heartbeat says nothing)
-                state.packets += 1
-                filled = state.fill(seq, seq + count)
-                if seq + count > expected:
-                    state.next_seq = seq + count
-                if filled:
-                    self.out_of_order += 1
-                    self.recovered_messages += filled
-                    return _COUNT_ONLY
+        if mode == seqmod.APPLY:
+            return _APPLY
+        if mode == seqmod.RELEASE:
+            return _RELEASED
+        if mode == seqmod.FILL:
+            self.out_of_order += 1
+            self.recovered_messages += sequencer.filled
+            return _COUNT_ONLY
+        if mode == seqmod.DUP:
+            if count:
                 self.duplicates += 1
-                return _SKIP
-        state.packets += 1
-        if flags & _EOS:
-            state.ended = True
-        return _APPLY
+        elif mode == seqmod.STALE:
+            self.stale_session_packets += 1
+        else:
+            self.held_packets += 1
+        return _SKIP
 
-    def _gap(self, state, first_missing, next_seen):
-        missing = next_seen - first_missing
-        self.gaps += 1
-        self.missing_messages += missing
-        state.gaps += 1
-        state.missing_messages += missing
-        state.add_hole(first_missing, next_seen)
-
-    def _account_messages(self, buf, count, send_ns, apply_views):
+    def _account_messages(self, buf, channel, count, send_ns, apply_views):
         """Count each message by type, record in-daemon latency, feed the views."""
         type_counts = self._type_counts
         record_daemon = self._lat_daemon.record
         keep_books = self.book_view and apply_views
         views = self._views
-        unpack = _MSG_PEEK.unpack_from
+        unpack = _MSG_HEADER.unpack_from
         off = wire.HEADER_SIZE
         for _ in range(count):
-            length, mtype, venue, instrument, msg_recv_ns = unpack(buf, off)
+            length, mtype, venue, instrument, _flags, _exch_ns, msg_recv_ns, _uid = \
+                unpack(buf, off)
             type_counts[mtype] += 1
+            key = (channel, venue, instrument)
             if mtype == _TYPE_B:
-                if msg_recv_ns:
+                if msg_recv_ns and not _flags & _REFRESH:   # a refresh re-sends an old book
                     record_daemon(send_ns - msg_recv_ns)
-                if apply_views and self.states.get(instrument) != _STATE_LIVE:
+                if apply_views and self.states.get(key) != _STATE_LIVE:
                     # PROTOCOL.md: books are published only while synchronised, so a B shows
                     # live even when the S that said so was lost or sent before we joined
-                    self.states[instrument] = _STATE_LIVE
-                    self.venues[instrument] = venue
+                    self.states[key] = _STATE_LIVE
                 if keep_books:
-                    view = views.get(instrument)
+                    view = views.get(key)
                     if view is None:
-                        view = views[instrument] = _BookView()
+                        view = views[key] = _BookView()
                     view.raw = buf[off:off + length]   # a copy: buf is reused by the next recv
                     view.decoded = None
                     view.books_interval += 1
-                    self.venues[instrument] = venue
             elif mtype == _TYPE_T or mtype == _TYPE_Q:
                 if msg_recv_ns:
                     record_daemon(send_ns - msg_recv_ns)
                 if keep_books:
-                    view = views.get(instrument)
+                    view = views.get(key)
                     if view is None:
-                        view = views[instrument] = _BookView()
+                        view = views[key] = _BookView()
                     if mtype == _TYPE_Q:
                         view.quote_raw = buf[off:off + length]
                     else:
                         view.trade_raw = buf[off:off + length]
             elif mtype == _TYPE_S:
                 if apply_views:
-                    self.states[instrument] = buf[off + wire.MSG_HEADER_SIZE]
-                    self.venues[instrument] = venue
-            elif mtype == _TYPE_I:   # rare (every 5 s): decode the symbol fully
-                self.symbols[instrument] = _symbol_at(buf, off)
-                self.venues.setdefault(instrument, venue)
+                    self.states[key] = buf[off + wire.MSG_HEADER_SIZE]
+            elif mtype == _TYPE_I:   # rare: decode the symbol fully, sanitised for display
+                self.symbols[key] = _symbol_at(buf, off)
             off += length
         self.messages += count
 
@@ -431,10 +352,10 @@ class FeedMonitor(object):
     def books(self):
         """{instrument: wire.BookMsg}: the latest book of each instrument (decoded on demand)."""
         result = {}
-        for instrument, view in self._views.items():
+        for key, view in self._views.items():
             book = self._decoded_book(view)
             if book is not None:
-                result[instrument] = book
+                result[key] = book
         return result
 
     def _decoded_book(self, view):
@@ -444,24 +365,25 @@ class FeedMonitor(object):
 
     def _instrument_rows(self, depth, interval_s, per_interval):
         rows = []
-        instruments = set(self._views) | set(self.symbols) | set(self.states)
-        for instrument in sorted(instruments):
-            view = self._views.get(instrument)
+        keys = set(self._views) | set(self.symbols) | set(self.states)
+        for key in sorted(keys):
+            channel, venue, instrument = key
+            view = self._views.get(key)
             book = self._decoded_book(view) if view is not None else None
             books = 0
             if view is not None:
                 books = view.books_interval
                 if not per_interval:
                     books += view.books_total
-            venue = self.venues.get(instrument)
-            state = self.states.get(instrument)
+            state = self.states.get(key)
             row = {
+                "channel": channel,
                 "instrument": instrument,
-                "symbol": self.symbols.get(instrument),
+                "symbol": self.symbols.get(key),
                 "venue": venue,
-                "venue_name": VENUE_NAMES.get(venue) if venue is not None else None,
+                "venue_name": venue_name(venue),
                 "state": state,
-                "state_name": STATE_NAMES.get(state) if state is not None else None,
+                "state_name": state_name(state) if state is not None else None,
                 "update_id": book.update_id if book is not None else None,
                 "books": books,
                 "bids": [list(level) for level in book.bids[:depth]] if book is not None else [],
@@ -575,11 +497,11 @@ def _warm_up_packets():
         return write
 
     def trade(instrument):
-        return lambda buf, off: wire.pack_trade(buf, off, wire.VENUE_SIM, instrument, now_ns,
+        return lambda buf, off: wire.pack_trade(buf, off, registry.WIRE_ID_SIM, instrument, now_ns,
                                                 now_ns - 20000, 1, 100000000, 1, 1)
 
     def quote(instrument):
-        return lambda buf, off: wire.pack_quote(buf, off, wire.VENUE_SIM, instrument, now_ns,
+        return lambda buf, off: wire.pack_quote(buf, off, registry.WIRE_ID_SIM, instrument, now_ns,
                                                 now_ns - 20000, 1, 1, 1, 2, 1)
 
     build([book(1, 20), book(2, 20)])
@@ -630,40 +552,7 @@ def warm_up_jit(datagrams=30000):
         tx.close()
 
 
-def _validate_messages(buf, nbytes, count):
-    """Raise WireError unless ``count`` messages tile ``buf[32:nbytes]`` exactly as PROTOCOL.md
-    (and wire.decode_packet) require. Reads two or three bytes per message: no allocation."""
-    off = wire.HEADER_SIZE
-    for index in range(count):
-        if off + wire.MSG_HEADER_SIZE > nbytes:
-            raise WireError("header says %d messages, datagram ends after %d" % (count, index))
-        length = buf[off] | (buf[off + 1] << 8)   # u16 little-endian without a Struct call
-        if length < wire.MSG_HEADER_SIZE or length & 7 or off + length > nbytes:
-            raise WireError("message %d: bad length %d at offset %d of %d"
-                            % (index, length, off, nbytes))
-        mtype = buf[off + 2]
-        if mtype == _TYPE_B:
-            if length < wire.BOOK_FIXED_LEN or length != wire.book_len(buf[off + 32],
-                                                                      buf[off + 33]):
-                raise WireError("message %d: B length %d disagrees with its level counts"
-                                % (index, length))
-        else:
-            fixed = _FIXED_LENGTH[mtype]
-            if fixed and length != fixed:
-                raise WireError("message %d: %s message of length %d (expected %d)"
-                                % (index, chr(mtype), length, fixed))
-            if mtype == _TYPE_I:
-                _symbol_at(buf, off)
-        off += length
-    if off != nbytes:
-        raise WireError("%d bytes of trailing garbage after %d messages" % (nbytes - off, count))
-
-
 def _symbol_at(buf, off):
-    """The NUL-padded ASCII symbol of the ``I`` message at ``off`` (PROTOCOL.md: 24 bytes)."""
+    """The symbol of the (validated) ``I`` message at ``off``, sanitised for display."""
     start = off + wire.MSG_HEADER_SIZE
-    raw = bytes(buf[start:start + wire.SYMBOL_SIZE]).rstrip(b"\0")
-    if not raw or b"\0" in raw or max(raw) > 127:
-        raise WireError("I symbol %r is not NUL-padded ASCII" % (raw,))
-    return raw.decode("ascii")
-
+    return sanitize(bytes(buf[start:start + wire.SYMBOL_SIZE]).rstrip(b"\0"), 32)

@@ -15,7 +15,8 @@ import sys
 from hftfeed.app.cli import OneLineParser
 from hftfeed.errors import ConfigError
 from hftfeed.tools.sim import faults
-from hftfeed.tools.sim.config import VENUE_DEFAULTS, SimConfig
+from hftfeed.tools.sim.config import SimConfig
+from hftfeed.venues import registry
 from hftfeed.tools.sim.server import start_sim
 
 log = logging.getLogger("hftfeed.sim.cli")
@@ -27,7 +28,7 @@ def build_parser():
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on; 'localhost' = 127.0.0.1 and ::1 on one port")
     p.add_argument("--port", type=int, default=0, help="0 = ephemeral")
-    p.add_argument("--venue", default="binance", choices=sorted(VENUE_DEFAULTS),
+    p.add_argument("--venue", default="binance", choices=registry.NAMES,
                    help="protocol dialect; limits below default to that venue's own values")
     p.add_argument("--symbols", default="BTCUSDT,ETHUSDT", help="comma-separated venue symbols")
     p.add_argument("--rate", type=float, default=None,

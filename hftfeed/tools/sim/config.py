@@ -7,11 +7,12 @@ Fields left at ``None`` take the venue's own value from :data:`VENUE_DEFAULTS` o
 """
 
 from hftfeed.errors import ConfigError
+from hftfeed.venues import registry     # pure data: imports no adapter and nothing of the core
 
 _DEFAULTS = (
     ("host", "127.0.0.1"),          # "localhost" listens on 127.0.0.1 and ::1 with the same port
     ("port", 0),                    # 0 = ephemeral
-    ("venue", "binance"),           # binance | binance-usdm | bybit | okx
+    ("venue", "binance"),           # a name of hftfeed/venues/registry.py
     ("symbols", ("BTCUSDT", "ETHUSDT")),
     ("rate", None),                 # depth messages/s across all symbols; None = 100 per symbol
     ("depth_levels", None),         # book levels per side (venue default)
@@ -44,8 +45,10 @@ _DEFAULTS = (
 
 _NO_LIMIT_S = 10 * 365 * 86400.0    # "never" for lifetimes a venue does not have
 
-# The venue's own values for the fields left at None. Sources: binance.py, binance_usdm.py,
-# bybit.py and okx.py docstrings (each venue's "connect" documentation).
+# How each dialect behaves by default: the venue's own values for the fields left at None.
+# Sources: binance.py, binance_usdm.py, bybit.py and okx.py docstrings (each venue's "connect"
+# documentation). Which venues exist is the registry's business; tests/test_venue_registry.py
+# fails when a registered venue has no row here.
 VENUE_DEFAULTS = {
     "binance": {"depth_levels": 200, "ping_interval_s": 20.0, "pong_timeout_s": 60.0,
                 "max_incoming_per_s": 5, "lifetime_s": 86400.0, "weight_limit": 6000},
@@ -84,10 +87,10 @@ class SimConfig(object):
 
     def validate(self):
         """Raise ConfigError for settings that cannot work; returns self."""
-        defaults = VENUE_DEFAULTS.get(self.venue)
+        defaults = VENUE_DEFAULTS.get(self.venue) if self.venue in registry.BY_NAME else None
         if defaults is None:
             raise ConfigError("unsupported venue %r (supported: %s)"
-                              % (self.venue, ", ".join(sorted(VENUE_DEFAULTS))))
+                              % (self.venue, ", ".join(registry.NAMES)))
         for key, value in defaults.items():
             if getattr(self, key) is None:
                 setattr(self, key, value)
@@ -98,10 +101,9 @@ class SimConfig(object):
         if not (self.replay or self.replay_capture) and not self.symbols:
             raise ConfigError("no symbols")
         for s in self.symbols:
-            # OKX instruments carry dashes (BTC-USDT-SWAP); no other venue's symbols do.
-            bare = s.replace("-", "") if self.venue == "okx" else s
-            if not (bare.isalnum() and bare.isascii()) or s.startswith("-") or s.endswith("-"):
-                raise ConfigError("bad symbol %r" % (s,))
+            problem = registry.symbol_error(self.venue, s)
+            if problem is not None:
+                raise ConfigError("bad symbol: %s" % problem)
         if not 0 <= int(self.port) <= 65535:
             raise ConfigError("port out of range: %r" % (self.port,))
         positive = ("depth_levels", "max_steps_per_msg", "tick_s", "max_incoming_per_s",

@@ -16,12 +16,13 @@ import logging
 import struct
 import time
 
-from hftfeed.tools.sim import binance, binance_usdm, bybit, faultexec, faults, okx, protocol, rest
+from hftfeed.tools.sim import faultexec, faults, protocol, rest
 from hftfeed.tools.sim.config import SimConfig
 from hftfeed.tools.sim.journal import JournalWriter
 from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE
 from hftfeed.tools.sim.sources import EV_RAW, CaptureSource, JournalSource, SyntheticSource
 from hftfeed.tools.sim.wsconn import WsConn
+from hftfeed.venues import registry     # pure data: imports no adapter and nothing of the core
 
 log = logging.getLogger("hftfeed.sim.server")
 
@@ -29,7 +30,6 @@ log = logging.getLogger("hftfeed.sim.server")
 # the others define a ``Dialect`` class (one per server: per-symbol ids, mirror books) with the
 # same names plus optional hooks: observe_depth / observe_other (every generated event, in
 # order), stream_table (stream names per symbol), on_timer (housekeeping), fault_<name>.
-DIALECTS = {"binance": binance, "binance-usdm": binance_usdm, "bybit": bybit, "okx": okx}
 
 _HDR16 = struct.Struct("!BBH").pack
 _HDR64 = struct.Struct("!BBQ").pack
@@ -67,7 +67,7 @@ class SimServer(object):
         self.symbols = list(self.source.symbols)
         self.known_symbols = frozenset(self.symbols)
         self.tick_now_s = time.monotonic()  # monotonic time of the batch being dispatched
-        module = DIALECTS[config.venue]
+        module = registry.sim_dialect(config.venue)    # the venue's dialect, by registry name
         self.dialect = module.Dialect(self) if hasattr(module, "Dialect") else module
         self._observe_depth = getattr(self.dialect, "observe_depth", None)
         self._observe_other = getattr(self.dialect, "observe_other", None)

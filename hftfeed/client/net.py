@@ -1,4 +1,4 @@
-"""Where the monitor listens: ``HOST:PORT`` parsing (IPv4, ``[v6]``), the receive socket with
+"""Where a receiver (client, monitor, recorder) listens: ``HOST:PORT`` parsing (IPv4, ``[v6]``), the receive socket with
 its buffer read back, and multicast group membership (IPv4 ``ip_mreqn`` by interface address,
 IPv6 ``ipv6_mreq`` by interface index)."""
 
@@ -10,7 +10,7 @@ import sys
 
 from hftfeed.errors import ConfigError
 
-log = logging.getLogger("hftfeed.monitor")
+log = logging.getLogger("hftfeed.client")
 
 DEFAULT_RCVBUF_BYTES = 4 * 2 ** 20  # DESIGN.md: 4 MiB socket buffers
 
