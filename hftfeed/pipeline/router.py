@@ -118,6 +118,7 @@ class Router(object):
         self._parse = venue.parse
         # "frame": one datagram per inbound frame (PROTOCOL.md); "read": per socket read
         self.flush_per_frame = getattr(publisher, "flush_policy", "frame") == "frame"
+        self.trace = None    # runtime.trace.Trace when tracing (it wraps handle and _parse)
 
     # -- the hot path ---------------------------------------------------------------------------
 
