@@ -73,6 +73,16 @@ PHASE1_KEYS = ("memory_lock", "prefault", "cpu_affinity", "scheduler", "socket_b
 # Not Phase 1 settings, so only run when asked by name (--variants baseline,flush_read):
 # "flush_read" = publisher.flush "read" (one datagram per socket read instead of per frame).
 EXTRA_KEYS = ("flush_read",)
+# Daemon environment variants (baseline settings, extra environment), also only by name: PyPy
+# sizes its nursery from the "cache size" /proc/cpuinfo reports, which on some VMs is the whole
+# L3 (480 MB here: a 240 MB nursery that never stays in any cache); glibc's heap trimming is
+# what makes the heap grow and shrink (brk) under bursts of allocation.
+ENV_VARIANTS = {
+    "nursery_1m": {"PYPY_GC_NURSERY": "1M"},
+    "nursery_4m": {"PYPY_GC_NURSERY": "4M"},
+    "nursery_16m": {"PYPY_GC_NURSERY": "16M"},
+    "malloc_pad": {"MALLOC_TOP_PAD_": str(64 << 20), "MALLOC_TRIM_THRESHOLD_": str(256 << 20)},
+}
 
 
 def symbols_for(count):
@@ -108,7 +118,8 @@ def variants(names=None):
     table = [("baseline", ())] + [(k, (k,)) for k in PHASE1_KEYS] + [("all_on", PHASE1_KEYS)]
     if names is None:
         return table
-    by_name = dict(table + [(k, (k,)) for k in EXTRA_KEYS] + [(FLOOR, ())])
+    by_name = dict(table + [(k, (k,)) for k in EXTRA_KEYS] + [(FLOOR, ())]
+                   + [(k, ()) for k in ENV_VARIANTS])
     unknown = [n for n in names if n not in by_name]
     if unknown:
         raise ValueError("unknown variant(s) %s (choose from %s)"
@@ -295,10 +306,11 @@ def _read_result(receiver, timeout_s):
 
 def run_once(exe, helper, on_keys, mode, rate, seconds, warmup_s, symbols=SYMBOLS,
              workdir=None, keep=False, profile_path=None, shape="steady", boundaries_per_s=10.0,
-             relay=False, trace_every=0):
+             relay=False, trace_every=0, daemon_env=None):
     """One measured run; returns a flat dict of figures (see module docstring).
 
     ``relay``: run the relay floor instead of the daemon (``on_keys`` is then ignored).
+    ``daemon_env``: extra environment of the daemon (or the relay) only.
     ``profile_path``: run the daemon under cProfile and write its stats there (the figures of
     such a run are distorted by the profiler; it is for finding the next bottleneck only)."""
     tmp = tempfile.mkdtemp(prefix="hftfeed-bench-", dir=workdir)
@@ -329,6 +341,7 @@ def run_once(exe, helper, on_keys, mode, rate, seconds, warmup_s, symbols=SYMBOL
         urls = dict(p.split("=", 1) for p in line.split()[2:])
         env = child_env()
         env["HFTFEED_LOG"] = "info"
+        env.update(daemon_env or {})
         started = time.monotonic()
         if relay:
             argv = [exe, "-m", "hftfeed.tools.bench.relay", "--ws", urls["ws"], "--symbols",
@@ -557,7 +570,7 @@ def run_variants(exe, helper, variant_names, modes, reps, rates, seconds, warmup
                     r = run_once(exe, helper, keys, mode, rates[mode], seconds, warmup_s,
                                  symbols=symbols, keep=keep, shape=shape,
                                  boundaries_per_s=boundaries_per_s, relay=name == FLOOR,
-                                 trace_every=trace_every)
+                                 trace_every=trace_every, daemon_env=ENV_VARIANTS.get(name))
                 except (RunError, OSError, ValueError, KeyError,
                         subprocess.SubprocessError) as exc:
                     log.warning("%s %s rep %d failed: %s", name, mode, rep + 1, exc)
@@ -576,6 +589,8 @@ def run_variants(exe, helper, variant_names, modes, reps, rates, seconds, warmup
         entry = {"on": list(keys), "settings": phase1_settings(keys, allowed_cpus()[-1])}
         if name == FLOOR:
             entry = {"on": [], "relay_floor": True}
+        elif name in ENV_VARIANTS:
+            entry["daemon_env"] = ENV_VARIANTS[name]
         for mode in modes:
             entry[mode] = aggregate(runs[(name, mode)])
             entry[mode]["runs"] = runs[(name, mode)]
