@@ -83,6 +83,11 @@ ENV_VARIANTS = {
     "nursery_16m": {"PYPY_GC_NURSERY": "16M"},
     "malloc_pad": {"MALLOC_TOP_PAD_": str(64 << 20), "MALLOC_TRIM_THRESHOLD_": str(256 << 20)},
 }
+# Interpreter options of the daemon (PyPy only): the JIT gives up on traces longer than
+# trace_limit (6000 operations by default) and runs those paths in the interpreter.
+INTERPRETER_VARIANTS = {
+    "jit_long_traces": ["--jit", "trace_limit=15000"],   # PyPy 7.3.11 refuses above ~16000
+}
 
 
 def symbols_for(count):
@@ -119,7 +124,7 @@ def variants(names=None):
     if names is None:
         return table
     by_name = dict(table + [(k, (k,)) for k in EXTRA_KEYS] + [(FLOOR, ())]
-                   + [(k, ()) for k in ENV_VARIANTS])
+                   + [(k, ()) for k in ENV_VARIANTS] + [(k, ()) for k in INTERPRETER_VARIANTS])
     unknown = [n for n in names if n not in by_name]
     if unknown:
         raise ValueError("unknown variant(s) %s (choose from %s)"
@@ -306,11 +311,12 @@ def _read_result(receiver, timeout_s):
 
 def run_once(exe, helper, on_keys, mode, rate, seconds, warmup_s, symbols=SYMBOLS,
              workdir=None, keep=False, profile_path=None, shape="steady", boundaries_per_s=10.0,
-             relay=False, trace_every=0, daemon_env=None):
+             relay=False, trace_every=0, daemon_env=None, interpreter_args=()):
     """One measured run; returns a flat dict of figures (see module docstring).
 
     ``relay``: run the relay floor instead of the daemon (``on_keys`` is then ignored).
-    ``daemon_env``: extra environment of the daemon (or the relay) only.
+    ``daemon_env``: extra environment of the daemon (or the relay) only; ``interpreter_args``:
+    options for the daemon's interpreter (``--jit ...`` for PyPy).
     ``profile_path``: run the daemon under cProfile and write its stats there (the figures of
     such a run are distorted by the profiler; it is for finding the next bottleneck only)."""
     tmp = tempfile.mkdtemp(prefix="hftfeed-bench-", dir=workdir)
@@ -353,7 +359,9 @@ def run_once(exe, helper, on_keys, mode, rate, seconds, warmup_s, symbols=SYMBOL
             with open(cfg_path, "w") as f:
                 json.dump(daemon_config(urls["ws"], urls["rest"], port, symbols, settings,
                                         channels, trace_every), f)
-            prefix = [exe, "-m", "cProfile", "-o", profile_path] if profile_path else [exe]
+            prefix = [exe] + list(interpreter_args)
+            if profile_path:
+                prefix += ["-m", "cProfile", "-o", profile_path]
             argv = prefix + [ENTRY, "run", "--config", cfg_path]
         daemon = procs["daemon"] = Child(argv, os.path.join(tmp, "daemon.log"), env=env)
         _wait_live(receiver, daemon, len(symbols), LIVE_TIMEOUT_S)
@@ -570,7 +578,8 @@ def run_variants(exe, helper, variant_names, modes, reps, rates, seconds, warmup
                     r = run_once(exe, helper, keys, mode, rates[mode], seconds, warmup_s,
                                  symbols=symbols, keep=keep, shape=shape,
                                  boundaries_per_s=boundaries_per_s, relay=name == FLOOR,
-                                 trace_every=trace_every, daemon_env=ENV_VARIANTS.get(name))
+                                 trace_every=trace_every, daemon_env=ENV_VARIANTS.get(name),
+                                 interpreter_args=INTERPRETER_VARIANTS.get(name, ()))
                 except (RunError, OSError, ValueError, KeyError,
                         subprocess.SubprocessError) as exc:
                     log.warning("%s %s rep %d failed: %s", name, mode, rep + 1, exc)
@@ -591,6 +600,8 @@ def run_variants(exe, helper, variant_names, modes, reps, rates, seconds, warmup
             entry = {"on": [], "relay_floor": True}
         elif name in ENV_VARIANTS:
             entry["daemon_env"] = ENV_VARIANTS[name]
+        elif name in INTERPRETER_VARIANTS:
+            entry["interpreter_args"] = INTERPRETER_VARIANTS[name]
         for mode in modes:
             entry[mode] = aggregate(runs[(name, mode)])
             entry[mode]["runs"] = runs[(name, mode)]
