@@ -441,3 +441,14 @@ def test_quick_burst_run_interleaves_the_relay_floor_and_prints_ratios_and_the_t
                    ("decode", "queue", "parse", "sync", "pack", "send", "total"))
         assert run["trace"]["frames_per_read"]["count"] > 0
         assert run["daemon_cpu_us_per_msg"] > 0
+
+
+def test_joined_variants_take_every_part_settings_environment_and_interpreter_options():
+    [(name, keys)] = e2e.variants(["nursery_4m+gc+jit_long_traces"])
+    assert keys == ("gc",)
+    assert e2e.variant_env(name) == {"PYPY_GC_NURSERY": "4M"}
+    assert e2e.variant_interpreter_args(name)[0] == "--jit"
+    assert e2e.variant_env("baseline") == {} and e2e.variant_interpreter_args("floor") == []
+    for bad in (["floor+gc"], ["nursery_4m+nope"]):
+        with pytest.raises(ValueError):
+            e2e.variants(bad)

@@ -119,17 +119,38 @@ def phase1_settings(on_keys, core):
 
 
 def variants(names=None):
-    """[(variant name, keys on)]: baseline, each key alone, all_on (or the ``names`` asked)."""
+    """[(variant name, keys on)]: baseline, each key alone, all_on (or the ``names`` asked).
+
+    A name may join several with "+" (``nursery_4m+gc``): their settings, environments and
+    interpreter options together."""
     table = [("baseline", ())] + [(k, (k,)) for k in PHASE1_KEYS] + [("all_on", PHASE1_KEYS)]
     if names is None:
         return table
     by_name = dict(table + [(k, (k,)) for k in EXTRA_KEYS] + [(FLOOR, ())]
                    + [(k, ()) for k in ENV_VARIANTS] + [(k, ()) for k in INTERPRETER_VARIANTS])
-    unknown = [n for n in names if n not in by_name]
-    if unknown:
-        raise ValueError("unknown variant(s) %s (choose from %s)"
-                         % (", ".join(unknown), ", ".join(by_name)))
-    return [(n, by_name[n]) for n in names]
+    unknown = [p for n in names for p in n.split("+") if p not in by_name]
+    if unknown or any(FLOOR in n.split("+") and n != FLOOR for n in names):
+        raise ValueError("unknown variant(s) %s (choose from %s, joined with +)"
+                         % (", ".join(unknown) or FLOOR + " joined", ", ".join(by_name)))
+    out = []
+    for n in names:
+        keys = []
+        for part in n.split("+"):
+            keys += [k for k in by_name[part] if k not in keys]
+        out.append((n, tuple(keys)))
+    return out
+
+
+def variant_env(name):
+    """The daemon environment of variant ``name`` (its "+"-joined parts merged)."""
+    env = {}
+    for part in name.split("+"):
+        env.update(ENV_VARIANTS.get(part, {}))
+    return env
+
+
+def variant_interpreter_args(name):
+    return [a for part in name.split("+") for a in INTERPRETER_VARIANTS.get(part, ())]
 
 
 def daemon_config(ws_url, rest_url, target_port, symbols, settings, channels=("depth",),
@@ -578,8 +599,8 @@ def run_variants(exe, helper, variant_names, modes, reps, rates, seconds, warmup
                     r = run_once(exe, helper, keys, mode, rates[mode], seconds, warmup_s,
                                  symbols=symbols, keep=keep, shape=shape,
                                  boundaries_per_s=boundaries_per_s, relay=name == FLOOR,
-                                 trace_every=trace_every, daemon_env=ENV_VARIANTS.get(name),
-                                 interpreter_args=INTERPRETER_VARIANTS.get(name, ()))
+                                 trace_every=trace_every, daemon_env=variant_env(name),
+                                 interpreter_args=variant_interpreter_args(name))
                 except (RunError, OSError, ValueError, KeyError,
                         subprocess.SubprocessError) as exc:
                     log.warning("%s %s rep %d failed: %s", name, mode, rep + 1, exc)
@@ -598,10 +619,9 @@ def run_variants(exe, helper, variant_names, modes, reps, rates, seconds, warmup
         entry = {"on": list(keys), "settings": phase1_settings(keys, allowed_cpus()[-1])}
         if name == FLOOR:
             entry = {"on": [], "relay_floor": True}
-        elif name in ENV_VARIANTS:
-            entry["daemon_env"] = ENV_VARIANTS[name]
-        elif name in INTERPRETER_VARIANTS:
-            entry["interpreter_args"] = INTERPRETER_VARIANTS[name]
+        else:
+            entry["daemon_env"] = variant_env(name)
+            entry["interpreter_args"] = variant_interpreter_args(name)
         for mode in modes:
             entry[mode] = aggregate(runs[(name, mode)])
             entry[mode]["runs"] = runs[(name, mode)]
