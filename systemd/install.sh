@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Install hftfeed as a systemd service (see docs/deployment.md):
 #   code    -> /opt/hftfeed          (root-owned, read-only for the service; precompiled)
-#   config  -> /etc/hftfeed/*.json   (never overwritten: a newer shipped copy lands as *.json.dist)
-#   sysctl  -> /etc/sysctl.d/60-hftfeed.conf, applied now
-#   unit    -> /etc/systemd/system/hftfeed.service, then systemctl daemon-reload
+#   config  -> /etc/hftfeed/*.json   (never overwritten: a newer shipped copy lands as *.json.dist;
+#              the demo config is never installed)
+#   units   -> /etc/systemd/system/hftfeed.service and hftfeed@.service (one instance per
+#              /etc/hftfeed/NAME.json), then systemctl daemon-reload
+#   CAP_SYS_NICE -> a drop-in hftfeed[@NAME].service.d/50-realtime.conf only for configs that ask
+#              for "scheduler": {"policy": "fifo"} (re-run the installer after changing that)
+#   sysctl  -> /etc/sysctl.d/60-hftfeed.conf, applied now: ONLY with --sysctl (it raises
+#              system-wide socket buffer limits, which affects every program on the host)
 #   user    -> system user and group "hftfeed" (no home, no shell)
 #
-# Usage: sudo systemd/install.sh [--prefix DIR] [--confdir DIR] [--destdir DIR] [--enable] [--no-compile]
-#        sudo systemd/install.sh --uninstall      (removes code and unit; keeps /etc/hftfeed and the user)
-# --destdir stages everything under DIR (for packaging and tests): no user, no sysctl, no systemctl.
+# Usage: sudo systemd/install.sh [--prefix DIR] [--confdir DIR] [--destdir DIR] [--enable] [--no-compile] [--sysctl]
+#        sudo systemd/install.sh --uninstall      (removes code and units; keeps /etc/hftfeed and the user)
+# --destdir stages everything under DIR (for packaging and tests): no user, no sysctl -p, no systemctl.
 set -euo pipefail
 
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
@@ -18,6 +23,7 @@ DESTDIR="${DESTDIR:-}"
 ENABLE=0
 COMPILE=1
 UNINSTALL=0
+SYSCTL_WANTED=0
 SERVICE_USER=hftfeed
 
 die() { echo "install.sh: $*" >&2; exit 2; }
@@ -31,7 +37,8 @@ while [ $# -gt 0 ]; do
     --enable) ENABLE=1; shift ;;
     --no-compile) COMPILE=0; shift ;;
     --uninstall) UNINSTALL=1; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --sysctl) SYSCTL_WANTED=1; shift ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) die "unknown option $1 (try --help)" ;;
   esac
 done
@@ -42,11 +49,13 @@ if [ "$STAGED" = 0 ] && [ "$(id -u)" != 0 ]; then die "run as root (or stage wit
 have_systemd() { [ "$STAGED" = 0 ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; }
 
 UNIT="$DESTDIR/etc/systemd/system/hftfeed.service"
+TEMPLATE="$DESTDIR/etc/systemd/system/hftfeed@.service"
 SYSCTL="$DESTDIR/etc/sysctl.d/60-hftfeed.conf"
 
 if [ "$UNINSTALL" = 1 ]; then
   if have_systemd; then systemctl disable --now hftfeed.service || true; fi
-  rm -f "$UNIT"
+  rm -f "$UNIT" "$TEMPLATE"
+  rm -rf "$DESTDIR"/etc/systemd/system/hftfeed.service.d "$DESTDIR"/etc/systemd/system/hftfeed@*.service.d
   rm -rf "$DESTDIR$PREFIX"
   if have_systemd; then systemctl daemon-reload; fi
   say "removed $PREFIX and the unit; kept $CONFDIR, $SYSCTL and user $SERVICE_USER"
@@ -87,6 +96,8 @@ if [ "$STAGED" = 0 ]; then chown -R root:root "$PREFIX"; fi
 install -d -m 0750 "$DESTDIR$CONFDIR"
 for conf in "$SRC"/etc/*.json; do
   [ -e "$conf" ] || continue
+  # the demo config points at a loopback simulator: never a production config
+  [ "$(basename "$conf")" = demo.json ] && continue
   target="$DESTDIR$CONFDIR/$(basename "$conf")"
   if [ -e "$target" ]; then
     if ! cmp -s "$conf" "$target"; then
@@ -99,17 +110,55 @@ for conf in "$SRC"/etc/*.json; do
 done
 if [ "$STAGED" = 0 ]; then chown -R root:"$SERVICE_USER" "$CONFDIR"; fi
 
-# 4. socket buffer limits
-install -D -m 0644 "$SRC/etc/sysctl.d/60-hftfeed.conf" "$SYSCTL"
-if [ "$STAGED" = 0 ]; then
-  sysctl -q -p "$SYSCTL" || say "could not apply $SYSCTL now (container?); it applies at boot"
+# 4. socket buffer limits: system-wide, so only when asked for
+if [ "$SYSCTL_WANTED" = 1 ]; then
+  install -D -m 0644 "$SRC/etc/sysctl.d/60-hftfeed.conf" "$SYSCTL"
+  if [ "$STAGED" = 0 ]; then
+    sysctl -q -p "$SYSCTL" || say "could not apply $SYSCTL now (container?); it applies at boot"
+  fi
+else
+  say "system settings unchanged; socket buffers above the kernel's net.core.[rw]mem_max are"
+  say "  capped (the daemon logs it): install etc/sysctl.d/60-hftfeed.conf with --sysctl"
 fi
 
-# 5. the unit, with the chosen paths
+# 5. the units, with the chosen paths
 install -d -m 0755 "$(dirname "$UNIT")"
-sed -e "s#/opt/hftfeed#$PREFIX#g" -e "s#/etc/hftfeed/#$CONFDIR/#g" \
-    "$SRC/systemd/hftfeed.service" > "$UNIT"
-chmod 0644 "$UNIT"
+for pair in "hftfeed.service:$UNIT" "hftfeed@.service:$TEMPLATE"; do
+  sed -e "s#/opt/hftfeed#$PREFIX#g" -e "s#/etc/hftfeed/#$CONFDIR/#g" \
+      "$SRC/systemd/${pair%%:*}" > "${pair#*:}"
+  chmod 0644 "${pair#*:}"
+done
+
+# 6. CAP_SYS_NICE only for the configs that ask for SCHED_FIFO: hftfeed.json -> hftfeed.service,
+#    NAME.json -> hftfeed@NAME.service
+wants_fifo() {  # exit 0 if the JSON config at $1 sets "scheduler": {"policy": "fifo"}
+  local py
+  for py in python3 pypy3; do
+    if command -v "$py" >/dev/null; then
+      "$py" -c 'import json,sys; c=json.load(open(sys.argv[1])); s=c.get("scheduler") or {}
+sys.exit(0 if isinstance(s, dict) and s.get("policy") == "fifo" else 1)' "$1" 2>/dev/null
+      return $?
+    fi
+  done
+  say "WARNING: no python3/pypy3 to read $1; CAP_SYS_NICE not granted"; return 1
+}
+for conf in "$DESTDIR$CONFDIR"/*.json; do
+  [ -e "$conf" ] || continue
+  name="$(basename "$conf" .json)"
+  if [ "$name" = hftfeed ]; then unit_name=hftfeed.service; else unit_name="hftfeed@$name.service"; fi
+  dropin="$DESTDIR/etc/systemd/system/$unit_name.d/50-realtime.conf"
+  if wants_fifo "$conf"; then
+    install -d -m 0755 "$(dirname "$dropin")"
+    printf '%s\n' "# Written by systemd/install.sh: $CONFDIR/$name.json asks for the SCHED_FIFO scheduler." \
+      "[Service]" "AmbientCapabilities=CAP_SYS_NICE" "CapabilityBoundingSet=CAP_SYS_NICE" > "$dropin"
+    chmod 0644 "$dropin"
+    say "$unit_name: CAP_SYS_NICE granted ($name.json asks for SCHED_FIFO)"
+  elif [ -e "$dropin" ]; then
+    rm -f "$dropin"
+    rmdir "$(dirname "$dropin")" 2>/dev/null || true
+    say "$unit_name: CAP_SYS_NICE withdrawn ($name.json no longer asks for SCHED_FIFO)"
+  fi
+done
 
 if ! command -v pypy3 >/dev/null; then
   say "WARNING: pypy3 not found; the unit runs /usr/bin/pypy3: apt-get install pypy3"
@@ -119,7 +168,7 @@ if have_systemd; then
   if [ "$ENABLE" = 1 ]; then systemctl enable --now hftfeed.service; fi
 fi
 
-say "installed to ${DESTDIR:-/}: code $PREFIX, config $CONFDIR, unit $(basename "$UNIT")"
+say "installed to ${DESTDIR:-/}: code $PREFIX, config $CONFDIR, units hftfeed.service and hftfeed@.service"
 if [ "$STAGED" = 0 ] && [ "$ENABLE" = 0 ]; then
   say "next: edit $CONFDIR/hftfeed.json, then: systemctl enable --now hftfeed && journalctl -u hftfeed -f"
 fi

@@ -11,7 +11,9 @@ its input so it can be replayed.
     pypy3 tests/fuzz.py --target ws --seconds 3600 --seed 7
     python3 tests/fuzz.py --replay fuzz-crash-ws-....bin --target ws
 
-tests/test_fuzz.py runs every target for a short, seeded, bounded time in CI.
+tests/test_fuzz.py runs the ws, http and wire targets, and tests/test_venue_contract.py each
+venue's target, for a short, seeded, bounded time in CI. VENUE_SEEDS (one entry per venue of
+hftfeed/venues/registry.py) are also the contract tests' samples.
 """
 
 import argparse
@@ -213,6 +215,29 @@ def run_wire(rng, data):
     assert packet.count == len(packet.messages)
 
 
+U64 = 2 ** 64
+
+
+def check_venue_events(events):
+    """The invariants every event of every venue adapter keeps (tests/test_venue_contract.py)."""
+    assert type(events) is list
+    for event in events:
+        assert type(event) in (DepthUpdate, Trade, Quote, Control), event
+        if type(event) is DepthUpdate:
+            assert type(event.symbol) is str and event.symbol
+            assert type(event.first_id) is int and type(event.last_id) is int
+            assert 0 <= event.first_id <= event.last_id < U64
+            assert type(event.prev_id) is int and event.prev_id < U64
+            assert len(event.bids) % 2 == 0 and len(event.asks) % 2 == 0
+            assert all(type(x) is int and x >= 0 for x in event.bids + event.asks)
+            assert all(p > 0 for p in event.bids[0::2] + event.asks[0::2])
+        elif type(event) is Trade:
+            assert 0 <= event.trade_id < U64
+            assert event.price > 0 and event.qty >= 0
+        elif type(event) is Quote:
+            assert min(event.bid_px, event.bid_qty, event.ask_px, event.ask_qty) >= 0
+
+
 def venue_runner(name):
     venue = registry.adapter(name)([], ("depth", "trade", "bookTicker"))
 
@@ -222,10 +247,7 @@ def venue_runner(name):
             events = venue.parse(text)
         except VenueError:
             return
-        for event in events:
-            assert type(event) in (DepthUpdate, Trade, Quote, Control), event
-            if type(event) is DepthUpdate:
-                assert all(type(x) is int and x >= 0 for x in event.bids + event.asks)
+        check_venue_events(events)
     return run
 
 

@@ -14,7 +14,7 @@ import struct
 from hftfeed.app.config import load_config_dict
 from hftfeed.codecs import ws_proto
 from hftfeed.pipeline.feed import Feed, FeedStats
-from hftfeed.venues import VENUES
+from hftfeed.venues import registry
 
 P = 10 ** 8
 
@@ -185,7 +185,7 @@ def make_feed(venue, exchange, symbols=("BTCUSDT",), capacity_levels=100, **feed
     entry.update(feed_keys)
     cfg = load_config_dict({"feeds": [entry]})
     recorder = Recorder()
-    feed = Feed(cfg.feeds[0], VENUES[venue], recorder, FeedStats(), capacity_levels)
+    feed = Feed(cfg.feeds[0], registry.adapter(venue), recorder, FeedStats(), capacity_levels)
     return feed, recorder
 
 

@@ -40,6 +40,15 @@ fi
 if ! command -v systemd-analyze >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
   apt_install systemd || echo "note: could not install systemd; the unit-file check will be skipped"
 fi
+# Debian's prometheus scrapes a daemon in tests/test_metrics.py (skipped without it); root only.
+if ! command -v prometheus >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+  apt_install --no-install-recommends prometheus || echo "note: could not install prometheus; the scrape test will be skipped"
+fi
+
+# tshark checks etc/wireshark/hftfeed.lua (tests/test_dissector.py; skipped without it). Root only.
+if ! command -v tshark >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+  apt_install tshark || echo "note: could not install tshark; the dissector check will be skipped"
+fi
 
 status=0
 soak_s="${HFTFEED_SOAK_S:-60}"   # 0 skips the soak; the documented long run is 3600

@@ -356,7 +356,7 @@ def test_quick_run_exits_zero_prints_tables_and_writes_json(quick_run):
     assert proc.returncode == 0, proc.stderr.decode()[-3000:]
     text = proc.stdout.decode()
     for title in ("== parse", "== book", "== wire", "== floor", "== e2e fixed rate",
-                  "== issue 4 targets"):
+                  "== targets"):
         assert title in text
     assert out.is_file()
 
@@ -452,3 +452,19 @@ def test_joined_variants_take_every_part_settings_environment_and_interpreter_op
     for bad in (["floor+gc"], ["nursery_4m+nope"]):
         with pytest.raises(ValueError):
             e2e.variants(bad)
+
+
+def test_client_section_reports_the_decode_rate_of_the_client_path():
+    from hftfeed.tools.bench import client as client_bench
+    data, messages = client_bench.datagrams(200)
+    assert messages > 200 and all(wire_ok(d) for d in data)
+    result = client_bench.run(quick=True)
+    for name in ("subscriber", "decode_packet"):
+        r = result[name]
+        assert 0 < r["min"] <= r["messages_per_s"] <= r["max"]
+
+
+def wire_ok(datagram):
+    from hftfeed.codecs import wire
+    wire.check_datagram(datagram)
+    return True

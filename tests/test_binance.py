@@ -1,7 +1,6 @@
-"""exchanges/binance.py: Binance spot messages -> shared update types (and nothing else)."""
+"""venues/binance.py: Binance spot messages -> shared update types (and nothing else)."""
 
 import json
-import random
 
 import pytest
 
@@ -10,7 +9,6 @@ from hftfeed.venues.binance import BinanceSpot, fast_depth, snapshot_weight
 from hftfeed.core.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_SERVER_SHUTDOWN, CTRL_SUBSCRIBED,
                              SIDE_BUY, SIDE_SELL, Control, DepthUpdate, Quote, Trade)
 
-import fuzz
 
 DEPTH = ('{"stream":"nknusdt@depth@100ms","data":{"e":"depthUpdate","E":1633998512068,'
          '"s":"NKNUSDT","U":499869750,"u":499869752,"b":[["0.35130000","6195.00000000"],'
@@ -108,7 +106,7 @@ def test_control_and_unknown_events(text, kind):
 
 
 @pytest.mark.parametrize("text", [
-    "", "{", "[]", "null", '"x"', "{\"stream\":1}", DEPTH[:-5],
+    "{\"stream\":1}",
     DEPTH.replace('"U":499869750', '"U":"499869750"'),
     DEPTH.replace('"U":499869750', '"U":499869760'),                 # U > u
     DEPTH.replace('"U":499869750', '"U":-1'),
@@ -126,29 +124,11 @@ def test_control_and_unknown_events(text, kind):
     '{"stream":"a","data":{"e":"trade","s":"BTCUSDT","t":1,"p":"1","q":"1","m":"yes"}}',
     '{"stream":"a","data":{"e":"trade","s":"BTCUSDT","t":1,"p":"1","q":"1"}}',
     '{"stream":"a","data":{"u":1,"s":"BTCUSDT","b":"1","B":"1","a":"x","A":"1"}}',
-    "[" * 100000,
 ])
 def test_malformed_or_absurd_messages_raise_venue_error_only(text):
+    """Binance-shaped mistakes; what every venue must refuse is tests/test_venue_contract.py."""
     with pytest.raises(VenueError):
         venue().parse(text)
-
-
-@pytest.mark.parametrize("fast_scanner", [False, True])
-def test_fuzzed_depth_messages_parse_or_raise_venue_error(fast_scanner):
-    rng = random.Random(1234)
-    v = venue()
-    v.fast_scanner = fast_scanner
-    alphabet = '0123456789.,:[]{}"-eE abu'
-    for _ in range(3000):
-        try:
-            events = v.parse(fuzz.mutate_text(rng, [DEPTH], alphabet))
-        except VenueError:
-            continue
-        for event in events:
-            assert type(event) in (DepthUpdate, Trade, Quote, Control)
-            if type(event) is DepthUpdate:
-                assert event.first_id <= event.last_id
-                assert all(x >= 0 for x in event.bids + event.asks)
 
 
 def test_stream_names_and_url_path():

@@ -1,8 +1,7 @@
-"""exchanges/bybit.py: Bybit v5 linear messages -> shared update types, its subscribe / ping
+"""venues/bybit.py: Bybit v5 linear messages -> shared update types, its subscribe / ping
 protocol, and the ``u`` rule (consecutive ids, ``u == 1`` restart) through the sync engine."""
 
 import json
-import random
 
 import pytest
 
@@ -14,7 +13,6 @@ from hftfeed.venues.bybit import Bybit, BybitRule, trade_id_to_int
 from hftfeed.core.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_PONG, CTRL_SUBSCRIBED, SIDE_BUY,
                              SIDE_SELL, Control, DepthUpdate, Quote, Trade)
 
-import fuzz
 
 # Message shapes from Bybit's v5 docs (values chosen for the tests).
 SNAPSHOT = ('{"topic":"orderbook.50.BTCUSDT","type":"snapshot","ts":1672304484978,'
@@ -40,10 +38,9 @@ def venue(channels=("depth", "trade", "bookTicker")):
     return Bybit(["btcusdt", "ETHUSDT"], channels)
 
 
-def test_the_venue_is_registered_with_its_protocol_facts():
+def test_the_venue_has_its_keepalive_and_subscribe_protocol_facts():
+    """Id, name and URLs: tests/test_venue_registry.py."""
     assert registry.adapter("bybit") is Bybit
-    assert Bybit.VENUE_ID == 3
-    assert Bybit.DEFAULT_WS_URL == "wss://stream.bybit.com/v5/public/linear"
     assert Bybit.rule.snapshot_in_stream is True
     assert (Bybit.APP_PING_TEXT, Bybit.APP_PING_INTERVAL_S, Bybit.APP_PING_ALWAYS) == \
         ('{"op":"ping"}', 20.0, True)
@@ -119,7 +116,7 @@ def test_replies_and_other_topics_become_control_events(text, kind):
 
 
 @pytest.mark.parametrize("text", [
-    "", "{", "[]", "null", "pong", SNAPSHOT + "}", SNAPSHOT[:-1],
+    "pong",
     '{"topic":5}', '{"foo":"bar"}', '{"op":"subscribe"}',
     SNAPSHOT.replace('"type":"snapshot"', '"type":"full"'),
     SNAPSHOT.replace('"u":18521288', '"u":"18521288"'),
@@ -140,32 +137,6 @@ def test_replies_and_other_topics_become_control_events(text, kind):
 def test_malformed_or_absurd_messages_raise_venue_error_only(text):
     with pytest.raises(VenueError):
         venue().parse(text)
-
-
-def test_every_truncation_of_a_book_message_is_rejected():
-    v = venue()
-    for end in range(len(DELTA)):
-        with pytest.raises(VenueError):
-            v.parse(DELTA[:end])
-
-
-def test_fuzzed_messages_parse_or_raise_venue_error():
-    rng = random.Random(33)
-    v = venue()
-    alphabet = '0123456789.,:[]{}"-eE usabS'
-    for base in (SNAPSHOT, DELTA, TRADES, LEVEL1):
-        for _ in range(500):
-            try:
-                events = v.parse(fuzz.mutate_text(rng, [base], alphabet))
-            except VenueError:
-                continue
-            for event in events:
-                assert type(event) in (DepthUpdate, Trade, Quote, Control)
-                if type(event) is DepthUpdate:
-                    assert event.last_id >= 1
-                    assert all(x >= 0 for x in event.bids + event.asks)
-                if type(event) is Trade:
-                    assert 0 <= event.trade_id < 2 ** 64
 
 
 def test_topics_subscribe_messages_batch_ten_args_and_resubscribe_refreshes_the_book():

@@ -209,3 +209,38 @@ def test_ipv6_unicast():
         sender.send(packet([trade(1, trade_id=4)]))
         assert [e.trade_id for e in collect(s, 1)] == [4]
         sender.close()
+
+
+def test_a_retransmission_service_that_is_down_reports_the_gap_lost_without_hanging():
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()                       # nothing listens there now
+    with Subscriber("127.0.0.1:0", retransmit="127.0.0.1:%d" % port,
+                    retransmit_timeout_s=0.5) as s:
+        tx = Sender(s._socks[0].getsockname()[1])
+        st = Stream()
+        tx.send(st.next([trade(1, trade_id=1)]))
+        st.next([trade(1, trade_id=2)])           # lost
+        tx.send(st.next([trade(1, trade_id=3)]))
+        started = time.monotonic()
+        events = collect(s, 3)
+        assert time.monotonic() - started < 3.0
+        assert [e.what for e in events if e.kind == "notice"] == ["lost"]
+        stats = s.stats()
+        assert stats["retransmit_requests"] == 1 and stats["retransmit_failures"] == 1
+        tx.close()
+
+
+def test_forged_datagrams_naming_ever_new_instruments_cannot_grow_the_state(sub, tx):
+    from hftfeed.client import subscriber as submod
+    limit = submod.MAX_INSTRUMENT_KEYS
+    submod.MAX_INSTRUMENT_KEYS = 5
+    try:
+        st = Stream()
+        for n in range(1, 11):
+            tx.send(st.next([book(n, 1, [(PX, PX)], [])]))
+        collect(sub, 5, timeout_s=1.0)
+        assert len(sub.books) == 5 and sub.stats()["dropped_instruments"] == 5
+    finally:
+        submod.MAX_INSTRUMENT_KEYS = limit

@@ -308,3 +308,33 @@ def test_check_prints_the_book_memory_estimate(tmp_path):
     proc = run_check(path)
     assert proc.returncode == 0, proc.stderr
     assert "books pre-allocate" in proc.stdout
+
+
+def test_a_reload_of_a_deeply_nested_file_is_refused_and_the_old_config_kept(tmp_path, caplog):
+    from hftfeed.app.daemon import Daemon
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100000)
+    cfg = load_config_dict(CONTRACT)
+    daemon = Daemon(cfg, config_path=str(path))
+    with caplog.at_level("ERROR", logger="hftfeed.daemon"):
+        daemon.reload()
+    assert "reload refused, still running the old config" in caplog.text
+    assert "nested deeper than" in caplog.text
+    assert daemon.cfg is cfg
+
+
+def test_check_warns_when_the_books_need_more_than_half_of_the_machines_memory(
+        tmp_path, monkeypatch, capsys):
+    from hftfeed.app import daemon
+    from hftfeed.runtime import hw
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(cfg_with(book={"capacity_levels": 100000})))
+    needed = load_config_dict(cfg_with(book={"capacity_levels": 100000})).book_memory_bytes
+    monkeypatch.setattr(hw, "physical_memory_bytes", lambda: 2 * needed + 2)
+    assert daemon.main(["--config", str(path), "--check"]) == 0
+    assert "warning" not in capsys.readouterr().out
+    monkeypatch.setattr(hw, "physical_memory_bytes", lambda: 2 * needed - 2)
+    assert daemon.main(["--config", str(path), "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "books pre-allocate 9.2 MiB" in out
+    assert "warning: the books alone need more than half of this machine's" in out

@@ -3,6 +3,7 @@ exit codes, checked against this process and against live child processes set up
 
 import ctypes
 import json
+import time
 import os
 import resource
 import socket
@@ -157,8 +158,16 @@ def test_doctor_on_itself_reports_every_item():
         assert interpreter.status == "WARN" and "pypy3" in interpreter.fix
 
 
-def test_json_output_is_a_list_of_item_status_value_expected_fix(capsys):
-    assert doctor.main(["--json"]) == 0
+def nobody_config(tmp_path):
+    """A valid config no running daemon uses: the doctor then checks only the host (whatever
+    other daemons run on this machine)."""
+    cfg = tmp_path / "nobody.json"
+    cfg.write_text('{"feeds": [{"venue": "binance", "symbols": ["BTCUSDT"]}]}')
+    return cfg
+
+
+def test_json_output_is_a_list_of_item_status_value_expected_fix(capsys, tmp_path):
+    assert doctor.main(["--json", "--config", str(nobody_config(tmp_path))]) == 0
     report = json.loads(capsys.readouterr().out)
     assert isinstance(report, list) and report
     for entry in report:
@@ -168,10 +177,14 @@ def test_json_output_is_a_list_of_item_status_value_expected_fix(capsys):
             assert entry["fix"], entry
 
 
-def test_text_output_shows_fix_lines_for_warnings_and_a_summary(capsys):
-    assert doctor.main([]) == 0
+def test_text_output_shows_fix_lines_for_warnings_and_a_summary(capsys, tmp_path):
+    cfg = nobody_config(tmp_path)
+    assert doctor.main(["--config", str(cfg)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("hftfeed doctor ")
+    assert out.startswith("no running hftfeed daemon found for %s: checking only the host" % cfg)
+    assert out.splitlines()[1].startswith("hftfeed doctor ")
+    assert " host only on " in out.splitlines()[1]
+    assert "interpreter" not in out and "memory_lock" not in out
     assert "summary: " in out
     warn_lines = [line for line in out.splitlines() if line.startswith("WARN")]
     fix_lines = [line for line in out.splitlines() if line.strip().startswith("fix: ")]
@@ -302,14 +315,47 @@ def test_child_with_capped_memlock_rlimit_gets_warnings_with_fixes():
         finish(proc)
 
 
-def test_doctor_main_reports_on_another_pid_as_json(capsys):
+def test_doctor_refuses_a_pid_that_is_not_an_hftfeed_daemon(capsys):
     proc, _ = spawn("out = {}")
     try:
-        assert doctor.main(["--pid", str(proc.pid), "--json"]) == 0
+        assert doctor.main(["--pid", str(proc.pid), "--json"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("hftfeed.py doctor: error: pid %d is not an hftfeed daemon (its "
+                              "command line: " % proc.pid)
+        assert len(err.splitlines()) == 1
+    finally:
+        finish(proc)
+
+
+def test_command_lines_of_daemons_are_recognised():
+    assert doctor.daemon_argv(["/usr/bin/pypy3", "/opt/hftfeed/hftfeed.py", "run", "--config",
+                               "/etc/hftfeed/a.json"])
+    assert not doctor.daemon_argv(["python3", "hftfeed.py", "doctor"])
+    assert not doctor.daemon_argv(["timeout", "10", "sleep", "run"])
+    assert doctor.config_of(["x", "--config=/a.json"]) == "/a.json"
+
+
+def test_doctor_finds_the_running_daemon_by_itself(capsys, tmp_path):
+    from e2e import Collector, DaemonProcess
+    col = Collector()
+    cfg = {"feeds": [{"venue": "binance", "ws_url": "ws://127.0.0.1:9/ws",
+                      "rest_url": "http://127.0.0.1:9", "symbols": ["BTCUSDT"]}],
+           "publisher": {"target": col.target}, "memory_lock": False}
+    daemon = DaemonProcess(tmp_path, cfg)
+    try:
+        deadline = time.monotonic() + 20
+        while "running:" not in daemon.log_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert doctor.main(["--config", daemon.config_path]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith("found the running daemon: pid %d: " % daemon.pid)
+        assert doctor.main(["--config", daemon.config_path, "--json"]) == 0
         report = json.loads(capsys.readouterr().out)
         interpreter = [e for e in report if e["item"] == "interpreter"][0]
         assert os.path.basename(interpreter["value"]) == os.path.basename(
             os.path.realpath(sys.executable))
-        assert any(e["item"].startswith("thread %d " % proc.pid) for e in report)
+        assert any(e["item"].startswith("thread %d " % daemon.pid) for e in report)
+        assert doctor.main(["--pid", str(daemon.pid)]) == 0
     finally:
-        finish(proc)
+        daemon.stop()
+        col.close()

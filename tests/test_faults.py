@@ -89,7 +89,7 @@ class Rig(object):
 
 
 def reconnects(log):
-    counts = [int(x) for x in re.findall(r"reconnects (\d+)", log)]
+    counts = [int(x) for x in re.findall(r"connects \d+, failed \d+, dropped (\d+)", log)]
     return counts[-1] if counts else 0
 
 

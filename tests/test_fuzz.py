@@ -1,6 +1,7 @@
-"""Seeded, time-bounded fuzzing of every byte/text parser (tests/fuzz.py): the WebSocket frame
-parser, the HTTP response parser, the wire decoder and each venue adapter may only return a
-result or raise their own typed error. `python3 tests/fuzz.py --seconds 3600` is the long run."""
+"""Seeded, time-bounded fuzzing of the byte parsers (tests/fuzz.py): the WebSocket frame parser,
+the HTTP response parser and the wire decoder may only return a result or raise their own typed
+error. Each venue adapter's target runs in tests/test_venue_contract.py, over the registry.
+`python3 tests/fuzz.py --seconds 3600` is the long run of every target."""
 
 import pytest
 
@@ -9,7 +10,7 @@ import fuzz
 SECONDS_PER_TARGET = 1.5
 
 
-@pytest.mark.parametrize("target", sorted(fuzz.TARGETS))
+@pytest.mark.parametrize("target", sorted(t for t in fuzz.TARGETS if not t.startswith("venue-")))
 def test_parser_survives_mutated_input(target):
     cases, crash = fuzz.fuzz(target, SECONDS_PER_TARGET, seed=20261124)
     assert crash is None, "%s failed on %r: %r" % (target, crash[0][:300], crash[1])

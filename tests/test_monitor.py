@@ -906,3 +906,25 @@ def test_a_forged_symbol_is_escaped_before_display(monitor, sender):
     send_all(monitor, sender, [packet([instrument_def(1, b"\x1b[2J\x1b[31mPWNED\r")], seq=1)])
     text = "\n".join(render_report(monitor.interval_report()))
     assert "\x1b" not in text and "\r" not in text and "\\x1b[2J" in text
+
+
+def test_a_real_stream_far_below_a_forged_first_packet_takes_over(monitor, sender):
+    """The first datagram ever seen is forged (seq 2**62): the real stream, far below it,
+    is held until it confirms itself, then accounted in full."""
+    send_all(monitor, sender, [packet([], seq=2 ** 62)] + [packet([trade()], seq=n)
+                                                             for n in range(1, 5)])
+    report = monitor.interval_report()
+    assert report["messages"] == 4 and report["held_packets"] == 2
+    assert monitor.channels[1].next_seq == 5 and report["gaps"] == 0
+
+
+def test_forged_instrument_ids_cannot_grow_the_view_without_bound(monitor, sender):
+    from hftfeed.tools.monitor import receiver
+    limit = receiver.MAX_VIEW_KEYS
+    receiver.MAX_VIEW_KEYS = 4
+    try:
+        send_all(monitor, sender, [packet([book(n, 1, [(PX, PX)], [])], seq=n)
+                                   for n in range(1, 9)])
+        assert len(monitor.books) <= 4 and monitor.interval_report()["messages"] == 8
+    finally:
+        receiver.MAX_VIEW_KEYS = limit

@@ -530,3 +530,24 @@ def test_a_multi_megabyte_in_stream_snapshot_is_dropped_before_parsing(monkeypat
     feed = run(scenario())
     assert len(huge) > router.MAX_PARSE_CHARS
     assert max(parsed_sizes) < router.MAX_PARSE_CHARS and feed.stats.bad_messages == 1
+
+
+def test_a_subscription_never_acknowledged_is_a_reconnect_with_a_counter(caplog):
+    async def script(conn):
+        await asyncio.sleep(30)             # Bybit that never answers the subscribe
+
+    async def scenario():
+        ex = await HostileExchange(script).start()
+        feed, rec = make_feed("bybit", ex, connect_timeout_s=0.5)
+        feed.start()
+        try:
+            assert await wait_for(lambda: len(ex.conns) >= 2, 10.0)
+        finally:
+            await feed.stop()
+            await ex.stop()
+        return feed
+
+    with caplog.at_level(logging.WARNING):
+        feed = run(scenario())
+    assert feed.stats.ack_timeouts >= 1
+    assert "not acknowledged within 0.5 s" in caplog.text

@@ -326,3 +326,14 @@ def test_export_round_trips_through_json_and_merges_exactly():
     bad["buckets"].append([10 ** 9, 1])
     with pytest.raises(ValueError):
         LatencyHistogram.from_export(bad)
+
+
+def test_nonzero_buckets_list_each_filled_bucket_once_lowest_first():
+    hist = LatencyHistogram()
+    assert hist.nonzero_buckets() == []
+    for ns in (5, 5, 1000, 90000):
+        hist.record(ns)
+    buckets = hist.nonzero_buckets()
+    assert [n for _, n in buckets] == [2, 1, 1]
+    assert [high for high, _ in buckets] == sorted(high for high, _ in buckets)
+    assert buckets[0][0] >= 5 and buckets[-1][0] >= 90000

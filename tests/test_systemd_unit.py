@@ -58,10 +58,33 @@ def test_unit_is_type_notify_with_a_watchdog_and_restart_policy(unit):
     assert one(unit, "TimeoutStopSec") == "5"
 
 
-def test_unit_grants_memory_locking_and_realtime_and_no_other_capability(unit):
+def test_unit_grants_memory_locking_and_no_other_capability(unit):
+    """CAP_SYS_NICE comes from an installer drop-in, only for a config asking for SCHED_FIFO."""
     assert one(unit, "LimitMEMLOCK") == "infinity"
-    assert set(one(unit, "AmbientCapabilities").split()) == {"CAP_IPC_LOCK", "CAP_SYS_NICE"}
-    assert set(one(unit, "CapabilityBoundingSet").split()) == {"CAP_IPC_LOCK", "CAP_SYS_NICE"}
+    assert one(unit, "AmbientCapabilities") == "CAP_IPC_LOCK"
+    assert one(unit, "CapabilityBoundingSet") == "CAP_IPC_LOCK"
+
+
+def test_unit_reloads_with_sighup_and_filters_system_calls(unit):
+    assert one(unit, "ExecReload") == "/bin/kill -HUP $MAINPID"
+    assert one(unit, "SystemCallFilter") == "@system-service"
+    assert one(unit, "SystemCallErrorNumber") == "EPERM"
+
+
+TEMPLATE = ROOT / "systemd" / "hftfeed@.service"
+
+
+def test_the_template_unit_is_the_unit_with_the_instance_as_config_name(unit):
+    template = parse_unit(TEMPLATE.read_text())
+    assert one(template, "ExecStart") == \
+        "/usr/bin/pypy3 /opt/hftfeed/hftfeed.py run --config /etc/hftfeed/%i.json"
+    assert one(template, "SyslogIdentifier") == "hftfeed@%i"
+    assert "%i" in one(template, "Description", "Unit")
+    differ = ("ExecStart", "SyslogIdentifier", "Description")
+    for section in unit:
+        mine = {k: v for k, v in unit[section].items() if k not in differ}
+        theirs = {k: v for k, v in template[section].items() if k not in differ}
+        assert mine == theirs, section
 
 
 def test_unit_runs_as_the_dedicated_user(unit):
@@ -113,6 +136,13 @@ def _verify(unit_text, tmp_path):
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
 def test_systemd_analyze_verify_reports_nothing_about_the_unit(tmp_path):
     assert _verify(UNIT.read_text(), tmp_path) == []
+    instance = tmp_path / "hftfeed@binance.service"
+    instance.write_text(TEMPLATE.read_text().replace("/usr/bin/pypy3", os.path.realpath(
+        sys.executable)).replace("WorkingDirectory=/opt/hftfeed", "WorkingDirectory=%s" % tmp_path))
+    proc = subprocess.run(["systemd-analyze", "verify", str(instance)], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, timeout=60)
+    assert [l for l in proc.stdout.decode(errors="replace").splitlines()
+            if "hftfeed@" in l] == []
     # and it would: a bad value in a copy is reported
     broken = UNIT.read_text().replace("NoNewPrivileges=yes", "NoNewPrivileges=maybe")
     assert _verify(broken, tmp_path), "systemd-analyze verify did not flag a bad boolean"
@@ -153,8 +183,16 @@ def run_install(*args):
 
 
 @pytestmark_installer
-def test_installer_stages_code_config_sysctl_and_unit(tmp_path):
+def test_installer_stages_code_config_and_units_and_no_system_settings_or_demo(tmp_path):
     proc = run_install("--destdir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert not (tmp_path / "etc/sysctl.d").exists(), "system settings only with --sysctl"
+    assert b"system settings unchanged" in proc.stdout
+    assert not (tmp_path / "etc/hftfeed/demo.json").exists()
+    assert (tmp_path / "etc/systemd/system/hftfeed@.service").read_text() == \
+        TEMPLATE.read_text()
+    assert not list((tmp_path / "etc/systemd/system").glob("*.d"))
+    proc = run_install("--destdir", str(tmp_path), "--sysctl")
     assert proc.returncode == 0, proc.stderr.decode()
     assert (tmp_path / "opt/hftfeed/hftfeed.py").is_file()
     assert (tmp_path / "opt/hftfeed/hftfeed/runtime/hw.py").is_file()
@@ -193,6 +231,24 @@ def test_installer_rewrites_unit_paths_for_another_prefix(tmp_path):
                      "ExecStart")
     assert exec_start == "/usr/bin/pypy3 /srv/feed/hftfeed.py run --config /srv/conf/hftfeed.json"
     assert (tmp_path / "srv/feed/hftfeed.py").is_file()
+
+
+@pytestmark_installer
+def test_installer_grants_cap_sys_nice_only_to_units_whose_config_asks_for_fifo(tmp_path):
+    confdir = tmp_path / "etc/hftfeed"
+    confdir.mkdir(parents=True)
+    (confdir / "fast-core2.json").write_text('{"scheduler": {"policy": "fifo", "priority": 10}}')
+    (confdir / "slow-core3.json").write_text('{"scheduler": {"policy": "other"}}')
+    assert run_install("--destdir", str(tmp_path)).returncode == 0
+    systemd_dir = tmp_path / "etc/systemd/system"
+    dropin = systemd_dir / "hftfeed@fast-core2.service.d/50-realtime.conf"
+    section = parse_unit(dropin.read_text())["Service"]
+    assert section == {"AmbientCapabilities": ["CAP_SYS_NICE"],
+                       "CapabilityBoundingSet": ["CAP_SYS_NICE"]}
+    assert sorted(p.name for p in systemd_dir.glob("*.d")) == ["hftfeed@fast-core2.service.d"]
+    (confdir / "fast-core2.json").write_text('{"scheduler": {"policy": "other"}}')
+    proc = run_install("--destdir", str(tmp_path))
+    assert not dropin.exists() and b"CAP_SYS_NICE withdrawn" in proc.stdout
 
 
 @pytestmark_installer

@@ -12,7 +12,7 @@ import pytest
 from hftfeed.app.config import load_config_dict
 from hftfeed.errors import ConfigError
 from hftfeed.runtime.stats import LatencyHistogram
-from hftfeed.runtime.trace import STAGES, Trace, merge_exports
+from hftfeed.runtime.trace import STAGES, Trace, merge_exports, parse_export_lines
 
 from e2e import Collector, DaemonProcess, SimProcess, daemon_config
 
@@ -152,6 +152,20 @@ def test_exports_merge_exactly_across_intervals():
     assert merge_exports([]) is None
 
 
+def test_export_lines_regroup_into_the_same_export_and_each_fits_a_log_line():
+    from hftfeed.app.logs import MAX_LINE_CHARS
+    trace, client, _ = traced_rig(1)
+    for n in range(1, 60):
+        client.data_received(b"|".join([b"B"] * (n % 7 + 1)))
+    pairs = trace.export_lines(123)
+    assert all(len("trace %s %s" % kv) < MAX_LINE_CHARS - 100 for kv in pairs)
+    [(t_ns, doc)] = parse_export_lines(list(reversed(pairs)))
+    assert t_ns == 123 and doc == json.loads(json.dumps(trace.export()))
+    assert parse_export_lines(pairs[1:]) == []            # an interval missing a line is skipped
+    cut = [(k, v[:-20] + "...[20 chars cut]") if k == "total" else (k, v) for k, v in pairs]
+    assert parse_export_lines(cut) == []                  # ... and one with a line cut short
+
+
 def test_sample_every_must_be_positive():
     with pytest.raises(ValueError):
         Trace(0)
@@ -189,8 +203,10 @@ def _run_daemon(tmp_path, **overrides):
 def test_daemon_with_trace_reports_every_stage_with_samples(tmp_path):
     text = _run_daemon(tmp_path, trace={"sample_every": 2})
     assert "trace: on, every 2 socket read(s) sampled" in text
-    exports = [json.loads(m.group(1)) for m in re.finditer(r" trace (\{.*\})$", text, re.M)]
-    merged = merge_exports(exports)
+    pairs = re.findall(r" trace ([a-z_]+) (\{.*\})$", text, re.M)
+    intervals = parse_export_lines(pairs)
+    assert intervals and len(pairs) == len(intervals) * (1 + len(STAGES) + 3)   # none cut
+    merged = merge_exports([doc for _, doc in intervals])
     assert merged is not None and merged["sampled_reads"] > 0, text[-3000:]
     for name in STAGES:
         assert merged["stages"][name]["count"] > 0, name

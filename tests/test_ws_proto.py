@@ -307,6 +307,53 @@ def test_reassembled_message_over_max_fails_with_1009():
     assert isinstance(err, MessageTooBig)
 
 
+EMPTY_CONTINUATION = bytes.fromhex("0000")      # CONT, not fin, no payload: 2 bytes on the wire
+OPEN_BRACKET_START = bytes.fromhex("01015b")    # TEXT, not fin, "["
+
+
+@pytest.mark.parametrize("split", ["whole", "bytewise"])
+def test_endless_empty_continuation_frames_trip_1009_at_the_frame_limit(split):
+    client = wp.Connection(wp.CLIENT, max_message_bytes=1 << 20, max_message_frames=100)
+    feed_conn(client, OPEN_BRACKET_START + EMPTY_CONTINUATION * 99, split)
+    assert client.state == wp.STATE_OPEN            # 100 frames: still within the limit
+    assert len(client._frag_parts) == 1             # empty frames are counted, not stored
+    err = expect_failure(client, EMPTY_CONTINUATION, 1009)
+    assert isinstance(err, MessageTooBig) and "over 100 frames" in str(err)
+
+
+def test_frame_headers_count_against_the_message_size_limit():
+    """1 payload byte and 1,200 header bytes: over a 1,024-byte limit although the payload is 1."""
+    client = wp.Connection(wp.CLIENT, max_message_bytes=1024, max_message_frames=10 ** 6)
+    with pytest.raises(MessageTooBig) as info:
+        client.receive_data(OPEN_BRACKET_START + EMPTY_CONTINUATION * 600)
+    assert info.value.close_code == wp.CloseCode.MESSAGE_TOO_BIG
+    assert client.close_code == 1009
+
+
+def test_a_message_in_many_frames_within_the_limits_is_delivered_whole_with_trailing_bytes():
+    client = wp.Connection(wp.CLIENT, max_message_bytes=4096, max_message_frames=50)
+    data = OPEN_BRACKET_START + EMPTY_CONTINUATION * 10 + wp.encode_frame(wp.OP_CONT, b"1]")
+    events = feed_conn(client, data + HELLO_UNMASKED[:3], "bytewise")
+    assert [e.text for e in events] == ["[1]"]
+    # the counters start again with the next message
+    events = client.receive_data(HELLO_UNMASKED[3:] + OPEN_BRACKET_START
+                                 + EMPTY_CONTINUATION * 48 + wp.encode_frame(wp.OP_CONT, b"]"))
+    assert [e.text for e in events] == ["Hello", "[]"]
+
+
+def test_the_default_frame_limit_scales_with_the_size_limit():
+    assert wp.default_max_message_frames(100) == wp.MIN_MAX_MESSAGE_FRAMES == 1024
+    assert wp.default_max_message_frames(16 * 2 ** 20) == 16384
+    assert wp.Connection(wp.CLIENT, max_message_bytes=4 * 2 ** 20).max_message_frames == 4096
+
+
+def test_close_codes_are_an_intenum_matching_rfc6455():
+    assert wp.CloseCode.NORMAL == 1000 and wp.CloseCode.MESSAGE_TOO_BIG == 1009
+    assert [c for c in wp.CloseCode if wp.is_valid_close_code(c)] == [
+        1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014]
+    assert wp.encode_close_payload(wp.CloseCode.GOING_AWAY, "bye") == b"\x03\xe9bye"
+
+
 def test_server_rejects_unmasked_client_frame():
     server = wp.Connection(wp.SERVER)
     expect_failure(server, HELLO_UNMASKED, 1002)

@@ -19,6 +19,9 @@ COMMANDS = {
     "record": ("hftfeed.tools.pcap.record", "capture the UDP feed to a pcap file (--listen ADDR --out FILE.pcap)"),
     "replay": ("hftfeed.tools.pcap.replay", "send a pcap recording to an address (FILE.pcap --target ADDR)"),
     "export": ("hftfeed.tools.pcap.export", "books, trades and quotes of a recording as CSV (FILE.pcap --format csv)"),
+
+    "health": ("hftfeed.app.health", "exit 0 if every instrument is live and fresh, 1 with reasons"),
+    "shard": ("hftfeed.app.shard", "split a config into per-core configs (--cores 2,3 --out DIR)"),
 }
 
 USAGE = "usage: hftfeed.py {%s} [options]   (hftfeed.py COMMAND --help for details)" % \

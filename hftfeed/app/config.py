@@ -592,6 +592,17 @@ def _log_level(obj, key, path, ctx):
     return None if obj.get(key) is None else _get_str(obj, key, None, path, choices=LOG_LEVELS)
 
 
+def _listen(obj, key, path, ctx):
+    return None if obj.get(key) is None else parse_host_port(obj[key], "%s.%s" % (path, key))
+
+
+class MetricsConfig(Section):
+    """The Prometheus endpoint (app/metrics.py): ``listen`` "HOST:PORT", or null/absent = off."""
+
+    KEYS = (Key("listen", _listen),)
+    __slots__ = _slots(KEYS)
+
+
 class Config(Section):
     """The validated configuration: typed sections and the top-level switches."""
 
@@ -610,6 +621,8 @@ class Config(Section):
         Key("stats_interval_s", Number(10.0, 0.1, 86400.0)),
         Key("trace", SubSection(TraceConfig)),
         Key("log_level", _log_level),
+        Key("log_format", Choice("auto", ("auto", "text", "json"))),
+        Key("metrics", SubSection(MetricsConfig)),
     )
     EXTRA = ("instruments", "book_memory_bytes")
     __slots__ = _slots(KEYS, EXTRA)

@@ -6,22 +6,25 @@ from the pinned core; ``gc.freeze()`` comes after everything long-lived exists.
 """
 
 import asyncio
-import json
+import gc
 import logging
 import os
 import signal
 import ssl
-import sys
 import time
 
 from hftfeed.runtime import gctune
 from hftfeed.runtime import hw
 from hftfeed.codecs import wire
+from hftfeed.app import logs
+from hftfeed.app import reload as reload_mod
 from hftfeed.app.cli import OneLineParser
 from hftfeed.app.config import default_config_path, human_bytes, load_config
+from hftfeed.app.health import Freshness, live_counts
+from hftfeed.app.metrics import DaemonMetrics, MetricsServer
 from hftfeed.venues import registry
 from hftfeed.errors import ConfigError
-from hftfeed.pipeline.feed import Feed, FeedStats, feed_identity
+from hftfeed.pipeline.feed import Feed, FeedStats
 from hftfeed.pipeline.publisher import Publisher
 from hftfeed.pipeline.retransmit import RetransmitServer
 from hftfeed.runtime.sdnotify import Notifier
@@ -31,19 +34,13 @@ from hftfeed.transport.ws import trust_store_description
 
 log = logging.getLogger("hftfeed.daemon")
 
-LOG_LEVELS = {"error": logging.ERROR, "warn": logging.WARNING, "warning": logging.WARNING,
-              "info": logging.INFO, "debug": logging.DEBUG, "trace": logging.DEBUG}
 HOUSEKEEPING_INTERVAL_S = 0.1   # heartbeats, instrument defs, watchdog, stats: off the hot path
 STOP_TIMEOUT_S = 1.5            # SIGTERM to exit must stay under 2 s
 
 
-def setup_logging(config_level=None):
-    """Log level from HFTFEED_LOG (RUST_LOG-style: error/warn/info/debug), else the config."""
-    text = os.environ.get("HFTFEED_LOG") or os.environ.get("RUST_LOG") or config_level or "info"
-    level = LOG_LEVELS.get(text.strip().lower().split(",")[0].split("=")[-1], logging.INFO)
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return level
+def setup_logging(config_level=None, log_format="auto"):
+    """Level from HFTFEED_LOG / RUST_LOG, else the config; format per app/logs.py."""
+    return logs.setup_logging(config_level, log_format)[0]
 
 
 class Daemon(object):
@@ -69,6 +66,11 @@ class Daemon(object):
         self.last_watchdog_ns = 0
         self.watchdog_interval_ns = 0
         self.exit_code = 0
+        self.started_mono_ns = time.monotonic_ns()
+        self.freshness = Freshness(self.started_mono_ns)
+        self.metrics = DaemonMetrics(self, self.freshness)
+        self.metrics_server = None
+        self.last_status = None
 
     def build(self):
         """Allocate everything long-lived (called inside the running loop)."""
@@ -122,6 +124,7 @@ class Daemon(object):
             host, port = self.cfg.publisher.retransmit_listen
             self.retransmit = RetransmitServer(self.publisher, host, port)
             await self.retransmit.start()
+        await self.start_metrics(self.cfg.metrics.listen)
         self.publisher.send_instruments()
         for feed in self.feeds:
             feed.start()
@@ -145,23 +148,23 @@ class Daemon(object):
         return self.exit_code
 
     def reload(self):
-        """SIGHUP: re-read the config file and add/remove symbols without dropping the others.
-
-        Only the symbol lists are applied live; any other change (publisher, Phase 1 switches,
-        feed limits) is reported as needing a restart. A reload that would renumber an
-        instrument that keeps running, or that is invalid, is refused as a whole."""
+        """SIGHUP: re-read the config file, compare all of it with the running one
+        (app/reload.py), apply live what can be, name in one warning what needs a restart.
+        An invalid config, or one that would renumber a running instrument, is refused as a
+        whole and the daemon keeps running on the old one."""
         log.info("SIGHUP: reloading %s", self.config_path)
         try:
             new = load_config(self.config_path)
-            plan = plan_reload(self.cfg, new, self.feeds)
+            plan = reload_mod.plan(self.cfg, new, self.feeds)
         except ConfigError as exc:
             log.error("reload refused, still running the old config: %s", exc)
             return
-        for feed, feed_cfg in plan["changed"]:
+        for feed, feed_cfg in plan.changed:
             added, removed = feed.apply_symbols(feed_cfg)
-            log.info("reload: %s feed: added %s, removed %s", feed.venue.NAME,
-                     added or "nothing", removed or "nothing")
-        for feed_cfg in plan["new"]:
+            if added or removed:
+                log.info("reload: %s feed: added %s, removed %s", feed.venue.NAME,
+                         added or "nothing", removed or "nothing")
+        for feed_cfg in plan.new:
             feed = Feed(feed_cfg, registry.adapter(feed_cfg.venue), self.publisher, self.stats,
                         self.cfg.book.capacity_levels, ssl_context=self.ssl_context,
                         rcvbuf_bytes=self.cfg.socket_buffers.rcvbuf_bytes)
@@ -171,15 +174,77 @@ class Daemon(object):
             feed.start()
             log.info("reload: new %s feed with %d instrument(s)", feed_cfg.venue,
                      len(feed.instruments))
-        for feed in plan["gone"]:
+        for feed in plan.gone:
             self.feeds.remove(feed)
             feed.apply_symbols(_EmptyFeed())
             asyncio.ensure_future(feed.stop())
             log.info("reload: %s feed removed", feed.venue.NAME)
-        for note in plan["restart_needed"]:
-            log.warning("reload: %s changed; takes effect after a restart", note)
+        for feed, feed_cfg, keys in plan.feed_limits:
+            reload_mod.apply_feed_limits(feed, feed_cfg, keys)
+        old = self.cfg
+        self.cfg = plan.effective
+        if plan.live:       # before applying: a new log level may hide this line
+            log.info("reload: applied live: %s", ", ".join(plan.live))
+        self.apply_live(old, plan.effective, plan.live)
+        if plan.restart:
+            log.warning("reload: needs a restart to take effect (still running the old value): "
+                        "%s", ", ".join(plan.restart))
+        if not (plan.live or plan.restart or plan.new or plan.gone):
+            log.info("reload: no setting changed besides the symbols (if any)")
         self.publisher.set_instruments([d for f in self.feeds for d in f.instrument_defs()])
         self.publisher.send_instruments()
+
+    def apply_live(self, old, new, names):
+        """The top-level keys of app/reload.LIVE_KEYS (per-feed limits are applied there)."""
+        if "log_format" in names:
+            logs.setup_logging(new.log_level, new.log_format)
+        elif "log_level" in names:
+            logs.set_level(new.log_level)
+        if ("log_level" in names or "log_format" in names) and \
+                (os.environ.get("HFTFEED_LOG") or os.environ.get("RUST_LOG")):
+            log.warning("reload: the level in HFTFEED_LOG/RUST_LOG wins over log_level")
+        if "watchdog" in names:
+            self.watchdog_interval_ns = int((self.notifier.watchdog_interval_s() or 0) * 1e9) \
+                if new.watchdog else 0
+        if any(n.startswith("gc.") for n in names):
+            self.apply_gc(new.gc)
+        pub = self.publisher
+        pub.heartbeat_interval_ns = int(new.publisher.heartbeat_interval_s * 1e9)
+        pub.instrument_interval_ns = int(new.publisher.instrument_interval_s * 1e9)
+        if "metrics.listen" in names:
+            asyncio.ensure_future(self.move_metrics(old.metrics, new.metrics.listen))
+
+    def apply_gc(self, gc_cfg):
+        """New thresholds / automatic collection / collection schedule, from the event loop."""
+        if gc_cfg.thresholds is None and reload_mod.DEFAULT_GC_THRESHOLDS is not None:
+            gc.set_threshold(*reload_mod.DEFAULT_GC_THRESHOLDS)
+        if not gc_cfg.disable_automatic:
+            gc.enable()
+        report = gctune.tune_gc(gc_cfg)
+        log.info("reload: gc: %s", report.message)
+        if self.gc_scheduler is not None:
+            self.gc_scheduler.stop()
+            self.gc_scheduler = None
+        if gc_cfg.collect_interval_s > 0:
+            self.gc_scheduler = gctune.GcScheduler(gc_cfg.collect_interval_s)
+            self.gc_scheduler.start(asyncio.get_event_loop())
+
+    async def move_metrics(self, old_metrics, listen):
+        """Reload of metrics.listen: bind the new address first, then close the old one; if the
+        new one cannot be bound, the old endpoint stays (and so does its config)."""
+        previous = self.metrics_server
+        self.metrics_server = None
+        try:
+            await self.start_metrics(listen)
+        except ConfigError as exc:
+            self.metrics_server = previous
+            self.cfg.metrics = old_metrics
+            log.error("reload: %s; the metrics endpoint stays as it was", exc)
+            return
+        if previous is not None:
+            await previous.close()
+        if listen is None:
+            log.info("metrics: endpoint closed")
 
     def request_stop(self, signum=None):
         if signum is not None:
@@ -191,7 +256,7 @@ class Daemon(object):
         self.publisher.tick(now_ns)
         if not self.ready_sent and all(f.connected for f in self.feeds):
             self.ready_sent = True
-            self.notifier.ready("feeds connected")
+            self.notifier.ready("feeds connected; live %d/%d" % live_counts(self.feeds))
             log.info("all feeds connected")
         mono_ns = time.monotonic_ns()
         if self.watchdog_interval_ns and mono_ns - self.last_watchdog_ns >= self.watchdog_interval_ns:
@@ -199,6 +264,34 @@ class Daemon(object):
             self.notifier.watchdog()
         if mono_ns - self.last_stats_ns >= self.cfg.stats_interval_s * 1e9:
             self.stats_line(mono_ns)
+        self.ops_tick(mono_ns)
+
+    def ops_tick(self, mono_ns):
+        """Freshness for metrics/health, and ``live n/m`` in systemctl status when it changes."""
+        self.freshness.sample(self.feeds, mono_ns)
+        live, total = live_counts(self.feeds)
+        status = "live %d/%d" % (live, total)
+        if status != self.last_status:
+            self.last_status = status
+            self.notifier.status(status + ("" if live == total else " (not all live)"))
+
+    async def start_metrics(self, listen):
+        """The metrics endpoint (None: off). A port that cannot be bound is a config error."""
+        if listen is None or self.metrics_server is not None:
+            return
+        server = MetricsServer(self.metrics.render, listen[0], listen[1])
+        try:
+            port = await server.start()
+        except OSError as exc:
+            raise ConfigError("metrics.listen: cannot listen on %s:%d: %s"
+                              % (listen[0], listen[1], exc.strerror or exc))
+        self.metrics_server = server
+        log.info("metrics: serving http://%s:%d/metrics", _url_host(listen[0]), port)
+
+    async def stop_metrics(self):
+        if self.metrics_server is not None:
+            await self.metrics_server.close()
+            self.metrics_server = None
 
     def stats_line(self, mono_ns):
         s = self.stats
@@ -216,17 +309,19 @@ class Daemon(object):
             gc_text = " | gc %d pauses %s (max %s)" % (pauses, format_ns(pause_ns),
                                                        format_ns(pause_max_ns))
         log.info("HFT OrderBook: %d updates/sec | %d msgs/sec | %d levels/sec | live %d/%d | "
-                 "packets %d | resyncs %d | reconnects %d | bad msgs %d | latency p50 %s p99 %s "
-                 "p99.9 %s (recv->send, %d samples)%s",
+                 "packets %d | resyncs %d | connects %d, failed %d, dropped %d | bad msgs %d | "
+                 "latency p50 %s p99 %s p99.9 %s (recv->send, %d samples)%s",
                  rates[0], rates[1], rates[2], live, len(insts), self.publisher.packets_sent,
-                 s.resyncs, s.reconnects, s.bad_messages, format_ns(lat.percentile(50)),
+                 s.resyncs, s.connects, s.connect_failures, s.reconnects, s.bad_messages,
+                 format_ns(lat.percentile(50)),
                  format_ns(lat.percentile(99)), format_ns(lat.percentile(99.9)), lat.count,
                  gc_text + ("" if self.trace is None else " | " + self.trace.line()))
+        self.metrics.absorb_latency(lat)
         lat.reset()
         if self.trace is not None:
             # machine-readable: every sample of the interval (bench.py merges these lines)
-            log.info("trace %s", json.dumps(dict(self.trace.export(), t_unix_ns=time.time_ns()),
-                                            separators=(",", ":")))
+            for key, text in self.trace.export_lines(time.time_ns()):
+                log.info("trace %s %s", key, text)
             self.trace.reset()
 
     async def shutdown(self):
@@ -238,56 +333,38 @@ class Daemon(object):
                                    STOP_TIMEOUT_S)
         except asyncio.TimeoutError:
             log.warning("feeds did not stop within %.1f s; closing anyway", STOP_TIMEOUT_S)
+        await self.stop_metrics()
         if self.gc_scheduler is not None:
             self.gc_scheduler.stop()
         self.gc_pauses.uninstall()
         self.publisher.end_session()
         if self.retransmit is not None:
             await self.retransmit.close()
-        log.info("stopped: %s", self.publisher.counters())
+        log.info("%s", stop_summary(self.stats, self.publisher.counters(), self.started_mono_ns))
         self.publisher.close()
+
+
+def stop_summary(stats, counters, started_mono_ns):
+    """The last log line of a clean stop: what this run did, readable by a person."""
+    up_s = (time.monotonic_ns() - started_mono_ns) / 1e9 if started_mono_ns else 0.0
+    return ("stopped after %.1f s: %d messages in, %d book updates, %d trades, %d quotes; "
+            "%d connects, %d failed connect attempts, %d connections dropped, %d resyncs, "
+            "%d bad messages; sent %d packets (%d messages, %d bytes, %d send errors), "
+            "session %d ended at seq %d"
+            % (up_s, stats.messages_in, stats.book_updates, stats.trades, stats.quotes,
+               stats.connects, stats.connect_failures, stats.reconnects, stats.resyncs,
+               stats.bad_messages, counters["packets_sent"], counters["messages_sent"],
+               counters["bytes_sent"], counters["send_errors"], counters["session"],
+               counters["next_seq"]))
+
+
+def _url_host(host):
+    return "[%s]" % host if ":" in host else host
 
 
 class _EmptyFeed(object):
     """A feed entry with no symbols: what a feed removed by a reload is reduced to."""
     instruments = ()
-
-
-def plan_reload(old, new, feeds):
-    """Decide what a reload changes. Raises ConfigError if it would renumber a running
-    instrument or give a new one an id that is taken."""
-    running = {}
-    for feed in feeds:
-        for inst in feed.instruments.values():
-            running[(feed.identity(), inst.symbol)] = inst.instrument_id
-    by_identity = {feed.identity(): feed for feed in feeds}
-    plan = {"changed": [], "new": [], "gone": [], "restart_needed": []}
-    wanted_ids = {}
-    for feed_cfg in new.feeds:
-        ident = feed_identity(feed_cfg)
-        venue = registry.adapter(feed_cfg.venue)
-        for inst in feed_cfg.instruments:
-            key = (ident, venue.venue_symbol(inst.symbol))
-            wanted_ids[key] = inst.instrument_id
-        if ident in by_identity:
-            plan["changed"].append((by_identity.pop(ident), feed_cfg))
-        else:
-            plan["new"].append(feed_cfg)
-    plan["gone"] = list(by_identity.values())
-    for key, inst_id in wanted_ids.items():
-        if key in running and running[key] != inst_id:
-            raise ConfigError("instrument id of %s would change from %d to %d; restart to renumber"
-                              % (key[1], running[key], inst_id))
-    kept_ids = {v: k for k, v in running.items() if k in wanted_ids}
-    for key, inst_id in wanted_ids.items():
-        if key not in running and inst_id in kept_ids:
-            raise ConfigError("new instrument %s would take id %d, still used by %s"
-                              % (key[1], inst_id, kept_ids[inst_id][1]))
-    for name in ("publisher", "book", "memory_lock", "prefault", "cpu_affinity", "scheduler",
-                 "socket_buffers", "gc", "busy_poll", "trace"):
-        if getattr(old, name) != getattr(new, name):      # sections compare by value
-            plan["restart_needed"].append(name)
-    return plan
 
 
 def run_config(cfg, config_path=None):
@@ -320,7 +397,7 @@ def main(argv):
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     path = args.config or default_config_path(root)
     cfg = load_config(path)
-    setup_logging(cfg.log_level)
+    setup_logging(cfg.log_level, cfg.log_format)
     if cfg.cpu_affinity.core >= 0:
         hw.validate_cpu_core(cfg.cpu_affinity.core)
     if args.check:

@@ -504,13 +504,108 @@ def collect(pid=None, cfg=None):
 
 
 # ---------------------------------------------------------------------------------------------
-# config and output
+# which process to inspect
+
+def daemon_argv(argv):
+    """True if a command line (argv list) is ``... hftfeed.py run ...``: an hftfeed daemon."""
+    for i, arg in enumerate(argv[:-1]):
+        if os.path.basename(arg) == "hftfeed.py" and argv[i + 1] == "run":
+            return True
+    return False
+
+
+def cmdline_of(pid):
+    """The argv of ``pid`` from /proc/PID/cmdline, or None when it is gone or unreadable."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
+
+
+def config_of(argv):
+    """The --config path a daemon was started with (None: the default)."""
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--config="):
+            return arg[len("--config="):]
+    return None
+
+
+def find_daemons(config_path=None):
+    """[(pid, argv)] of running hftfeed daemons (not this process); with ``config_path``, only
+    those started with that config (compared as real paths, relative to their cwd)."""
+    found = []
+    me = os.getpid()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        argv = cmdline_of(int(name))
+        if not argv or not daemon_argv(argv):
+            continue
+        if config_path is not None:
+            theirs = config_of(argv)
+            try:
+                cwd = os.readlink("/proc/%s/cwd" % name)
+            except OSError:
+                cwd = "/"
+            if theirs is None or os.path.realpath(os.path.join(cwd, theirs)) != \
+                    os.path.realpath(config_path):
+                continue
+        found.append((int(name), argv))
+    return sorted(found)
+
+
+def _shown(argv, limit=200):
+    text = " ".join(argv)
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def choose_target(pid, config_path):
+    """-> (pid or None for host-only, a note for the report). Raises ConfigError when ``pid`` is
+    not an hftfeed daemon or when several daemons match and none was named."""
+    if pid is not None:
+        argv = cmdline_of(pid)
+        if argv is None:
+            raise ConfigError("no process with pid %d" % pid)
+        if not daemon_argv(argv):
+            raise ConfigError("pid %d is not an hftfeed daemon (its command line: %s); "
+                              "give the pid of `hftfeed.py run`" % (pid, _shown(argv) or "empty"))
+        return pid, "inspecting pid %d: %s" % (pid, _shown(argv))
+    found = find_daemons(config_path)
+    if len(found) == 1:
+        return found[0][0], "found the running daemon: pid %d: %s" % (found[0][0],
+                                                                      _shown(found[0][1]))
+    if len(found) > 1:
+        raise ConfigError("%d hftfeed daemons are running (%s): choose one with --pid, or "
+                          "--config with its config file"
+                          % (len(found), ", ".join("pid %d" % p for p, _ in found)))
+    return None, ("no running hftfeed daemon found%s: checking only the host (start the "
+                  "daemon, or pass --pid)" % (" for %s" % config_path if config_path else ""))
+
+
+def collect_host(cfg=None):
+    """The checks that need no daemon: kernel, cores, system-wide socket limits."""
+    cfg = host_config() if cfg is None else cfg
+    core = cfg.cpu_affinity.core
+    checks = [check_kernel()]
+    checks.extend(check_cpus(core if core >= 0 else None))
+    checks.extend(check_sysctls(cfg))
+    return checks
+
+
+# ---------------------------------------------------------------------------------------------
+# output
 
 def format_text(checks, pid):
     """The human report: one line per item, then its expectation and fix when not PASS/INFO."""
     me = "%s %s" % (platform.python_implementation(), platform.python_version())
-    lines = ["hftfeed doctor %s: pid %d on %s, %s (doctor runs on %s)"
-             % (__version__, pid, platform.node(), time.strftime("%Y-%m-%d %H:%M:%S %z"), me)]
+    lines = ["hftfeed doctor %s: %s on %s, %s (doctor runs on %s)"
+             % (__version__, "pid %d" % pid if pid is not None else "host only", platform.node(),
+                time.strftime("%Y-%m-%d %H:%M:%S %z"), me)]
     width = max([len(c.item) for c in checks] + [10])
     for c in checks:
         lines.append("%-4s  %-*s  %s" % (c.status, width, c.item, c.value))
@@ -529,7 +624,8 @@ def _parser():
     parser = OneLineParser(prog="hftfeed.py doctor",
                            description="check this machine and a running daemon")
     parser.add_argument("--config", help="the daemon's config file (checks its core and buffers)")
-    parser.add_argument("--pid", type=int, help="the daemon's pid (default: the doctor itself)")
+    parser.add_argument("--pid", type=int, help="the daemon's pid (default: the running daemon, "
+                        "found by its command line; none running: the host only)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
@@ -543,9 +639,13 @@ def main(argv=None):
         return 2
     except SystemExit as exc:    # --help printed; argparse exits 0
         return exc.code if isinstance(exc.code, int) else 0
-    pid = os.getpid() if args.pid is None else args.pid
-    if pid <= 0 or not os.path.isdir("/proc/%d" % pid):
-        sys.stderr.write("hftfeed.py doctor: error: no process with pid %d\n" % pid)
+    if args.pid is not None and args.pid <= 0:
+        sys.stderr.write("hftfeed.py doctor: error: no process with pid %d\n" % args.pid)
+        return 2
+    try:
+        pid, note = choose_target(args.pid, args.config)
+    except ConfigError as exc:
+        sys.stderr.write("hftfeed.py doctor: error: %s\n" % exc)
         return 2
     cfg = None
     if args.config:
@@ -554,7 +654,9 @@ def main(argv=None):
         except ConfigError as exc:
             sys.stderr.write("hftfeed.py doctor: error: %s\n" % exc)
             return 2
-    checks = collect(pid, cfg)
+    checks = collect(pid, cfg) if pid is not None else collect_host(cfg)
+    if not args.json:
+        sys.stdout.write(note + "\n")
     if args.json:
         sys.stdout.write(json.dumps([c.as_dict() for c in checks], indent=1) + "\n")
     else:

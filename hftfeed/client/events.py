@@ -82,6 +82,11 @@ class Book(Event):
         return bool(self.flags & wire.BOOK_FLAG_SNAPSHOT)
 
     @property
+    def is_refresh(self) -> bool:
+        """Re-sent by the publisher's refresh cycle: the same book as its last ``B``."""
+        return bool(self.flags & wire.BOOK_FLAG_REFRESH)
+
+    @property
     def best_bid(self):
         """(price, qty) ints of the best bid, or None for an empty side."""
         return self.bids[0] if self.bids else None

@@ -33,11 +33,15 @@ log = logging.getLogger("hftfeed.client")
 RECV_BUFFER_BYTES = 65536
 MAX_DATAGRAMS_PER_POLL = 4096
 MAX_RETRANSMIT_MESSAGES = 100000     # per gap; a bigger hole is reported lost
+RETRANSMIT_CHUNK = 10000             # messages per request (the service's default limit)
+PCAP_LOOKAHEAD = 64                  # datagrams a recording is read ahead to fill a gap
 MAX_DECODE_ERROR_LOGS = 10
+MAX_INSTRUMENT_KEYS = 65536          # (channel, venue, instrument) keys tracked at most
 KINDS = ("book", "trade", "quote", "status", "instrument", "notice")
 
 COUNTERS = ("datagrams", "bytes", "messages", "decode_errors", "filtered_source",
             "filtered_channel", "recv_errors", "retransmit_requests", "retransmitted_messages",
+            "retransmit_failures", "dropped_instruments",
             "lost_messages", "collisions")
 
 
@@ -94,6 +98,7 @@ class Subscriber(object):
         self._exps = {}              # key -> (price_exp, qty_exp)
         self._keys_by_channel = {}   # channel -> set of keys
         self._raw_symbols = {}       # (venue, instrument) -> {channel: raw symbol}
+        self._known_keys = set()     # every key seen, at most MAX_INSTRUMENT_KEYS
         self._queue = []
         self._callbacks = dict((kind, []) for kind in KINDS)
         self._buf = bytearray(RECV_BUFFER_BYTES)
@@ -197,13 +202,13 @@ class Subscriber(object):
             loop.add_reader(sock.fileno(), ready.set)
         try:
             while not self._closed and not self.exhausted:
+                ready.clear()            # before reading: a datagram after it sets it again
                 events = self.poll(0)
                 if not events and self._pcap is None:
-                    ready.clear()
                     try:
                         await asyncio.wait_for(ready.wait(), 0.2)
                     except asyncio.TimeoutError:
-                        pass     # deadline: re-check closed, then wait again
+                        continue         # the deadline: re-check closed, then wait again
                     continue
                 for event in events:
                     yield event
@@ -247,14 +252,46 @@ class Subscriber(object):
 
     def _read_pcap(self, limit):
         for _ in range(limit):
+            item = self._next_pcap()
+            if item is None:
+                return
+            self.datagram(*item)
+
+    def _next_pcap(self):
+        """(payload, capture ns, source host) of the recording's next datagram (port filter
+        applied), or None at its end."""
+        while self._pcap:
             try:
                 ts_ns, src, dst, payload = next(self._pcap)
             except StopIteration:
                 self._pcap = False
-                return
-            if self._pcap_port is not None and dst[1] != self._pcap_port:
-                continue
-            self.datagram(payload, ts_ns, src[0])
+                return None
+            if self._pcap_port is None or dst[1] == self._pcap_port:
+                return payload, ts_ns, src[0]
+        return None
+
+    def _pcap_arbitrate(self, channel, state, seq):
+        """A recording of A/B feeds: the other feed's copy of a missing datagram is a little
+        further on in the file. Read ahead (up to PCAP_LOOKAHEAD datagrams) as the live client
+        would have waited for it."""
+        self._arbitrating = True
+        try:
+            for _ in range(PCAP_LOOKAHEAD):
+                self._take_deferred(channel, seq)
+                if state.next_seq >= seq:
+                    return
+                item = self._next_pcap()
+                if item is None:
+                    return
+                data, ts_ns, source = item
+                if len(data) < wire.HEADER_SIZE:
+                    self.datagram(data, ts_ns, source)      # counted as malformed
+                    continue
+                fields = wire.PACKET_HEADER.unpack_from(data)
+                self._deferred.append((fields[3], fields[7], data, ts_ns, source))
+            self._take_deferred(channel, seq)
+        finally:
+            self._arbitrating = False
 
     def _drain(self):
         handled = 0
@@ -335,24 +372,43 @@ class Subscriber(object):
             return
         if len(self._socks) > 1 and self.arbitration_wait_s > 0:
             self._arbitrate(channel, state, seq)
+        elif self._pcap:
+            self._pcap_arbitrate(channel, state, seq)
         if state.next_seq < seq and self._retransmit is not None \
                 and state.session == session and seq - state.next_seq <= MAX_RETRANSMIT_MESSAGES:
-            first = state.next_seq
-            self.retransmit_requests += 1
-            datagrams, code = self._retransmit.fetch(channel, session, first, seq - first)
-            self._arbitrating = True     # no nested recovery for the fetched datagrams
-            try:
+            self._fetch(channel, session, state, seq)
+
+    def _fetch(self, channel, session, state, seq):
+        """Ask the retransmission service for ``state.next_seq .. seq-1`` (in requests of at
+        most RETRANSMIT_CHUNK messages, the service's own limit) and apply what comes back."""
+        first = state.next_seq
+        code = wire.RETRANS_DONE
+        self._arbitrating = True         # no nested recovery for the fetched datagrams
+        try:
+            while state.next_seq < seq and code == wire.RETRANS_DONE:
+                start = state.next_seq
+                count = min(seq - start, RETRANSMIT_CHUNK)
+                self.retransmit_requests += 1
+                datagrams, code = self._retransmit.fetch(channel, session, start, count)
                 for data in datagrams:
                     before = state.next_seq
                     self.datagrams += 1
                     self.bytes += len(data)
                     self._datagram(data, self._clock_ns())
                     self.retransmitted_messages += max(0, min(state.next_seq, seq) - before)
-            finally:
-                self._arbitrating = False
-            if state.next_seq < seq:
-                log.warning("retransmission of seq %d..%d on channel %d: %s", first, seq - 1,
-                            channel, wire.RETRANS_CODE_NAMES.get(code, self._retransmit.last_error))
+                if state.next_seq == start:
+                    break                # nothing usable came back: do not ask again
+        finally:
+            self._arbitrating = False
+        if state.next_seq < seq:
+            self.retransmit_failures += 1
+            if self.retransmit_failures <= MAX_DECODE_ERROR_LOGS:
+                log.warning("retransmission of seq %d..%d on channel %d failed: %s%s", first,
+                            seq - 1, channel,
+                            wire.RETRANS_CODE_NAMES.get(code, sanitize(
+                                str(self._retransmit.last_error), 200)),
+                            "; further failures are only counted"
+                            if self.retransmit_failures == MAX_DECODE_ERROR_LOGS else "")
 
     def _arbitrate(self, channel, state, seq):
         deadline = time.monotonic() + self.arbitration_wait_s
@@ -444,9 +500,16 @@ class Subscriber(object):
         packet = wire.decode_packet(data)
         self.messages += packet.count
         queue = self._queue
+        known = self._known_keys
         for msg in packet.messages:
             mtype = msg.type
             key = (channel, msg.venue, msg.instrument)
+            if key not in known:
+                # bounded state: forged datagrams naming ever new instruments cannot grow it
+                if len(known) >= MAX_INSTRUMENT_KEYS:
+                    self.dropped_instruments += 1
+                    continue
+                known.add(key)
             if mtype == wire.TYPE_BOOK:
                 if not in_order:
                     continue

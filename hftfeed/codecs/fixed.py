@@ -52,7 +52,7 @@ def _describe(text):
     return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
-def parse_decimal(text):
+def parse_decimal(text) -> int:
     """Parse any accepted decimal string (or ASCII bytes) into an int scaled by 10**8."""
     if isinstance(text, (bytes, bytearray)):
         try:
@@ -95,7 +95,7 @@ def parse_decimal(text):
     return value
 
 
-def parse_fixed8(text):
+def parse_fixed8(text: str) -> int:
     """Fast path for unsigned decimals with exactly 8 decimals ("37000.01000000").
 
     The guard lets only ASCII digits reach ``int()``, which would otherwise also accept
@@ -124,7 +124,7 @@ def parse_fixed8(text):
     return parse_decimal(text)
 
 
-def parse_price(text):
+def parse_price(text: str) -> int:
     """Any venue decimal string -> scaled int, via the fastest path that applies.
 
     Exactly 8 decimals: :func:`parse_fixed8`'s path. Up to 8 decimals or none ("7.6110",
@@ -152,7 +152,7 @@ def parse_price(text):
     return parse_decimal(text)
 
 
-def rescale(value, precision):
+def rescale(value: int, precision: int) -> int:
     """An int scaled by 10**precision -> the same value scaled by 10**8, exactly.
 
     precision 8 is the identity (the common case); below 8 multiplies; above 8 divides and a
@@ -182,7 +182,7 @@ def rescale(value, precision):
     return result
 
 
-def format_fixed(value):
+def format_fixed(value: int) -> str:
     """Scaled int -> the shortest exact decimal string: 3700001000000 -> "37000.01"."""
     sign = "-" if value < 0 else ""
     units, fraction = divmod(-value if value < 0 else value, SCALE)

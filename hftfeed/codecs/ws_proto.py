@@ -12,18 +12,59 @@ Layers:
 - Handshake helpers (§4): pure functions that build and check the HTTP/1.1 upgrade.
 
 Nothing here imports asyncio or socket. Errors are :class:`ProtocolError` (with the close code
-we answer with), :class:`MessageTooBig` (1009) and :class:`InvalidHandshake`.
+we answer with, a :class:`CloseCode`), :class:`MessageTooBig` (1009) and :class:`InvalidHandshake`.
+
+Limits on one message (a hostile peer must not make us buffer without bound): its payload is at
+most ``max_message_bytes``; the bytes it occupies on the wire, frame headers included, are
+counted against the same limit; and it may be split into at most ``max_message_frames`` frames
+(default :func:`default_max_message_frames`: one frame per KiB of ``max_message_bytes``, at
+least 1024). Any of them exceeded fails the connection with close code 1009. Without the frame
+and header accounting, a message started with ``01 01 5b`` and continued by endless empty
+``00 00`` frames never completes, never trips the size limit, and grows a list per frame.
 """
 
 import base64
 import hashlib
 import os
 import struct
+from enum import IntEnum
 
 from hftfeed import __version__
 from hftfeed.errors import ConnectionClosed, InvalidHandshake, MessageTooBig, ProtocolError
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
+
+
+class CloseCode(IntEnum):
+    """Close status codes (RFC 6455 §7.4.1, IANA registry for 1012-1015). IntEnum, so a code
+    compares and packs as the int it is on the wire."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
+    NO_STATUS = 1005            # reported when a close frame had no code; never sent
+    ABNORMAL = 1006             # reported when the stream ended without a close frame; never sent
+    INVALID_DATA = 1007         # e.g. a text message that is not UTF-8
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    MANDATORY_EXTENSION = 1010
+    INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012
+    TRY_AGAIN_LATER = 1013
+    BAD_GATEWAY = 1014
+    TLS_HANDSHAKE = 1015        # reported only; never sent
+
+
+MIN_MAX_MESSAGE_FRAMES = 1024
+
+
+def default_max_message_frames(max_message_bytes: int) -> int:
+    """Frames one message may span: one per KiB of the size limit, at least 1024. Real venues
+    send a message in one frame (or a few); this bound only stops a peer that fragments
+    without end."""
+    return max(MIN_MAX_MESSAGE_FRAMES, int(max_message_bytes) // 1024)
+
 CLIENT, SERVER = "client", "server"
 
 STATE_OPEN, STATE_CLOSING, STATE_CLOSED = "open", "closing", "closed"
@@ -72,7 +113,8 @@ def _xor_mask(payload, mask_key):
     return value.to_bytes(n, "big")
 
 
-def encode_frame(opcode, payload, mask_key=None, fin=True, rsv=0):
+def encode_frame(opcode: int, payload, mask_key: bytes = None, fin: bool = True,
+                 rsv: int = 0) -> bytes:
     """Encode one frame (§5.2). ``mask_key`` (4 bytes) masks it, as a client must (§5.3).
 
     No validation beyond what encoding needs: oversized control frames, reserved bits or
@@ -106,7 +148,7 @@ class FrameParser:
     (one slice).
     """
 
-    def __init__(self, expect_masked, max_frame_bytes):
+    def __init__(self, expect_masked: bool, max_frame_bytes: int) -> None:
         self.expect_masked = bool(expect_masked)
         self.max_frame_bytes = int(max_frame_bytes)
         self._buf = b""
@@ -114,8 +156,9 @@ class FrameParser:
         self._chunks = []          # reads not yet merged into _buf
         self._chunk_bytes = 0
         self._need = 2             # bytes (from _pos) required before next_frame can progress
+        self.last_frame_wire_bytes = 0   # header + payload of the frame next_frame returned last
 
-    def feed(self, data):
+    def feed(self, data: bytes) -> None:
         """Append received bytes."""
         if not data:
             return
@@ -135,11 +178,11 @@ class FrameParser:
         self._chunks = []
         self._chunk_bytes = 0
 
-    def buffered_bytes(self):
+    def buffered_bytes(self) -> int:
         """Bytes received but not yet returned as frames."""
         return len(self._buf) - self._pos + self._chunk_bytes
 
-    def next_frame(self):
+    def next_frame(self) -> "Frame":
         """Return the next complete :class:`Frame`, or None when more data is needed.
 
         Header checks run as soon as the header bytes are there (before the payload arrives),
@@ -158,21 +201,21 @@ class FrameParser:
         masked = b1 & 0x80
         # §5.2: RSV1-3 MUST be 0 unless an extension was negotiated (we negotiate none).
         if b0 & 0x70:
-            raise ProtocolError("reserved bits set without an extension", 1002)
+            raise ProtocolError("reserved bits set without an extension", CloseCode.PROTOCOL_ERROR)
         if opcode not in _KNOWN_OPCODES:
-            raise ProtocolError("unknown opcode %d" % opcode, 1002)
+            raise ProtocolError("unknown opcode %d" % opcode, CloseCode.PROTOCOL_ERROR)
         # §5.1: client-to-server frames are masked, server-to-client frames are not.
         if masked:
             if not self.expect_masked:
-                raise ProtocolError("masked frame from a server", 1002)
+                raise ProtocolError("masked frame from a server", CloseCode.PROTOCOL_ERROR)
         elif self.expect_masked:
-            raise ProtocolError("unmasked frame from a client", 1002)
+            raise ProtocolError("unmasked frame from a client", CloseCode.PROTOCOL_ERROR)
         if opcode >= 8:
             # §5.5: control frames are never fragmented and carry at most 125 bytes.
             if not b0 & 0x80:
-                raise ProtocolError("fragmented control frame", 1002)
+                raise ProtocolError("fragmented control frame", CloseCode.PROTOCOL_ERROR)
             if length > MAX_CONTROL_PAYLOAD_BYTES:
-                raise ProtocolError("control frame payload over 125 bytes", 1002)
+                raise ProtocolError("control frame payload over 125 bytes", CloseCode.PROTOCOL_ERROR)
         header_bytes = 2
         if length == 126:
             if avail < 4:
@@ -187,7 +230,7 @@ class FrameParser:
             length = _U64.unpack_from(buf, pos + 2)[0]
             # §5.2: the most significant bit of the 64-bit length MUST be 0.
             if length >> 63:
-                raise ProtocolError("64-bit payload length with the high bit set", 1002)
+                raise ProtocolError("64-bit payload length with the high bit set", CloseCode.PROTOCOL_ERROR)
             header_bytes = 10
         if length > self.max_frame_bytes:
             raise MessageTooBig("frame of %d bytes over the %d-byte limit" % (length, self.max_frame_bytes))
@@ -201,6 +244,7 @@ class FrameParser:
         payload = buf[start:end]              # the one copy of the payload
         if masked:
             payload = _xor_mask(payload, buf[start - 4:start])
+        self.last_frame_wire_bytes = end - pos
         self._pos = end
         self._need = 2
         return Frame(b0 >> 7 == 1, 0, opcode, payload)
@@ -261,19 +305,20 @@ class Close:
 
 # --------------------------------------------------------------------------- close codes (§7.4)
 
-def is_valid_close_code(code):
+def is_valid_close_code(code: int) -> bool:
     """True when ``code`` may appear in a close frame on the wire (§7.4.1, §7.4.2).
 
     1005, 1006 and 1015 are reserved for reporting and MUST NOT be sent; 1004 is reserved;
     1016-2999 are reserved for future RFCs; 3000-4999 belong to libraries and applications.
     1012-1014 are IANA-registered (service restart, try again later, bad gateway).
     """
-    if 1000 <= code <= 1003 or 1007 <= code <= 1014:
+    if CloseCode.NORMAL <= code <= CloseCode.UNSUPPORTED_DATA \
+            or CloseCode.INVALID_DATA <= code <= CloseCode.BAD_GATEWAY:
         return True
     return 3000 <= code <= 4999
 
 
-def encode_close_payload(code, reason=""):
+def encode_close_payload(code: int, reason: str = "") -> bytes:
     """Close frame payload (§5.5.1): 2-byte code + UTF-8 reason; code None -> empty payload."""
     if code is None:
         return b""
@@ -283,19 +328,19 @@ def encode_close_payload(code, reason=""):
     return _U16.pack(code) + reason_bytes
 
 
-def parse_close_payload(payload):
+def parse_close_payload(payload: bytes) -> tuple:
     """Return (code, reason) from a close frame payload, validating it (§5.5.1, §7.4, §8.1)."""
     if not payload:
-        return 1005, ""                       # §7.1.5: no status code present
+        return CloseCode.NO_STATUS, ""        # §7.1.5: no status code present
     if len(payload) == 1:
-        raise ProtocolError("close payload of 1 byte", 1002)
+        raise ProtocolError("close payload of 1 byte", CloseCode.PROTOCOL_ERROR)
     code = _U16.unpack_from(payload, 0)[0]
     if not is_valid_close_code(code):
-        raise ProtocolError("invalid close code %d" % code, 1002)
+        raise ProtocolError("invalid close code %d" % code, CloseCode.PROTOCOL_ERROR)
     try:
         reason = payload[2:].decode("utf-8")
     except UnicodeDecodeError:
-        raise ProtocolError("close reason is not valid UTF-8", 1007) from None
+        raise ProtocolError("close reason is not valid UTF-8", CloseCode.INVALID_DATA) from None
     return code, reason
 
 
@@ -313,11 +358,15 @@ class Connection:
     rate-limit its outgoing frames (ws.py) turns it off and calls :meth:`send_pong` itself.
     """
 
-    def __init__(self, role, max_message_bytes=16 * 2**20, mask_key_source=os.urandom, auto_pong=True):
+    def __init__(self, role: str, max_message_bytes: int = 16 * 2**20,
+                 mask_key_source=os.urandom, auto_pong: bool = True,
+                 max_message_frames: int = None) -> None:
         if role not in (CLIENT, SERVER):
             raise ValueError("role must be CLIENT or SERVER")
         self.role = role
         self.max_message_bytes = int(max_message_bytes)
+        self.max_message_frames = int(max_message_frames) if max_message_frames is not None \
+            else default_max_message_frames(max_message_bytes)
         self.auto_pong = auto_pong
         self._mask_key_source = mask_key_source
         self._is_client = role == CLIENT
@@ -331,7 +380,9 @@ class Connection:
         self.close_received = False
         self._frag_opcode = None        # opcode of the fragmented message in progress, or None
         self._frag_parts = []
-        self._frag_bytes = 0
+        self._frag_bytes = 0            # payload bytes of that message so far
+        self._frag_wire_bytes = 0       # ... and what its frames took on the wire, headers included
+        self._frag_frames = 0
         self.frames_in = 0
         self.messages_in = 0
         self.pings_in = 0
@@ -341,7 +392,7 @@ class Connection:
 
     # ---- receiving
 
-    def receive_data(self, data):
+    def receive_data(self, data: bytes) -> list:
         """Feed received bytes; ``data == b""`` means EOF. Returns a list of events.
 
         EOF before a close frame yields ``Close(1006, "")`` (§7.1.5: abnormal closure).
@@ -350,9 +401,9 @@ class Connection:
         if not data:
             if self.state != STATE_CLOSED:
                 self.state = STATE_CLOSED
-                self.close_code = 1006
+                self.close_code = CloseCode.ABNORMAL
                 self.close_reason = ""
-                events.append(Close(1006, ""))
+                events.append(Close(CloseCode.ABNORMAL, ""))
             return events
         if self.close_received or self.state == STATE_CLOSED:
             return events                     # §5.5.1: nothing follows a close frame
@@ -371,7 +422,7 @@ class Connection:
                     try:
                         text = frame.payload.decode("utf-8")
                     except UnicodeDecodeError:
-                        raise ProtocolError("text message is not valid UTF-8", 1007) from None
+                        raise ProtocolError("text message is not valid UTF-8", CloseCode.INVALID_DATA) from None
                     self.messages_in += 1
                     events.append(Message(OP_TEXT, frame.payload, text))
                     continue
@@ -405,19 +456,29 @@ class Connection:
         opcode = frame.opcode
         if opcode == OP_CONT:
             if self._frag_opcode is None:
-                raise ProtocolError("continuation frame without a message start", 1002)
+                raise ProtocolError("continuation frame without a message start", CloseCode.PROTOCOL_ERROR)
         elif self._frag_opcode is not None:
-            raise ProtocolError("new data frame inside a fragmented message", 1002)
+            raise ProtocolError("new data frame inside a fragmented message", CloseCode.PROTOCOL_ERROR)
         else:
             if frame.fin:
                 return self._message(opcode, frame.payload)
             self._frag_opcode = opcode
             self._frag_parts = []
             self._frag_bytes = 0
+            self._frag_wire_bytes = 0
+            self._frag_frames = 0
+        self._frag_frames += 1
         self._frag_bytes += len(frame.payload)
-        if self._frag_bytes > self.max_message_bytes:
-            raise MessageTooBig("message of over %d bytes" % self.max_message_bytes)
-        self._frag_parts.append(frame.payload)
+        self._frag_wire_bytes += self._parser.last_frame_wire_bytes
+        if self._frag_bytes > self.max_message_bytes \
+                or self._frag_wire_bytes > self.max_message_bytes:
+            raise MessageTooBig("message of over %d bytes (%d frames so far)"
+                                % (self.max_message_bytes, self._frag_frames))
+        if self._frag_frames > self.max_message_frames:
+            raise MessageTooBig("message in over %d frames (%d payload bytes so far)"
+                                % (self.max_message_frames, self._frag_bytes))
+        if frame.payload:
+            self._frag_parts.append(frame.payload)
         if not frame.fin:
             return None
         payload = b"".join(self._frag_parts)
@@ -425,6 +486,8 @@ class Connection:
         self._frag_opcode = None
         self._frag_parts = []
         self._frag_bytes = 0
+        self._frag_wire_bytes = 0
+        self._frag_frames = 0
         return self._message(opcode, payload)
 
     def _message(self, opcode, payload):
@@ -433,7 +496,7 @@ class Connection:
             try:
                 text = payload.decode("utf-8")        # §8.1: invalid UTF-8 fails the connection
             except UnicodeDecodeError:
-                raise ProtocolError("text message is not valid UTF-8", 1007) from None
+                raise ProtocolError("text message is not valid UTF-8", CloseCode.INVALID_DATA) from None
         self.messages_in += 1
         return Message(opcode, payload, text)
 
@@ -444,7 +507,7 @@ class Connection:
         self.close_reason = reason
         if not self.close_sent:
             # §5.5.1: answer with a close frame, echoing the status code (none if none was sent).
-            self._queue_close(None if code == 1005 else code, "")
+            self._queue_close(None if code == CloseCode.NO_STATUS else code, "")
         self.state = STATE_CLOSED
         return Close(code, reason)
 
@@ -458,7 +521,7 @@ class Connection:
 
     # ---- sending
 
-    def data_to_send(self):
+    def data_to_send(self) -> bytes:
         """Drain and return the bytes queued for the peer (b"" when nothing is pending)."""
         out = self._out
         if not out:
@@ -477,27 +540,27 @@ class Connection:
     def _check_can_send(self):
         if self.close_sent or self.state == STATE_CLOSED:
             raise ConnectionClosed("cannot send after the close handshake started",
-                                   code=self.close_code or 1006, reason=self.close_reason)
+                                   code=self.close_code or CloseCode.ABNORMAL, reason=self.close_reason)
 
-    def send_text(self, text):
+    def send_text(self, text) -> None:
         """Queue a text message. ``text`` is a str, or bytes the caller guarantees are UTF-8."""
         self._check_can_send()
         payload = text.encode("utf-8") if isinstance(text, str) else text
         self._out.append(self._frame(OP_TEXT, payload))
 
-    def send_binary(self, data):
+    def send_binary(self, data: bytes) -> None:
         """Queue a binary message."""
         self._check_can_send()
         self._out.append(self._frame(OP_BINARY, data))
 
-    def send_ping(self, payload=b""):
+    def send_ping(self, payload: bytes = b"") -> None:
         """Queue a ping (at most 125 bytes, §5.5)."""
         self._check_can_send()
         if len(payload) > MAX_CONTROL_PAYLOAD_BYTES:
             raise ValueError("ping payload over 125 bytes")
         self._out.append(self._frame(OP_PING, payload))
 
-    def send_pong(self, payload=b""):
+    def send_pong(self, payload: bytes = b"") -> None:
         """Queue a pong (at most 125 bytes, §5.5)."""
         self._check_can_send()
         if len(payload) > MAX_CONTROL_PAYLOAD_BYTES:
@@ -505,7 +568,7 @@ class Connection:
         self.pongs_out += 1
         self._out.append(self._frame(OP_PONG, payload))
 
-    def send_close(self, code=1000, reason=""):
+    def send_close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Start the closing handshake (§5.5.1). A second call is a no-op; nothing follows it."""
         if self.close_sent or self.state == STATE_CLOSED:
             return
@@ -521,18 +584,18 @@ class Connection:
 
 # --------------------------------------------------------------------------- handshake (§4)
 
-def make_client_key(rand=os.urandom):
+def make_client_key(rand=os.urandom) -> str:
     """Sec-WebSocket-Key: base64 of 16 random bytes (§4.1, item 7)."""
     return base64.b64encode(rand(16)).decode("ascii")
 
 
-def accept_key(client_key):
+def accept_key(client_key: str) -> str:
     """Sec-WebSocket-Accept: base64(SHA-1(key + GUID)) (§4.2.2, item 5.4)."""
     digest = hashlib.sha1((client_key + WS_GUID).encode("ascii")).digest()
     return base64.b64encode(digest).decode("ascii")
 
 
-def host_header(host, port, secure):
+def host_header(host: str, port: int, secure: bool) -> str:
     """Host header value (§4.1 item 4): brackets around IPv6 literals, port only when non-default."""
     if ":" in host and not host.startswith("["):
         host = "[" + host + "]"
@@ -551,7 +614,7 @@ def _header_lines(headers):
     return "".join(lines)
 
 
-def build_client_request(host, path, key, extra_headers=()):
+def build_client_request(host: str, path: str, key: str, extra_headers=()) -> bytes:
     """Opening handshake request (§4.1). ``host`` is the Host value, with the port when non-default."""
     if not path.startswith("/"):
         path = "/" + path
@@ -567,7 +630,7 @@ def build_client_request(host, path, key, extra_headers=()):
     return (head + _header_lines(extra_headers) + "\r\n").encode("latin-1")
 
 
-def parse_http_head(buf, max_head_bytes=MAX_HEAD_BYTES):
+def parse_http_head(buf: bytes, max_head_bytes: int = MAX_HEAD_BYTES) -> tuple:
     """Find the end of an HTTP head (CRLFCRLF). Returns (head_bytes, consumed) or None.
 
     ``head_bytes`` excludes the blank line; ``consumed`` includes it, so ``buf[consumed:]``
@@ -610,7 +673,7 @@ def _has_token(value, token):
     return any(part.strip().lower() == token for part in value.split(","))
 
 
-def check_server_response(head_bytes, client_key):
+def check_server_response(head_bytes: bytes, client_key: str) -> None:
     """Validate the server's handshake response (§4.1, the client's checks 1-4); else InvalidHandshake."""
     status_line, headers = _parse_head_lines(head_bytes)
     parts = status_line.split(" ", 2)
@@ -629,7 +692,7 @@ def check_server_response(head_bytes, client_key):
         raise InvalidHandshake("server selected an extension we did not offer")
 
 
-def parse_client_request(head_bytes):
+def parse_client_request(head_bytes: bytes) -> tuple:
     """Validate an opening handshake request (§4.2.1). Returns (path, headers lowercase dict)."""
     request_line, headers = _parse_head_lines(head_bytes)
     parts = request_line.split(" ")
@@ -658,7 +721,7 @@ def parse_client_request(head_bytes):
     return path, headers
 
 
-def build_server_response(client_key, extra_headers=()):
+def build_server_response(client_key: str, extra_headers=()) -> bytes:
     """101 Switching Protocols answer to a valid request (§4.2.2 item 5)."""
     head = (
         "HTTP/1.1 101 Switching Protocols\r\n"
@@ -669,7 +732,7 @@ def build_server_response(client_key, extra_headers=()):
     return (head + _header_lines(extra_headers) + "\r\n").encode("latin-1")
 
 
-def build_rejection(status, reason, body=b"", extra_headers=()):
+def build_rejection(status: int, reason: str, body: bytes = b"", extra_headers=()) -> bytes:
     """A plain HTTP error response that refuses the upgrade (e.g. 400, 404, 429), then close."""
     if isinstance(body, str):
         body = body.encode("utf-8")

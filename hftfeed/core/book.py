@@ -9,7 +9,7 @@ encoder copies the top N with one C-level memoryview assignment on CPython.
 The levels are a block of pairs ``[base, base + n)`` floating inside an array 1.5x the
 capacity (``storage_slots``), and an insert or a delete moves the shorter part of the block:
 the pairs above it (towards the best) or below it (shifting ``base``). Real Binance diffs hit
-the top of the book (median rank 4-9, p90 33-48 in the captures under ``shared/data``) but also
+the top of the book (median rank 4-9, p90 33-48 in recorded Binance captures) but also
 reach deep levels, and a trending market adds levels at one end while the other end empties;
 the simulator's diffs (half at rank <= 3, a quarter at its 200th level) cost 5-8 us a message
 on PyPy when only the top end was cheap, ~0.6 us with both ends cheap. When the cheaper side
@@ -450,7 +450,7 @@ def _top_side(arr, end, count, n):
 def _bench():
     """Micro-benchmark: level updates/s on a realistic mix (a proper bench.py comes later).
 
-    Mix modelled on the Binance captures in shared/data: 1000 levels a side, ~90 % qty changes
+    Mix modelled on recorded Binance captures: 1000 levels a side, ~90 % qty changes
     of existing levels, ~5 % inserts, ~5 % deletes, at a rank from the best drawn with a mean of
     12 levels, 1 % of them anywhere in the book; diffs of 200 levels a side. The first of four
     runs warms PyPy's JIT and is discarded.

@@ -273,6 +273,7 @@ class Supervisor(object):
                 return
             if self.acks_pending > 0 and time.monotonic_ns() - link.opened_ns > \
                     cfg.connect_timeout_s * 1e9:
+                self._stats.ack_timeouts += 1
                 log.warning("%s: %d subscription(s) not acknowledged within %.1f s; reconnecting",
                             self.name, self.acks_pending, cfg.connect_timeout_s)
                 link.client.abort()

@@ -60,6 +60,7 @@ class FeedStats(object):
         self.app_pings = 0
         self.bad_ids = 0           # quotes/updates/snapshots with ids outside the stream
         self.resync_timeouts = 0   # resyncs started over after their deadline
+        self.ack_timeouts = 0      # connections dropped for unacknowledged subscriptions
 
     def as_dict(self):
         return dict(self.__dict__)
@@ -230,27 +231,27 @@ class Feed(object):
                                self.cfg.reconnect_backoff_max_s)
 
     async def fetch_snapshot(self, inst):
-        """One parsed REST snapshot for ``inst``, under the request-weight budget.
+        """One parsed REST snapshot for ``inst`` under the request-weight budget, or None when
+        the venue rate-limited the request (ask again: the budget then waits out the pause).
 
         A 418/429 is never ignored: it pauses every snapshot of this feed for the venue's
         Retry-After (capped by the HTTP codec; RATE_LIMIT_DEFAULT_PAUSE_S when absent or
-        unusable) and the request is made again after the pause. Other failures raise."""
+        unusable). Other failures raise."""
         path, weight = self.venue.snapshot_request(inst.symbol, self.cfg.snapshot_limit)
-        while True:
-            await self.budget.acquire(weight)
-            try:
-                response = await self.http.get(path)
-            except HttpStatusError as exc:
-                if exc.status not in (418, 429):
-                    raise
-                self.stats.rate_limited += 1
-                wait_s = exc.retry_after_s if exc.retry_after_s is not None \
-                    else RATE_LIMIT_DEFAULT_PAUSE_S
-                self.budget.pause(wait_s)
-                log.warning("%s %s: snapshot rate limited (HTTP %d); pausing snapshots %.1f s",
-                            self.venue.NAME, inst.symbol, exc.status, wait_s)
-                continue
-            return self.venue.parse_snapshot(inst.symbol, response.body)
+        await self.budget.acquire(weight)
+        try:
+            response = await self.http.get(path)
+        except HttpStatusError as exc:
+            if exc.status not in (418, 429):
+                raise
+            self.stats.rate_limited += 1
+            wait_s = exc.retry_after_s if exc.retry_after_s is not None \
+                else RATE_LIMIT_DEFAULT_PAUSE_S
+            self.budget.pause(wait_s)
+            log.warning("%s %s: snapshot rate limited (HTTP %d); pausing snapshots %.1f s",
+                        self.venue.NAME, inst.symbol, exc.status, wait_s)
+            return None
+        return self.venue.parse_snapshot(inst.symbol, response.body)
 
 
 def resync_deadline_s(feed_cfg):

@@ -99,8 +99,9 @@ class Instrument(object):
 class Router(object):
     """Routes one feed's venue messages to its instruments and acts on the sync results.
 
-    ``fetch_snapshot(inst)`` is a coroutine returning a parsed REST snapshot (or raising an
-    :class:`~hftfeed.errors.HftfeedError`); it is None for venues whose snapshots come in-stream.
+    ``fetch_snapshot(inst)`` is a coroutine returning a parsed REST snapshot, None when the venue
+    rate-limited the request (ask again), or raising an :class:`~hftfeed.errors.HftfeedError`;
+    it is None itself for venues whose snapshots come in-stream.
     ``retry_delay_s(attempt)`` gives the backoff before the next snapshot attempt.
     ``resync_deadline_s``: an instrument not live this long after its resync began (snapshot
     never usable, bridge never seen, re-subscription never answered) starts the resync over."""
@@ -411,6 +412,8 @@ class Router(object):
                             delay_s)
                 await asyncio.sleep(delay_s)
                 continue
+            if snap is None:
+                continue    # rate limited: the fetcher's budget waits out the pause
             if inst.sync.state != sync_mod.RESYNCING:
                 return      # disconnected (or removed) while the request was in flight
             self.stats.snapshots += 1

@@ -78,6 +78,13 @@ class LatencyHistogram(object):
         low = (index - (shift << self.sub_bucket_bits)) << shift
         return low, low + (1 << shift) - 1
 
+    def nonzero_buckets(self):
+        """``(highest_ns, count)`` of every bucket holding samples, lowest first (exporters
+        re-bucket these, e.g. app/metrics.py into Prometheus ``le`` bounds)."""
+        counts = self._counts
+        return [(self.bucket_bounds(index)[1], counts[index])
+                for index in range(len(counts)) if counts[index]]
+
     def bucket_count(self):
         """Number of preallocated buckets (about 1000 for 60 s at 5 bits)."""
         return len(self._counts)

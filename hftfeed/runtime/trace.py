@@ -33,6 +33,7 @@ Per sampled read it also counts the frames (messages) delivered and the datagram
 nothing (buffered during a resync, a control message) has only decode, queue and parse.
 """
 
+import json
 import time
 
 from hftfeed.runtime.stats import LatencyHistogram, format_ns
@@ -40,7 +41,10 @@ from hftfeed.runtime.stats import LatencyHistogram, format_ns
 __all__ = ["STAGES", "Trace"]
 
 STAGES = ("decode", "queue", "parse", "sync", "pack", "send", "total")
-COUNT_PERCENTILES = (50, 99)
+COUNTS = ("sendto_ns", "frames_per_read", "datagrams_per_read")
+# Buckets 1/8 of an octave wide (percentiles at most 12.5 % high): coarse enough that one
+# histogram's non-zero buckets fit one log line (app/logs.py bounds lines to 2048 characters).
+SUB_BUCKET_BITS = 3
 
 
 class Trace(object):
@@ -54,9 +58,9 @@ class Trace(object):
             raise ValueError("sample_every must be >= 1, got %r" % (sample_every,))
         self.sample_every = int(sample_every)
         self._clock = clock_ns
-        self.stages = {name: LatencyHistogram() for name in STAGES}
-        self.sendto_ns = LatencyHistogram()
-        self.frames_per_read = LatencyHistogram()       # values are counts, not ns
+        self.stages = {name: LatencyHistogram(sub_bucket_bits=SUB_BUCKET_BITS) for name in STAGES}
+        self.sendto_ns = LatencyHistogram(sub_bucket_bits=SUB_BUCKET_BITS)
+        self.frames_per_read = LatencyHistogram()       # values are counts (exact below 64)
         self.datagrams_per_read = LatencyHistogram()    # values are counts, not ns
         self.reads = 0
         self.sampled_reads = 0
@@ -229,6 +233,19 @@ class Trace(object):
                "datagrams_per_read": self.datagrams_per_read.export()}
         return out
 
+    def export_lines(self, t_unix_ns):
+        """:meth:`export` as ``[(key, json text)]``, one histogram a line (a log line is
+        bounded; the whole export is not): key ``reads`` carries the counters, the others a
+        histogram each; every line carries ``t_unix_ns`` so a reader can regroup them
+        (:func:`parse_export_lines`)."""
+        doc = self.export()
+        lines = [("reads", {"sample_every": doc["sample_every"], "reads": doc["reads"],
+                            "sampled_reads": doc["sampled_reads"]})]
+        lines += [(name, doc["stages"][name]) for name in STAGES]
+        lines += [(name, doc[name]) for name in COUNTS]
+        return [(key, json.dumps(dict(data, t_unix_ns=t_unix_ns), separators=(",", ":")))
+                for key, data in lines]
+
     def line(self):
         """The short stats-line part: sampled reads, frames and sendto calls per read, and the
         p50/p99 of the stages that matter most."""
@@ -248,6 +265,30 @@ class Trace(object):
             hist.reset()
         self.reads = 0
         self.sampled_reads = 0
+
+
+def parse_export_lines(pairs):
+    """``[(key, json text)]`` written by :meth:`Trace.export_lines` (several intervals, in any
+    order) -> ``[(t_unix_ns, export dict)]`` of the intervals that arrived whole."""
+    by_time = {}
+    for key, text in pairs:
+        try:
+            data = json.loads(text)
+            t_unix_ns = data.pop("t_unix_ns")
+        except (ValueError, KeyError):
+            continue        # a line cut by the log's length bound: its interval is incomplete
+        by_time.setdefault(t_unix_ns, {})[key] = data
+    out = []
+    for t_unix_ns in sorted(by_time):
+        parts = by_time[t_unix_ns]
+        if "reads" not in parts or any(k not in parts for k in STAGES + COUNTS):
+            continue
+        doc = dict(parts["reads"])
+        doc["stages"] = {name: parts[name] for name in STAGES}
+        for name in COUNTS:
+            doc[name] = parts[name]
+        out.append((t_unix_ns, doc))
+    return out
 
 
 def merge_exports(exports):

@@ -5,7 +5,7 @@ import platform
 
 from hftfeed.errors import FixedPointError, VenueError
 from hftfeed.codecs.fixed import parse_price
-from hftfeed.core.updates import SIDE_BUY, SIDE_SELL
+from hftfeed.core.updates import SIDE_BUY, SIDE_SELL, Snapshot
 
 # Venue-shaped scanners (Binance depth) beat json.loads under PyPy's JIT (1.6x in bench.py parse)
 # but not CPython's C json module (0.75-1.0x there): each interpreter gets its faster path.
@@ -29,6 +29,17 @@ class Venue(object):
     VENUE_ID = 0
     DEFAULT_WS_URL = ""
     DEFAULT_REST_URL = ""
+
+    def __init_subclass__(cls, **kwargs):
+        """An adapter names its registry entry (``SPEC = registry.spec("okx")``); the facts
+        kept there are copied from it here, so no adapter restates its id, name or URLs."""
+        super().__init_subclass__(**kwargs)
+        spec = cls.__dict__.get("SPEC")
+        if spec is not None:
+            cls.NAME = spec.name
+            cls.VENUE_ID = spec.wire_id
+            cls.DEFAULT_WS_URL = spec.ws_url
+            cls.DEFAULT_REST_URL = spec.rest_url
     MAX_STREAMS_PER_CONNECTION = 1024
     MAX_OUT_MSGS_PER_S = 5.0
     CONNECTION_LIFETIME_S = 23.5 * 3600
@@ -41,7 +52,7 @@ class Venue(object):
     SUBSCRIBE_ACKS = False        # each subscribe message is answered (CTRL_SUBSCRIBED / CTRL_ERROR)
     rule = None
 
-    def __init__(self, symbols, channels, depth_speed="100ms"):
+    def __init__(self, symbols: list, channels: tuple, depth_speed: str = "100ms") -> None:
         self.symbols = list(symbols)
         self.channels = tuple(channels)
         self.depth_speed = depth_speed
@@ -49,41 +60,41 @@ class Venue(object):
 
     # -- connection facts (override) -----------------------------------------------------------
     @classmethod
-    def venue_symbol(cls, symbol):
+    def venue_symbol(cls, symbol: str) -> str:
         """The venue's own spelling of a configured symbol (what its messages carry)."""
         return symbol
 
-    def routes(self):
+    def routes(self) -> list:
         """[(url path prefix, channels)]: the connections a symbol's channels need. One route
         for most venues; Binance USD-M splits /public (depth, bookTicker) and /market (trades)."""
         return [("", self.channels)]
 
-    def streams_for(self, symbol, channels=None):
+    def streams_for(self, symbol: str, channels: tuple = None) -> list:
         """The venue's stream / subscription names for one symbol and the given channels
         (default: all configured channels); these count against the per-connection limit."""
         raise NotImplementedError
 
-    def connection_path(self, streams):
+    def connection_path(self, streams: list) -> str:
         """The URL path (and query) to open for a connection carrying ``streams``."""
         raise NotImplementedError
 
-    def subscribe_messages(self, streams):
+    def subscribe_messages(self, streams: list) -> list:
         """Text messages to send after connecting (empty when the URL carries the streams)."""
         return []
 
-    def resubscribe_messages(self, symbol):
+    def resubscribe_messages(self, symbol: str) -> list:
         """Messages that make the venue send a fresh in-stream snapshot for ``symbol``."""
         return []
 
-    def snapshot_request(self, symbol, limit):
+    def snapshot_request(self, symbol: str, limit: int) -> tuple:
         """(path_and_query, request_weight) of the REST depth snapshot, for REST-snapshot venues."""
         raise NotImplementedError
 
-    def parse_snapshot(self, symbol, body):
+    def parse_snapshot(self, symbol: str, body: bytes) -> Snapshot:
         """REST snapshot body (bytes) -> Snapshot; raises VenueError."""
         raise NotImplementedError
 
-    def parse(self, text):
+    def parse(self, text: str) -> list:
         """One WebSocket text message -> list of DepthUpdate / Trade / Quote / Control.
         Raises VenueError for anything malformed (the caller counts and drops it)."""
         raise NotImplementedError
@@ -91,7 +102,7 @@ class Venue(object):
 
 # -- helpers shared by the JSON adapters ------------------------------------------------------
 
-def loads(text):
+def loads(text: str):
     """json.loads with the venue error type (malformed JSON is a VenueError, not a crash)."""
     try:
         return json.loads(text)
@@ -101,7 +112,7 @@ def loads(text):
         raise VenueError("malformed JSON: nested too deeply")
 
 
-def req_int(obj, key, what):
+def req_int(obj: dict, key: str, what: str) -> int:
     """A non-negative integer field (ids, times); bools and floats are not ids."""
     value = obj.get(key)
     if type(value) is not int or value < 0 or value > 0x7FFFFFFFFFFFFFFF:
@@ -109,18 +120,18 @@ def req_int(obj, key, what):
     return value
 
 
-def req_str(obj, key, what):
+def req_str(obj: dict, key: str, what: str) -> str:
     value = obj.get(key)
     if type(value) is not str:
         raise VenueError("%s: field %r must be a string, got %r" % (what, key, value))
     return value
 
 
-def req_price(obj, key, what, allow_zero=False):
+def req_price(obj: dict, key: str, what: str, allow_zero: bool = False) -> int:
     return to_price(req_str(obj, key, what), what, allow_zero)
 
 
-def to_price(text, what, allow_zero=False):
+def to_price(text: str, what: str, allow_zero: bool = False) -> int:
     """A price string -> scaled int > 0 (>= 0 with allow_zero: empty sides of a quote)."""
     try:
         value = parse_price(text)
@@ -131,7 +142,7 @@ def to_price(text, what, allow_zero=False):
     return value
 
 
-def to_qty(text, what):
+def to_qty(text: str, what: str) -> int:
     """A quantity string -> scaled int >= 0."""
     try:
         value = parse_price(text)
@@ -142,7 +153,7 @@ def to_qty(text, what):
     return value
 
 
-def tier_weight(limit, tiers):
+def tier_weight(limit: int, tiers: tuple) -> int:
     """A REST weight from a venue's tier table [(max limit, weight), ...] (ascending); limits
     above the last tier cost the last weight."""
     for max_limit, weight in tiers:
@@ -151,7 +162,7 @@ def tier_weight(limit, tiers):
     return tiers[-1][1]
 
 
-def data_items(msg, what, non_empty=False):
+def data_items(msg: dict, what: str, non_empty: bool = False) -> list:
     """``msg["data"]`` as a list of objects (Bybit and OKX push arrays of records)."""
     data = msg.get("data")
     if type(data) is not list or (non_empty and not data):
@@ -162,7 +173,7 @@ def data_items(msg, what, non_empty=False):
     return data
 
 
-def taker_side(value, buy_word, sell_word, what):
+def taker_side(value, buy_word: str, sell_word: str, what: str) -> int:
     """The venue's word for the taker's side -> SIDE_BUY / SIDE_SELL."""
     if value == buy_word:
         return SIDE_BUY
@@ -171,7 +182,7 @@ def taker_side(value, buy_word, sell_word, what):
     raise VenueError("%s: side must be %s or %s, got %r" % (what, buy_word, sell_word, value))
 
 
-def levels_flat(levels, what):
+def levels_flat(levels: list, what: str) -> list:
     """[["price", "qty", ...], ...] -> flat [p0, q0, p1, q1, ...] of scaled ints (validated)."""
     if type(levels) is not list:
         raise VenueError("%s: levels must be a list, got %r" % (what, type(levels).__name__))

@@ -72,11 +72,7 @@ def snapshot_weight(limit):
 
 
 class BinanceUsdm(BinanceSpot):
-    SPEC = registry.spec("binance-usdm")   # id, name, default URLs: venues/registry.py
-    NAME = SPEC.name
-    VENUE_ID = SPEC.wire_id
-    DEFAULT_WS_URL = SPEC.ws_url
-    DEFAULT_REST_URL = SPEC.rest_url
+    SPEC = registry.spec("binance-usdm")   # NAME, VENUE_ID, DEFAULT_*_URL come from it (base.py)
     MAX_STREAMS_PER_CONNECTION = 1024
     MAX_OUT_MSGS_PER_S = 10.0
     CONNECTION_LIFETIME_S = 23.5 * 3600      # reconnect (make-before-break) before the 24 h cut

@@ -90,11 +90,7 @@ def _time_ns(obj, key, what):
 
 
 class Bybit(Venue):
-    SPEC = registry.spec("bybit")   # id, name, default URLs: venues/registry.py
-    NAME = SPEC.name
-    VENUE_ID = SPEC.wire_id
-    DEFAULT_WS_URL = SPEC.ws_url
-    DEFAULT_REST_URL = SPEC.rest_url
+    SPEC = registry.spec("bybit")   # NAME, VENUE_ID, DEFAULT_*_URL come from it (base.py)
     MAX_STREAMS_PER_CONNECTION = 500
     MAX_OUT_MSGS_PER_S = 5.0
     APP_PING_TEXT = '{"op":"ping"}'

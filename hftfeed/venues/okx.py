@@ -151,11 +151,7 @@ def _seq(obj, key, what, minimum):
 
 
 class Okx(Venue):
-    SPEC = registry.spec("okx")   # id, name, default URLs: venues/registry.py
-    NAME = SPEC.name
-    VENUE_ID = SPEC.wire_id
-    DEFAULT_WS_URL = SPEC.ws_url
-    DEFAULT_REST_URL = SPEC.rest_url
+    SPEC = registry.spec("okx")   # NAME, VENUE_ID, DEFAULT_*_URL come from it (base.py)
     MAX_STREAMS_PER_CONNECTION = 240        # our choice: OKX publishes no per-connection cap
     MAX_OUT_MSGS_PER_S = 3.0
     APP_PING_TEXT = "ping"

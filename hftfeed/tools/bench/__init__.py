@@ -1,4 +1,4 @@
-"""Reproducible benchmarks: ``python3 bench.py`` / ``pypy3 bench.py`` (issue 4).
+"""Reproducible benchmarks: ``python3 bench.py`` / ``pypy3 bench.py`` (docs/benchmarks.md).
 
 Modules: ``common`` (summaries of repetitions, machine facts, child processes), ``micro``
 (parse / book / wire in one process), ``floor`` (two-process UDP ping-pong), ``receiver`` (the

@@ -3,7 +3,8 @@
 Commands: ``all`` (default: parse, book, wire, sections, floor, e2e), ``parse``, ``book``,
 ``wire``, ``sections`` (the hot path timed stage by stage), ``floor``, ``e2e`` (baseline and
 all Phase 1 settings on), ``phase1`` (baseline, each setting alone, all on), ``profile`` (one
-e2e run with the daemon under cProfile), ``compare A.json B.json``.
+e2e run with the daemon under cProfile), ``client`` (the consumer library's decode rate),
+``compare A.json B.json``.
 
 Each interpreter in ``--interpreters`` (default: the one running bench.py) runs the in-process
 benchmarks in a child of its own and runs the daemon of the end-to-end benchmarks, so one
@@ -29,7 +30,7 @@ from hftfeed.tools.bench.common import (BENCH_ENTRY, default_helper_python, load
 log = logging.getLogger("hftfeed.bench")
 
 COMMANDS = ("all", "parse", "book", "wire", "sections", "floor", "e2e", "phase1", "profile",
-            "compare")
+            "client", "compare")
 MICRO = ("parse", "book", "wire")
 NOISE_NOTE = ("Measured on whatever machine ran this; on the project's 2-vCPU shared VM other "
               "jobs come and go, so read the min-max spreads before any median, and compare "
@@ -155,6 +156,8 @@ def run_for(label, exe, command, args, helper):
                 out["sections"] = _child(exe, "hftfeed.tools.bench.sections", quick)
             elif name == "floor":
                 out["floor"] = _child(exe, "hftfeed.tools.bench.floor", quick)
+            elif name == "client":
+                out["client"] = _child(exe, "hftfeed.tools.bench.client", quick)
             elif name in ("e2e", "phase1"):
                 out[name] = _run_e2e(label, exe, name, args, helper, out.get("floor"))
             elif name == "profile":
@@ -234,6 +237,7 @@ def print_report(doc, command, out):
     report.print_phase1(results, labels, out, "phase1")
     report.print_e2e(results, labels, "phase1", out, only=("baseline", "all_on"))
     _print_profile(results, labels, out)
+    _print_client(results, labels, out)
     for label in labels:
         for key in results[label]:
             entry = results[label][key]
@@ -263,6 +267,22 @@ def _print_sections(results, labels, out):
     if any(results[l].get("sections") for l in labels):
         report.table("hot path by section (simulator's messages, in process)",
                      ["section"] + labels, rows, out)
+
+
+def _print_client(results, labels, out):
+    if not any("messages_per_s" in results[l].get("client", {}).get("subscriber", {})
+               for l in labels):
+        return
+    rows = []
+    for name, text in (("subscriber", "Subscriber.datagram (whole client path) msgs/s"),
+                       ("decode_packet", "wire.decode_packet alone msgs/s")):
+        row = [text]
+        for label in labels:
+            r = results[label].get("client", {}).get(name)
+            row.append("%s (%s-%s)" % (report.si(r["messages_per_s"]), report.si(r["min"]),
+                                       report.si(r["max"])) if r else "-")
+        rows.append(row)
+    report.table("client decode rate (hftfeed.client, no socket)", ["path"] + labels, rows, out)
 
 
 def _print_profile(results, labels, out):

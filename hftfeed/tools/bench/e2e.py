@@ -55,7 +55,7 @@ from array import array
 from hftfeed.tools.bench.common import (ENTRY, allowed_cpus, child_env, cpu_times, ROOT, ratio,
                                   status_kb, summarize)
 from hftfeed.runtime.stats import LatencyHistogram
-from hftfeed.runtime.trace import merge_exports
+from hftfeed.runtime.trace import merge_exports, parse_export_lines
 
 log = logging.getLogger("hftfeed.bench.e2e")
 
@@ -468,24 +468,22 @@ def parse_ns(text):
     raise ValueError("not a duration: %r" % (text,))
 
 
+_TRACE_LINE = re.compile(r" trace ([a-z_]+) (\{.*\})$")
+
+
 def daemon_log_figures(log_path, start_unix_ns, end_unix_ns):
     """From the daemon's log: the trace lines written during the window merged into one
     breakdown (``trace``), and the longest GC pause of the window's stats lines. A stats line
     covers the second before it, so lines from 1 s after the window opened to 1 s after it
     closed are taken."""
-    exports = []
+    pairs = []
     gc_max_ns = None
     try:
         with open(log_path, errors="replace") as f:
             for line in f:
-                at = line.find(" trace {")
-                if at >= 0:
-                    try:
-                        doc = json.loads(line[at + 7:])
-                    except ValueError:
-                        continue
-                    if start_unix_ns + 1e9 <= doc.get("t_unix_ns", 0) <= end_unix_ns + 1e9:
-                        exports.append(doc)
+                found = _TRACE_LINE.search(line)
+                if found:
+                    pairs.append((found.group(1), found.group(2)))
                     continue
                 found = _GC_MAX.search(line)
                 stamp = _LOG_TIME.match(line)
@@ -498,7 +496,9 @@ def daemon_log_figures(log_path, start_unix_ns, end_unix_ns):
     except OSError as exc:
         log.warning("cannot read the daemon log %s: %s", log_path, exc)
     out = {"daemon_gc_max_pause_ns": gc_max_ns}
-    merged = merge_exports(exports)
+    intervals = parse_export_lines(pairs)
+    merged = merge_exports([doc for t_ns, doc in intervals
+                            if start_unix_ns + 1e9 <= t_ns <= end_unix_ns + 1e9])
     if merged is not None:
         out["trace"] = merged
     return out

@@ -7,7 +7,7 @@ built before any timing, from a fixed seed, so two runs measure the same work.
 - parse: Binance ``depthUpdate`` text -> DepthUpdate with scaled-int levels, through the fast
   scanner (``BinanceSpot.parse``, what the daemon runs) and through the JSON path
   (``json.loads`` + ``parse_depth``, the fallback), on the real 2021 capture in
-  ``shared/data/captures`` (tiny diffs, ~2 levels) and on synthetic 10+10-level messages.
+  capture when one is available (tiny diffs, ~2 levels) and on synthetic 10+10-level messages.
 - book: the array book against a naive dict+sort reference book, same diffs, same run. Two
   figures: *apply* (level updates/s, the issue's target) and *cycle* (apply a diff, then write
   the top 20 levels a side in wire order, which is what the daemon does per message: a dict

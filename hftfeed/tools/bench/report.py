@@ -354,7 +354,7 @@ def print_targets(all_targets, out):
                 text, note = si(m), t["note"]
             rows.append([t["name"], t["target"], text,
                          {True: "met", False: "NOT met", None: "not measured"}[t["met"]], note])
-        table("issue 4 targets under %s (measured, never asserted)" % label,
+        table("targets under %s (measured, never asserted)" % label,
               ["target", "goal", "measured", "", "note"], rows, out)
 
 

@@ -56,6 +56,7 @@ RECV_BUFFER_BYTES = 65536           # > the largest UDP payload (65507): recv_in
 MAX_DATAGRAMS_PER_POLL = 4096       # bound one poll() so reports stay on time under a flood
 LATENCY_PERCENTILES = (50, 99, 99.9)
 MAX_DECODE_ERROR_LOGS = 10          # then decode errors are only counted
+MAX_VIEW_KEYS = 3 * 65536           # (channel, venue, instrument) entries of the view, at most
 
 _PACKET_HEADER = wire.PACKET_HEADER
 _MSG_HEADER = wire.MSG_HEADER
@@ -274,8 +275,8 @@ class FeedMonitor(object):
         sequencer = self._sequencer
         state = sequencer.channels.get(channel_id)
         held = None
-        if state is not None and (session != state.session
-                                  or seq > state.next_seq + sequencer.max_jump_messages):
+        if state is not None and (session != state.session or abs(seq - state.next_seq)
+                                  > sequencer.max_jump_messages):
             held = bytes(self._buf[:nbytes])   # may be held: keep a copy, the buffer is reused
         gaps, missing = sequencer.gaps, sequencer.missing_messages
         mode = sequencer.packet(channel_id, session, seq, count, flags, held)
@@ -308,11 +309,15 @@ class FeedMonitor(object):
         views = self._views
         unpack = _MSG_HEADER.unpack_from
         off = wire.HEADER_SIZE
+        full = len(views) + len(self.states) + len(self.symbols) >= MAX_VIEW_KEYS
         for _ in range(count):
             length, mtype, venue, instrument, _flags, _exch_ns, msg_recv_ns, _uid = \
                 unpack(buf, off)
             type_counts[mtype] += 1
             key = (channel, venue, instrument)
+            if full and key not in self.states and key not in views and key not in self.symbols:
+                off += length    # bounded: forged ids cannot grow the view without limit
+                continue
             if mtype == _TYPE_B:
                 if msg_recv_ns and not _flags & _REFRESH:   # a refresh re-sends an old book
                     record_daemon(send_ns - msg_recv_ns)

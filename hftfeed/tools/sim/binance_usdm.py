@@ -3,7 +3,7 @@
 What differs from spot (``binance.py``), per Binance's USD-M futures docs ("Websocket Market
 Streams", "Diff. Book Depth Streams", "Individual Symbol Book Ticker Streams", "Aggregate Trade
 Streams", "How to manage a local order book correctly", "Order Book") and the real 2021 capture
-(``shared/data/captures/BINANCE_FUTURES.*``):
+(a recorded BINANCE_FUTURES capture):
 
 * the URL split: ``/public/stream?streams=`` (and ``/public/ws/<name>``) carries the high
   frequency book streams ``@depth*`` and ``@bookTicker``; ``/market/...`` carries ``@aggTrade``

@@ -102,7 +102,8 @@ class SimConfig(object):
             raise ConfigError("--replay-capture re-serves Binance spot captures only")
         if not (self.replay or self.replay_capture) and not self.symbols:
             raise ConfigError("no symbols")
-        for s in self.symbols:
+        for s in () if (self.replay or self.replay_capture) else self.symbols:
+            # a replay serves the journal's or capture's symbols; these are not used
             problem = registry.symbol_error(self.venue, s)
             if problem is not None:
                 raise ConfigError("bad symbol: %s" % problem)

@@ -2,7 +2,7 @@
 
 Facts implemented (OKX v5 docs: "WebSocket: Connect", "Order book channel", "Trades channel",
 "Best bid/offer channel", the 2026-05-21 checksum notice; the 2022 capture
-``shared/data/captures/OKX.ws.1.0``; see also ``hftfeed/venues/okx.py``):
+capture (OKX.ws.1.0); see also ``hftfeed/venues/okx.py``):
 
 * one path, ``/ws/v5/public``; ``{"op":"subscribe","args":[{"channel":..,"instId":..},..]}``;
   every arg is answered on its own, ``{"event":"subscribe","arg":{..},"connId":..}``, or
