@@ -81,6 +81,9 @@ def build_parser():
                    help="burst: depth boundaries a second (default 100)")
     p.add_argument("--trace", type=int, default=64, metavar="N",
                    help="daemon trace.sample_every (default 64; 0 = off)")
+    p.add_argument("--no-pingpong", action="store_true",
+                   help="e2e/phase1: skip the UDP ping-pong floor (the relay floor still runs "
+                        "when asked as a variant)")
     p.add_argument("--keep", action="store_true", help="keep each run's logs and journal")
     return p
 
@@ -135,7 +138,7 @@ def run_for(label, exe, command, args, helper):
     quick = args.quick
     out = {}
     wanted = list(MICRO) + ["sections", "floor", "e2e"] if command == "all" else [command]
-    if command in ("e2e", "phase1") and "floor" not in wanted:
+    if command in ("e2e", "phase1") and "floor" not in wanted and not args.no_pingpong:
         wanted.insert(0, "floor")     # every e2e latency is printed against the floor
     try:
         out["interpreter"] = run_child_json(
