@@ -4,6 +4,7 @@ The stage mechanics are checked in process with a scripted clock; the real thing
 through the daemon as a subprocess against the simulator: with tracing on, the stats output
 carries every stage with samples; off, nothing of the trace exists (no wrapper installed)."""
 
+import asyncio
 import json
 import re
 
@@ -226,9 +227,14 @@ def test_the_daemon_installs_wrappers_only_when_tracing():
     from hftfeed.app.daemon import Daemon
     base = {"feeds": [{"venue": "binance", "symbols": ["BTCUSDT"]}],
             "publisher": {"target": "127.0.0.1:9"}, "memory_lock": False, "prefault": False}
-    for sample_every in (0, 8):
-        daemon = Daemon(load_config_dict(dict(base, trace={"sample_every": sample_every})))
+    async def built(cfg):           # the daemon builds inside its running loop
+        daemon = Daemon(cfg)
         daemon.build()
+        return daemon
+
+    for sample_every in (0, 8):
+        cfg = load_config_dict(dict(base, trace={"sample_every": sample_every}))
+        daemon = asyncio.run(built(cfg))
         try:
             pub, router = daemon.publisher, daemon.feeds[0].router
             wrapped = {"book", "_send"} & set(vars(pub)) | {"handle"} & set(vars(router))
