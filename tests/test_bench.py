@@ -386,7 +386,10 @@ def test_quick_run_json_follows_the_schema(quick_run):
     for mode in ("blocking", "busy_poll"):
         assert "p50_ns" in res["floor"][mode] and "timed_out" in res["floor"][mode]
     e = res["e2e"]
-    assert set(e["variants"]) == {"baseline", "all_on"} and e["modes"] == ["fixed", "max"]
+    assert set(e["variants"]) == {"floor", "baseline", "all_on"}
+    assert e["modes"] == ["fixed", "max"]
+    for name in ("baseline", "all_on"):
+        assert e["variants"][name]["fixed"]["vs_relay"]["latency_daemon"]["p50_ns"]["n"] == 1
     for name, entry in e["variants"].items():
         for mode in ("fixed", "max"):
             agg = entry[mode]
@@ -399,6 +402,56 @@ def test_quick_run_json_follows_the_schema(quick_run):
             assert "vs_floor" in agg
         assert "latency_wire_to_wire" in entry["fixed"]
     assert [t["name"] for t in doc["targets"][label]][0] == "book level updates/s (one core)"
+
+
+# -- the burst shape and the relay floor, through bench.py e2e --quick ------------------------------
+
+def test_quick_burst_run_interleaves_the_relay_floor_and_prints_ratios_and_the_trace(tmp_path):
+    out = tmp_path / "burst.json"
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "bench.py"), "e2e", "--quick",
+                           "--shape", "burst", "--symbols", "3", "--boundaries-per-s", "50",
+                           "--modes", "fixed", "--trace", "4", "--out", str(out)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    text = proc.stdout.decode()
+    assert "burst shape: 3 symbols x 50 boundaries/s with trades and quotes" in text
+    for row in ("daemon-internal p50 x relay floor", "wire-to-wire p50 x relay floor",
+                "trace total p50 us", "trace queue p50 us", "trace datagrams per read mean",
+                "daemon CPU us/msg", "longest GC pause us"):
+        assert row in text, row
+    doc = json.loads(out.read_text())
+    [(label, res)] = doc["results"].items()
+    e = res["e2e"]
+    assert e["shape"] == "burst" and e["symbols"] == 3 and e["boundaries_per_s"] == 50
+    assert e["variants"]["floor"]["relay_floor"] is True
+    order = [o.split("/")[0] for o in e["order"]]
+    assert sorted(order) == ["all_on", "baseline", "floor"]
+    for name in ("floor", "baseline", "all_on"):
+        agg = e["variants"][name]["fixed"]
+        assert agg["failed"] == 0, agg["errors"]
+        [run] = agg["runs"]
+        assert run["shape"] == "burst" and run["lost_messages"] == 0
+        assert run["latency_daemon"]["count"] > 0 and run["latency_wire_to_wire"]["count"] > 0
+    for name in ("baseline", "all_on"):
+        agg = e["variants"][name]["fixed"]
+        for lat in ("latency_daemon", "latency_wire_to_wire"):
+            assert agg["vs_relay"][lat]["p50_ns"]["n"] == 1
+        [run] = agg["runs"]
+        assert all(run["trace"]["stages"][s]["count"] > 0 for s in
+                   ("decode", "queue", "parse", "sync", "pack", "send", "total"))
+        assert run["trace"]["frames_per_read"]["count"] > 0
+        assert run["daemon_cpu_us_per_msg"] > 0
+
+
+def test_joined_variants_take_every_part_settings_environment_and_interpreter_options():
+    [(name, keys)] = e2e.variants(["nursery_4m+gc+jit_long_traces"])
+    assert keys == ("gc",)
+    assert e2e.variant_env(name) == {"PYPY_GC_NURSERY": "4M"}
+    assert e2e.variant_interpreter_args(name)[0] == "--jit"
+    assert e2e.variant_env("baseline") == {} and e2e.variant_interpreter_args("floor") == []
+    for bad in (["floor+gc"], ["nursery_4m+nope"]):
+        with pytest.raises(ValueError):
+            e2e.variants(bad)
 
 
 def test_client_section_reports_the_decode_rate_of_the_client_path():

@@ -189,3 +189,24 @@ def test_retransmission_limits_connections_and_requests():
         loop.close()
         pub.close()
         rx.close()
+
+
+def test_a_datagram_that_cannot_take_another_book_leaves_at_once():
+    rx = udp_listener()
+    # make_book() packs to book_len(2, 1) bytes; a 5-level book may take book_len(5, 5)
+    small, room = wire.book_len(2, 1), wire.book_len(5, 5)
+    pub = publisher(rx, max_payload=wire.HEADER_SIZE + small + room + small // 2,
+                    flush_policy="read")
+    try:
+        book = make_book()
+        pub.book(1, 1, 0, 0, 10, book)
+        assert pub.packets_sent == 0            # one book: still room, wait for the read's end
+        pub.book(1, 2, 0, 0, 11, book)
+        assert pub.packets_sent == 1            # two: no third fits, so no reason to wait
+        pub.trade(1, 1, 0, 12, 5, 100 * PX, PX, 1)
+        pub.flush()
+        got = [wire.decode_packet(d) for d in receive(rx, 2)]
+        assert [p.count for p in got] == [2, 1] and [p.seq for p in got] == [1, 3]
+    finally:
+        pub.close()
+        rx.close()

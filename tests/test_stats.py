@@ -311,6 +311,23 @@ def test_format_ns(ns, text):
     assert format_ns(ns) == text
 
 
+def test_export_round_trips_through_json_and_merges_exactly():
+    rng = random.Random(5)
+    a, b, both = LatencyHistogram(), LatencyHistogram(), LatencyHistogram()
+    for i in range(3000):
+        value = int(rng.expovariate(1.0 / 40000))
+        (a if i % 2 else b).record(value)
+        both.record(value)
+    copy = LatencyHistogram.from_export(json.loads(json.dumps(a.export())))
+    assert copy.snapshot() == a.snapshot()
+    copy.merge(LatencyHistogram.from_export(b.export()))
+    assert copy.snapshot() == both.snapshot()
+    bad = a.export()
+    bad["buckets"].append([10 ** 9, 1])
+    with pytest.raises(ValueError):
+        LatencyHistogram.from_export(bad)
+
+
 def test_nonzero_buckets_list_each_filled_bucket_once_lowest_first():
     hist = LatencyHistogram()
     assert hist.nonzero_buckets() == []

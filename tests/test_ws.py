@@ -558,3 +558,51 @@ def test_wss_with_self_signed_certificate_verifies_against_given_ca(tmp_path):
 
     got = run(scenario())
     assert got[0][0] == "secret"
+
+
+# ------------------------------------------------------------------ the reused read buffer
+
+def _split_frames_scenario(ssl_server=None, ssl_client=None, host="127.0.0.1"):
+    """Frames cut at every odd offset, written in separate reads: the client reads them all into
+    one reused buffer, so whatever it keeps across reads must be a copy."""
+    texts = ["msg %d " % i + "x" * (i * 37 % 300) for i in range(40)]
+    blob = b"".join(wp.encode_frame(wp.OP_TEXT, t.encode()) for t in texts)
+
+    async def handler(peer):
+        pos, step = 0, 1
+        while pos < len(blob):
+            peer.send_raw(blob[pos:pos + step])
+            await peer.writer.drain()
+            await asyncio.sleep(0.002)          # a separate read on the client side
+            pos += step
+            step = step * 3 % 97 + 1
+        await echo_close_handler(peer)
+
+    async def scenario():
+        server = await Server(handler).start(host=host, ssl_context=ssl_server)
+        got, on_message = collector()
+        scheme = "wss" if ssl_server else "ws"
+        client = await ws.connect(server.url(scheme=scheme, host="localhost" if ssl_server
+                                             else host), on_message, ssl_context=ssl_client)
+        view = client.get_buffer(-1)
+        while len(got) < len(texts):
+            await asyncio.sleep(0.01)
+        assert client.get_buffer(-1) is view    # one buffer for the connection's life
+        await client.close()
+        await server.stop()
+        return got
+
+    return texts, run(scenario(), timeout_s=60)
+
+
+def test_messages_split_over_many_reads_arrive_intact_through_the_reused_buffer():
+    texts, got = _split_frames_scenario()
+    assert [m for m, _ in got] == texts
+
+
+def test_the_reused_buffer_also_carries_tls(tmp_path):
+    key, cert = make_self_signed_cert(tmp_path)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    texts, got = _split_frames_scenario(server_ctx, ssl.create_default_context(cafile=cert))
+    assert [m for m, _ in got] == texts

@@ -447,6 +447,14 @@ class GcConfig(Section):
                               "is never reclaimed" % path)
 
 
+class TraceConfig(Section):
+    """``trace``: the sampling trace of the hot path (runtime/trace.py); 0 = off (nothing
+    installed), N = every Nth socket read has its messages stamped stage by stage."""
+
+    KEYS = (Key("sample_every", Int(0, 0, 1000000)),)
+    __slots__ = _slots(KEYS)
+
+
 class InstrumentConfig(object):
     """One instrument: the venue's symbol and the id it is published under."""
 
@@ -612,6 +620,7 @@ class Config(Section):
         Key("busy_poll", Bool(False)),
         Key("watchdog", Bool(True)),
         Key("stats_interval_s", Number(10.0, 0.1, 86400.0)),
+        Key("trace", SubSection(TraceConfig)),
         Key("log_level", _log_level),
         Key("log_format", Choice("auto", ("auto", "text", "json"))),
         Key("metrics", SubSection(MetricsConfig)),

@@ -29,6 +29,7 @@ from hftfeed.pipeline.publisher import Publisher
 from hftfeed.pipeline.retransmit import RetransmitServer
 from hftfeed.runtime.sdnotify import Notifier
 from hftfeed.runtime.stats import LatencyHistogram, format_ns
+from hftfeed.runtime.trace import Trace
 from hftfeed.transport.ws import trust_store_description
 
 log = logging.getLogger("hftfeed.daemon")
@@ -61,6 +62,7 @@ class Daemon(object):
         self.gc_scheduler = None
         self.gc_pauses = gctune.GcPauseMonitor()   # every collection, for the stats line
         self.ssl_context = None
+        self.trace = None               # runtime.trace.Trace when config trace.sample_every > 0
         self.last_stats_ns = 0
         self.last_counts = (0, 0, 0)
         self.last_watchdog_ns = 0
@@ -98,6 +100,12 @@ class Daemon(object):
                         cfg.book.capacity_levels, ssl_context=self.ssl_context,
                         rcvbuf_bytes=cfg.socket_buffers.rcvbuf_bytes)
             self.feeds.append(feed)
+        if cfg.trace.sample_every:
+            self.trace = Trace(cfg.trace.sample_every)
+            self.trace.attach_publisher(self.publisher)
+            for feed in self.feeds:
+                self.trace.attach_router(feed.router)
+            log.info("trace: on, every %d socket read(s) sampled", cfg.trace.sample_every)
         self.publisher.set_instruments([d for f in self.feeds for d in f.instrument_defs()])
         if cfg.prefault:
             buffers = [self.publisher.buf]
@@ -163,6 +171,8 @@ class Daemon(object):
                         self.cfg.book.capacity_levels, ssl_context=self.ssl_context,
                         rcvbuf_bytes=self.cfg.socket_buffers.rcvbuf_bytes)
             self.feeds.append(feed)
+            if self.trace is not None:
+                self.trace.attach_router(feed.router)
             feed.start()
             log.info("reload: new %s feed with %d instrument(s)", feed_cfg.venue,
                      len(feed.instruments))
@@ -325,9 +335,14 @@ class Daemon(object):
                  s.resyncs, s.connects, s.connect_failures, s.reconnects, s.bad_messages,
                  format_ns(lat.percentile(50)),
                  format_ns(lat.percentile(99)), format_ns(lat.percentile(99.9)), lat.count,
-                 gc_text)
+                 gc_text + ("" if self.trace is None else " | " + self.trace.line()))
         self.metrics.absorb_latency(lat)
         lat.reset()
+        if self.trace is not None:
+            # machine-readable: every sample of the interval (bench.py merges these lines)
+            for key, text in self.trace.export_lines(time.time_ns()):
+                log.info("trace %s %s", key, text)
+            self.trace.reset()
 
     async def shutdown(self):
         """Stop the feeds, send end-of-session, flush, close (bounded by STOP_TIMEOUT_S)."""

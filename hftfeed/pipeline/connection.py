@@ -200,6 +200,8 @@ class Supervisor(object):
             self._announce_unreachable()
             return None
         self.feed.stats.connects += 1
+        if self.router.trace is not None:
+            self.router.trace.attach_ws(link.client)
         if not self._flush_per_frame:
             link.client.on_read_end = self._publisher.flush
         messages = self.feed.venue.subscribe_messages(self.streams)

@@ -1,8 +1,9 @@
 """UDP publisher: packs PROTOCOL.md messages into one preallocated datagram buffer and sends it.
 
 Messages caused by one inbound exchange frame are appended to the pending packet and sent by
-:meth:`Publisher.flush` once that frame is processed (or earlier, when the next message would
-not fit ``max_payload``). Sequence numbers count messages (MoldUDP64 style); a heartbeat goes out
+:meth:`Publisher.flush` once that frame is processed (with ``flush_policy`` "read": once the
+socket read is processed), or earlier: when the next message would not fit ``max_payload``, and
+as soon as a book is packed into a datagram that cannot take another book. Sequence numbers count messages (MoldUDP64 style); a heartbeat goes out
 after ``heartbeat_interval_s`` of silence, and an end-of-session packet on a clean stop.
 
 Three things make the stream usable by a receiver that joined late or lost packets
@@ -160,6 +161,10 @@ class Publisher(object):
             entry[0] = book
             entry[1] = exch_ns
             entry[2] = recv_ns
+        if self.off + self.book_room > self.max_payload:
+            # No further book fits: send now rather than when the next message (after its
+            # parse and sync) finds the datagram full -- the books in it stop waiting sooner.
+            self.flush()
 
     def trade(self, venue, instrument, exch_ns, recv_ns, trade_id, price, qty, side):
         if self.off + wire.TRADE_LEN > self.max_payload:

@@ -121,6 +121,7 @@ class Router(object):
         self.max_parse_chars = getattr(venue, "MAX_MESSAGE_CHARS", None) or MAX_PARSE_CHARS
         # "frame": one datagram per inbound frame (PROTOCOL.md); "read": per socket read
         self.flush_per_frame = getattr(publisher, "flush_policy", "frame") == "frame"
+        self.trace = None    # runtime.trace.Trace when tracing (it wraps handle and _parse)
 
     # -- the hot path ---------------------------------------------------------------------------
 

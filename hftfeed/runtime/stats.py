@@ -194,6 +194,29 @@ class LatencyHistogram(object):
         twin.merge(self)
         return twin
 
+    def export(self):
+        """A JSON-ready dict holding every sample (non-zero buckets only), so a histogram can
+        cross a process boundary (a log line, a file) and be merged exactly on the other side
+        with :meth:`from_export` and :meth:`merge` -- percentiles cannot be averaged."""
+        counts = self._counts
+        return {"max_value_ns": self.max_value_ns, "sub_bucket_bits": self.sub_bucket_bits,
+                "count": self.count, "total_ns": self.total_ns, "min_ns": self.min_ns,
+                "max_ns": self.max_ns, "negative": self.negative, "overflow": self.overflow,
+                "buckets": [[i, counts[i]] for i in range(len(counts)) if counts[i]]}
+
+    @classmethod
+    def from_export(cls, data):
+        """The histogram :meth:`export` described (ValueError on a bucket out of range)."""
+        hist = cls(data["max_value_ns"], data["sub_bucket_bits"])
+        counts = hist._counts
+        for index, n in data["buckets"]:
+            if not 0 <= index < len(counts) or n < 0:
+                raise ValueError("bucket %r out of range" % ([index, n],))
+            counts[index] = n
+        for key in ("count", "total_ns", "min_ns", "max_ns", "negative", "overflow"):
+            setattr(hist, key, int(data[key]))
+        return hist
+
     def snapshot(self, percentiles=DEFAULT_PERCENTILES):
         """A JSON-ready dict: count, min/max/mean (ns), the requested percentiles, anomalies."""
         result = {

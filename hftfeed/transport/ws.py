@@ -4,6 +4,11 @@ Why an ``asyncio.Protocol`` and not streams: ``data_received`` runs the frame pa
 ``on_message`` callback inline, in the same loop callback as the socket read, with no task
 switch, queue or extra copy between the kernel buffer and the venue parser (DESIGN.md hot path).
 
+It is a ``BufferedProtocol``: the transport ``recv_into``s one preallocated buffer per
+connection instead of ``recv(256 KiB)``, which allocated (and freed) a 256 KiB object per socket
+read -- on PyPy a raw ``malloc`` that grew and shrank the heap (``brk``) tens of times a second.
+The frame parser copies what it keeps (``FrameParser.feed``), so the buffer is reused at once.
+
 Outgoing frames (text, ping, pong) can be limited to ``max_out_msgs_per_s`` in any one-second
 window, because Binance disconnects a client that sends more than 5 messages per second
 (pongs included). Frames over budget wait (``loop.call_later``); pongs jump the queue.
@@ -31,6 +36,7 @@ _OP_TEXT = ws_proto.OP_TEXT
 # The rate window is a little longer than 1 s so that network jitter cannot squeeze
 # N+1 of our frames into one second as the venue measures it.
 RATE_WINDOW_S = 1.05
+READ_BUFFER_BYTES = 256 * 1024          # one read takes what the kernel has (asyncio's own size)
 CLOSE_LINGER_S = 2.0                    # wait this long for the server to close TCP (RFC 6455 §7.1.1)
 
 
@@ -52,7 +58,7 @@ def parse_ws_url(url):
     return secure, parts.hostname, port, resource
 
 
-class WsClient(asyncio.Protocol):
+class WsClient(asyncio.BufferedProtocol):
     """One client WebSocket connection. Create it with :func:`connect`, not directly."""
 
     def __init__(self, url, on_message, on_close, max_message_bytes, max_out_msgs_per_s, loop):
@@ -78,6 +84,7 @@ class WsClient(asyncio.Protocol):
         self._handshake = loop.create_future()
         self._handshake.add_done_callback(_mark_retrieved)
         self._client_key = ws_proto.make_client_key()
+        self._read_view = memoryview(bytearray(READ_BUFFER_BYTES))   # recv_into target, reused
         self._head_buf = bytearray()
         self._open = False
         self._linger_handle = None
@@ -120,7 +127,15 @@ class WsClient(asyncio.Protocol):
         self.transport = transport
         self.peer = transport.get_extra_info("peername")
 
+    def get_buffer(self, sizehint):
+        return self._read_view
+
+    def buffer_updated(self, nbytes):
+        self.data_received(self._read_view[:nbytes])
+
     def data_received(self, data):
+        """One socket read (``data``: bytes, or a view of the read buffer valid during this
+        call only)."""
         recv_ns = _time_ns()                     # one clock read per socket read
         if not self._open:
             self.last_recv_ns = recv_ns

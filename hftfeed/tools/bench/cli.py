@@ -25,7 +25,7 @@ import time
 
 from hftfeed.tools.bench import SCHEMA, e2e, report
 from hftfeed.tools.bench.common import (BENCH_ENTRY, default_helper_python, load_average,
-                                  machine_facts, resolve_interpreter, run_child_json)
+                                  machine_facts, ratio, resolve_interpreter, run_child_json)
 
 log = logging.getLogger("hftfeed.bench")
 
@@ -72,6 +72,18 @@ def build_parser():
     p.add_argument("--variants", metavar="LIST",
                    help="Phase 1 variants (e2e default baseline,all_on; phase1 default all: %s)"
                         % ",".join(n for n, _ in e2e.variants()))
+    p.add_argument("--shape", choices=e2e.SHAPES, default="steady",
+                   help="fixed-rate traffic: steady (depth round robin at --rate) or burst "
+                        "(every symbol's diff at the same boundary, trades and quotes between)")
+    p.add_argument("--symbols", type=int, default=None,
+                   help="symbols subscribed (default 10; burst 3)")
+    p.add_argument("--boundaries-per-s", type=float, default=100.0,
+                   help="burst: depth boundaries a second (default 100)")
+    p.add_argument("--trace", type=int, default=64, metavar="N",
+                   help="daemon trace.sample_every (default 64; 0 = off)")
+    p.add_argument("--no-pingpong", action="store_true",
+                   help="e2e/phase1: skip the UDP ping-pong floor (the relay floor still runs "
+                        "when asked as a variant)")
     p.add_argument("--keep", action="store_true", help="keep each run's logs and journal")
     return p
 
@@ -93,7 +105,7 @@ def interpreters(args):
 
 
 def _progress(label):
-    def show(rep, variant, mode, r):
+    def show(rep, variant, mode, r, floor=None):
         if "error" in r:
             text = "FAILED: " + r["error"][:300]
         else:
@@ -104,6 +116,13 @@ def _progress(label):
                                    r.get("lost_messages"), report.us(lat.get("p50_ns")),
                                    report.us(lat.get("p99_ns")), report.us(w2w.get("p50_ns")),
                                    report.si(r.get("daemon_cpu_pct"))))
+            if floor and "error" not in floor:
+                f_lat = floor.get("latency_daemon", {})
+                f_w2w = floor.get("latency_wire_to_wire", {})
+                text += (" | x relay floor: daemon p50 %s p99 %s, w2w p50 %s"
+                         % (report.times(ratio(lat.get("p50_ns"), f_lat.get("p50_ns"))),
+                            report.times(ratio(lat.get("p99_ns"), f_lat.get("p99_ns"))),
+                            report.times(ratio(w2w.get("p50_ns"), f_w2w.get("p50_ns")))))
         sys.stderr.write("[%s] rep %d %s/%s: %s\n" % (label, rep + 1, variant, mode, text))
         sys.stderr.flush()
     return show
@@ -119,7 +138,7 @@ def run_for(label, exe, command, args, helper):
     quick = args.quick
     out = {}
     wanted = list(MICRO) + ["sections", "floor", "e2e"] if command == "all" else [command]
-    if command in ("e2e", "phase1") and "floor" not in wanted:
+    if command in ("e2e", "phase1") and "floor" not in wanted and not args.no_pingpong:
         wanted.insert(0, "floor")     # every e2e latency is printed against the floor
     try:
         out["interpreter"] = run_child_json(
@@ -164,14 +183,20 @@ def _run_e2e(label, exe, name, args, helper, floor):
     if args.variants:
         names = args.variants.split(",")
     else:
-        names = ["baseline", "all_on"] if name == "e2e" else None
+        names = [e2e.FLOOR, "baseline", "all_on"] if name == "e2e" else None
     modes = [m for m in args.modes.split(",") if m]
     for m in modes:
         if m not in ("fixed", "max"):
             raise ValueError("unknown mode %r (fixed, max)" % m)
     rates = {"fixed": args.rate, "max": args.max_rate}
+    if args.trace < 0 or (args.symbols is not None and args.symbols < 1) or \
+            not 0 < args.boundaries_per_s <= 1000:
+        raise ValueError("--trace >= 0, --symbols >= 1, --boundaries-per-s in (0, 1000]")
+    count = args.symbols or (3 if args.shape == "burst" else len(e2e.SYMBOLS))
     result = e2e.run_variants(exe, helper, names, modes, reps, rates, seconds, warmup_s,
-                              progress=_progress(label), keep=args.keep)
+                              progress=_progress(label), keep=args.keep, shape=args.shape,
+                              symbols=e2e.symbols_for(count),
+                              boundaries_per_s=args.boundaries_per_s, trace_every=args.trace)
     result["helper_python"] = helper
     for entry in result["variants"].values():
         for mode in modes:
@@ -302,7 +327,8 @@ def main(argv=None):
         "machine": machine_facts(),
         "noise_note": NOISE_NOTE,
         "settings": {"rate": args.rate, "max_rate": args.max_rate, "modes": args.modes,
-                     "variants": args.variants},
+                     "variants": args.variants, "shape": args.shape, "symbols": args.symbols,
+                     "boundaries_per_s": args.boundaries_per_s, "trace": args.trace},
         "results": {},
         "targets": {},
     }

@@ -8,6 +8,7 @@ same run.
 from hftfeed.tools.bench.common import ratio
 
 LAT_KEYS = ("p50_ns", "p90_ns", "p99_ns", "p99.9_ns", "max_ns")
+TRACE_STAGES = ("decode", "queue", "parse", "sync", "pack", "send", "total")   # runtime/trace.py
 
 
 # -- formatting ------------------------------------------------------------------------------------
@@ -149,7 +150,14 @@ E2E_ROWS = (
     ("daemon CPU %", "daemon_cpu_pct", si),
     ("  of which system %", "daemon_cpu_system_pct", si),
     ("daemon peak RSS MB", "daemon_peak_rss_kb", lambda kb: si(kb / 1024.0)),
+    ("daemon CPU us/msg", "daemon_cpu_us_per_msg", si),
+    ("longest GC pause us", "daemon_gc_max_pause_ns", us),
 )
+# (row text, latency, percentile) of the ratios to the relay floor of the same repetition
+RELAY_ROWS = (("daemon-internal p50 x relay floor", "latency_daemon", "p50_ns"),
+              ("daemon-internal p99 x relay floor", "latency_daemon", "p99_ns"),
+              ("wire-to-wire p50 x relay floor", "latency_wire_to_wire", "p50_ns"),
+              ("wire-to-wire p99 x relay floor", "latency_wire_to_wire", "p99_ns"))
 
 
 def print_e2e(results, labels, key, out, only=None):
@@ -187,10 +195,33 @@ def print_e2e(results, labels, key, out, only=None):
                     row.append("%s (%s)" % (cell(s, us), times(r)))
                 if any_value:
                     rows.append(row)
+        for text, lat, k in RELAY_ROWS:
+            row = [text] + [cell(_get(results, l, key, "variants", v, mode, "vs_relay", lat, k),
+                                 times) for l, v in columns]
+            if any(c != "-" for c in row[1:]):
+                rows.append(row)
+        for stage in TRACE_STAGES:
+            for k in ("p50_ns", "p99_ns"):
+                row = ["trace %s %s us" % (stage, k[:-3])] + [
+                    cell(_get(results, l, key, "variants", v, mode, "trace", "stages", stage, k),
+                         us) for l, v in columns]
+                if any(c != "-" for c in row[1:]):
+                    rows.append(row)
+        for name in ("frames_per_read_mean", "datagrams_per_read_mean"):
+            row = ["trace %s" % name.replace("_", " ")] + [
+                cell(_get(results, l, key, "variants", v, mode, "trace", name), si)
+                for l, v in columns]
+            if any(c != "-" for c in row[1:]):
+                rows.append(row)
         rate = first["rates"][mode]
-        title = ("e2e %s rate (simulator asked for %s msgs/s): sim -> daemon -> UDP -> receiver, "
-                 "%d rep(s), %g s windows after %g s warm-up"
-                 % (mode, si(rate), first["reps"], first["seconds"], first["warmup_s"]))
+        shape = ""
+        if first.get("shape") == "burst" and mode == "fixed":
+            shape = (", burst shape: %d symbols x %g boundaries/s with trades and quotes"
+                     % (first["symbols"], first["boundaries_per_s"]))
+            rate = first["symbols"] * first["boundaries_per_s"]
+        title = ("e2e %s rate (simulator asked for %s depth msgs/s%s): sim -> daemon -> UDP -> "
+                 "receiver, %d rep(s), %g s windows after %g s warm-up"
+                 % (mode, si(rate), shape, first["reps"], first["seconds"], first["warmup_s"]))
         table(title, ["figure"] + ["%s %s" % c for c in columns], rows, out)
 
 
@@ -290,6 +321,17 @@ def targets(result, key="e2e"):
                 out.append(_target("%s: wire-to-wire p50 / two-hop %s floor"
                                    % (variant, floor_mode), "<= 1.2x", r,
                                    None if r is None else r <= 1.2, note))
+                for text, lat, k, goal in (("daemon-internal p50", "latency_daemon", "p50_ns", 1.5),
+                                           ("daemon-internal p99", "latency_daemon", "p99_ns", 2.0),
+                                           ("wire-to-wire p50", "latency_wire_to_wire", "p50_ns",
+                                            1.3)):
+                    r = _get(f, "vs_relay", lat, k, "median")
+                    out.append(_target("%s: %s / relay floor (same rep)" % (variant, text),
+                                       "<= %.1fx" % goal, r, None if r is None else r <= goal,
+                                       "median of per-rep ratios"))
+                gc_ns = _get(f, "daemon_gc_max_pause_ns", "max")
+                out.append(_target("%s: longest GC pause in the windows" % variant, "<= 1 ms",
+                                   gc_ns, None if gc_ns is None else gc_ns <= 1e6, "ns"))
     return out
 
 

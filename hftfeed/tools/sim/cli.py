@@ -33,6 +33,12 @@ def build_parser():
     p.add_argument("--symbols", default="BTCUSDT,ETHUSDT", help="comma-separated venue symbols")
     p.add_argument("--rate", type=float, default=None,
                    help="depth messages per second across all symbols (default 100 per symbol)")
+    p.add_argument("--shape", choices=("steady", "burst"), default="steady",
+                   help="steady: depth messages round robin at --rate; burst: every symbol's "
+                        "diff at the same boundary (Binance @depth@100ms), trades and quotes "
+                        "in between")
+    p.add_argument("--boundaries-per-s", type=float, default=10.0,
+                   help="burst: depth boundaries a second (default 10 = every 100 ms)")
     p.add_argument("--depth-levels", type=int, default=None,
                    help="book levels per side (venue default: 200; Bybit 50)")
     p.add_argument("--steps-per-msg", type=int, default=3,
@@ -83,7 +89,8 @@ def config_from_args(ns):
     cfg = SimConfig(
         host=ns.host, port=ns.port, venue=ns.venue,
         symbols=[s for s in ns.symbols.split(",") if s.strip()],
-        rate=ns.rate, depth_levels=ns.depth_levels, max_steps_per_msg=ns.steps_per_msg,
+        rate=ns.rate, shape=ns.shape, boundaries_per_s=ns.boundaries_per_s,
+        depth_levels=ns.depth_levels, max_steps_per_msg=ns.steps_per_msg,
         seed=ns.seed, record=ns.record, replay=ns.replay, replay_speed=ns.replay_speed,
         replay_capture=ns.replay_capture, replay_snapshots=ns.replay_snapshots,
         faults=fault_specs, ping_interval_s=ns.ping_interval_s, pong_timeout_s=ns.pong_timeout_s,

@@ -15,6 +15,8 @@ _DEFAULTS = (
     ("venue", "binance"),           # a name of hftfeed/venues/registry.py
     ("symbols", ("BTCUSDT", "ETHUSDT")),
     ("rate", None),                 # depth messages/s across all symbols; None = 100 per symbol
+    ("shape", "steady"),            # "steady" (round robin at rate) or "burst" (sources.BurstSource)
+    ("boundaries_per_s", 10.0),     # burst: depth boundaries a second (Binance @depth@100ms: 10)
     ("depth_levels", None),         # book levels per side (venue default)
     ("seed", 1),
     ("max_steps_per_msg", 3),       # engine steps aggregated into one depth message: 1..this
@@ -152,6 +154,17 @@ class SimConfig(object):
             raise ConfigError("checksum must be 'real' or 'zero', got %r" % (self.checksum,))
         if self.rate is not None and self.rate <= 0:
             raise ConfigError("rate must be > 0")
+        if self.shape not in ("steady", "burst"):
+            raise ConfigError("shape must be 'steady' or 'burst', got %r" % (self.shape,))
+        if self.shape == "burst":
+            if self.rate is not None:
+                raise ConfigError("--rate does not apply to --shape burst: its depth rate is "
+                                  "symbols x --boundaries-per-s")
+            if self.replay or self.replay_capture:
+                raise ConfigError("--shape burst is for synthetic traffic, not replays")
+        if not 0 < self.boundaries_per_s <= 1000:
+            raise ConfigError("boundaries_per_s must be in (0, 1000], got %r"
+                              % (self.boundaries_per_s,))
         if self.duration_s is not None and self.duration_s <= 0:
             raise ConfigError("duration_s must be > 0")
         if self.ban_after_429 < 0:

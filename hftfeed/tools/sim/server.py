@@ -20,7 +20,8 @@ from hftfeed.tools.sim import faultexec, faults, protocol, rest
 from hftfeed.tools.sim.config import SimConfig
 from hftfeed.tools.sim.journal import JournalWriter
 from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE
-from hftfeed.tools.sim.sources import EV_RAW, CaptureSource, JournalSource, SyntheticSource
+from hftfeed.tools.sim.sources import (EV_RAW, BurstSource, CaptureSource, JournalSource,
+                                      SyntheticSource)
 from hftfeed.tools.sim.wsconn import WsConn
 from hftfeed.venues import registry     # pure data: imports no adapter and nothing of the core
 
@@ -52,6 +53,10 @@ def make_source(cfg):
         return JournalSource(cfg.replay, cfg.replay_speed)
     if cfg.replay_capture:
         return CaptureSource(cfg.replay_capture, cfg.replay_snapshots, cfg.replay_speed)
+    if cfg.shape == "burst":
+        return BurstSource(cfg.symbols, seed=cfg.seed, boundaries_per_s=cfg.boundaries_per_s,
+                           depth_levels=cfg.depth_levels, steps_per_boundary=cfg.max_steps_per_msg,
+                           id_mode="message" if cfg.venue == "bybit" else "steps")
     return SyntheticSource(cfg.symbols, seed=cfg.seed, rate=cfg.rate,
                            depth_levels=cfg.depth_levels,
                            max_steps_per_msg=cfg.max_steps_per_msg,

@@ -92,6 +92,71 @@ class SyntheticSource(object):
         return self.by_symbol[symbol].last_update_id
 
 
+class BurstSource(SyntheticSource):
+    """Binance ``@depth@100ms`` timing: every symbol's depth diff at the same boundary.
+
+    Every ``1 / boundaries_per_s`` seconds, one depth message per symbol (``len(symbols) *
+    boundaries_per_s`` depth messages a second), all in the same tick, so they leave in one
+    burst; in between, each symbol's engine takes ``steps_per_boundary`` steps at evenly spaced
+    times (symbols interleaved), and the trades and best-quote changes of those steps go out as
+    they happen. A depth message nets out the steps since the previous boundary, as the venue's
+    aggregated diff does. Like the steady shape, the content is a function of the seed and of
+    how many boundaries were produced, never of timing.
+    """
+
+    def __init__(self, symbols, seed=1, boundaries_per_s=10.0, depth_levels=200,
+                 steps_per_boundary=3, id_mode="steps"):
+        symbols = list(symbols)
+        boundaries_per_s = float(boundaries_per_s)
+        SyntheticSource.__init__(self, symbols, seed=seed, rate=len(symbols) * boundaries_per_s,
+                                 depth_levels=depth_levels, max_steps_per_msg=steps_per_boundary,
+                                 id_mode=id_mode)
+        self.boundary_s = 1.0 / boundaries_per_s
+        self.steps_per_boundary = max(1, int(steps_per_boundary))
+        self.max_batch = 2 * len(self.engines)     # two boundaries in one pull = behind
+        self.boundaries = 0          # boundaries produced
+        self._slot = 0               # steps taken since the last boundary (all symbols)
+        self._first_ids = [e.last_update_id + 1 for e in self.engines]
+
+    def pull(self, elapsed_s, out):
+        engines = self.engines
+        n_eng = len(engines)
+        steps_total = self.steps_per_boundary * n_eng
+        boundary_s = self.boundary_s
+        due_boundaries = int(elapsed_s / boundary_s)
+        if due_boundaries - self.boundaries > 1.0 / boundary_s:
+            # More than a second behind: forget the excess boundaries rather than bursting them
+            # out later (counted, reported by /_sim/status like the steady shape's).
+            skipped = due_boundaries - self.boundaries - 1
+            self.behind_msgs += skipped * n_eng
+            self.boundaries += skipped
+            self._slot = 0
+        produced = 0
+        while True:
+            k = self.boundaries
+            slot = self._slot
+            if slot < steps_total:
+                if (k + (slot + 1.0) / (steps_total + 1)) * boundary_s > elapsed_s:
+                    break
+                engines[slot % n_eng].step(out)
+                self._slot = slot + 1
+                continue
+            if (k + 1) * boundary_s > elapsed_s:
+                break
+            first_ids = self._first_ids
+            for i in range(n_eng):
+                eng = engines[i]
+                if eng.per_message_ids:
+                    eng.last_update_id = first_ids[i]     # one id per message (Bybit's "u")
+                out.append(eng.take_depth(first_ids[i]))
+                first_ids[i] = eng.last_update_id + 1
+            self.boundaries = k + 1
+            self._slot = 0
+            produced += n_eng
+        self.produced += produced
+        return produced
+
+
 class _DictBook(object):
     """Plain dict book for replays (the journal source must answer REST snapshots)."""
 
