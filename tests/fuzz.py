@@ -227,13 +227,13 @@ def check_venue_events(events):
             assert type(event.symbol) is str and event.symbol
             assert type(event.first_id) is int and type(event.last_id) is int
             assert 0 <= event.first_id <= event.last_id < U64
-            assert type(event.prev_id) is int and event.prev_id < U64
+            assert type(event.prev_id) is int and -1 <= event.prev_id < U64
             assert len(event.bids) % 2 == 0 and len(event.asks) % 2 == 0
             assert all(type(x) is int and x >= 0 for x in event.bids + event.asks)
             assert all(p > 0 for p in event.bids[0::2] + event.asks[0::2])
         elif type(event) is Trade:
             assert 0 <= event.trade_id < U64
-            assert event.price > 0 and event.qty >= 0
+            assert event.price > 0 and event.qty > 0
         elif type(event) is Quote:
             assert min(event.bid_px, event.bid_qty, event.ask_px, event.ask_qty) >= 0
 

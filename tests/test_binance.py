@@ -155,3 +155,21 @@ def test_snapshot_body_parses_and_bad_bodies_raise_venue_error():
                 b'{"lastUpdateId":1,"bids":[["x","1"]],"asks":[]}', b"\xff\xfe"):
         with pytest.raises(VenueError):
             venue().parse_snapshot("BTCUSDT", bad)
+
+
+def test_a_trade_of_zero_quantity_is_bad_data_not_a_trade():
+    msg = ('{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":12345,'
+           '"p":"37000.01000000","q":"0.00000000","T":1633998523963,"m":true,"M":true}}')
+    with pytest.raises(VenueError, match="zero"):
+        venue().parse(msg)
+
+
+@pytest.mark.parametrize("pu", ["-2", "-9223372036854775808", "9223372036854775808"])
+def test_a_pu_that_no_stream_could_send_is_bad_data(pu):
+    msg = ('{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1,"s":"BTCUSDT",'
+           '"U":10,"u":12,"pu":%s,"b":[["1.0","1.0"]],"a":[]}}' % pu)
+    for fast in (False, True):
+        v = venue()
+        v.fast_scanner = fast
+        with pytest.raises(VenueError):
+            v.parse(msg)

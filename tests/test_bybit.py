@@ -206,3 +206,8 @@ def test_a_new_snapshot_replaces_a_live_book():
     assert s.on_update(book_event(40, bids=(97 * P, 1 * P), snapshot=True)) == sync.SYNCED
     assert s.book.top(5) == ([(97 * P, 1 * P)], [])
     assert s.on_update(book_event(41)) == sync.APPLIED
+
+
+def test_a_trade_of_zero_quantity_is_bad_data_not_a_trade():
+    with pytest.raises(VenueError, match="zero"):
+        venue().parse(TRADES.replace('"v":"0.250"', '"v":"0.000"'))

@@ -233,3 +233,8 @@ def test_adapter_messages_drive_the_engine_end_to_end():
     assert s.on_update(upd) == sync.APPLIED
     assert s.book.top(5) == ([(3023100000000, 265859), (3023000000000, 50000000),
                               (3022990000000, 1200000000)], [(3024350000000, 121120000)])
+
+
+def test_a_trade_of_zero_quantity_is_bad_data_not_a_trade():
+    with pytest.raises(VenueError, match="zero"):
+        venue().parse(TRADES.replace('"sz":"0.001"', '"sz":"0"'))

@@ -85,6 +85,50 @@ def test_a_trickling_frame_is_silence_the_book_is_taken_down_within_the_timeout(
     assert "nothing received for" in caplog.text
 
 
+def test_pings_without_market_data_do_not_keep_a_frozen_book_live(caplog):
+    """The venue stops sending diffs but keeps pinging (frame-level pings every 0.1 s, so the
+    silence timeout never fires): after data_silence_timeout_s the link is dropped, the book
+    leaves LIVE, and a new connection (which streams again) brings it back."""
+    chain = Chain()
+    froze = []
+
+    async def freeze(conn):
+        if chain.last_id < 30 or conn.number > 0:
+            return False
+        froze.append(True)
+        while True:                     # keepalives only, for ever
+            conn.send_raw(frame(0x9, b"k"))
+            await asyncio.sleep(0.1)
+
+    async def scenario():
+        ex = await HostileExchange(streaming(chain, then=freeze),
+                                   lambda path: http_response(200, chain.snapshot())).start()
+        feed, rec = make_feed("binance", ex, silence_timeout_s=1.0, data_silence_timeout_s=1.5)
+        feed.start()
+        try:
+            assert await wait_for(lambda: rec.state_of(BTC) == LIVE and froze)
+            assert await wait_for(lambda: feed.stats.data_silent_disconnects >= 1, 6.0)
+            assert feed.stats.silent_disconnects == 0      # pings did arrive all along
+            assert DISC in [s for _i, s in rec.statuses]
+            assert await wait_for(lambda: rec.state_of(BTC) == LIVE, 6.0)   # the next link streams
+        finally:
+            await feed.stop()
+            await ex.stop()
+
+    with caplog.at_level(logging.WARNING):
+        run(scenario())
+    assert "no market data for" in caplog.text
+
+
+def test_data_silence_timeout_zero_turns_the_rule_off():
+    from hftfeed.app.config import load_config_dict
+    cfg = load_config_dict({"feeds": [{"venue": "binance", "symbols": ["BTCUSDT"],
+                                       "data_silence_timeout_s": 0}]})
+    assert cfg.feeds[0].data_silence_timeout_s == 0
+    assert load_config_dict({"feeds": [{"venue": "binance", "symbols": ["BTCUSDT"]}]}) \
+        .feeds[0].data_silence_timeout_s == 60.0
+
+
 # -- one checked path for every book load ------------------------------------------------------
 
 def test_a_crossed_in_stream_snapshot_is_never_published_and_the_next_good_one_is():

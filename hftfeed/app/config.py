@@ -504,6 +504,7 @@ class FeedConfig(Section):
                                               lambda v: v.MAX_STREAMS_PER_CONNECTION)),
         Key("max_out_msgs_per_s", Number(lambda v: v.MAX_OUT_MSGS_PER_S, 0.1, 1000.0)),
         Key("silence_timeout_s", Number(30.0, 0.1, 3600.0)),
+        Key("data_silence_timeout_s", Number(60.0, 0.0, 86400.0)),
         Key("connect_timeout_s", Number(10.0, 0.1, 300.0)),
         Key("snapshot_timeout_s", Number(10.0, 0.1, 300.0)),
         Key("reconnect_backoff_initial_s", Number(0.5, 0.0, 60.0)),

@@ -53,6 +53,14 @@ FEED_COUNTERS = (
     ("reconnects", "hftfeed_reconnects_total", "Connections lost and replaced."),
     ("silent_disconnects", "hftfeed_silent_disconnects_total", "Connections dropped for "
                                                                  "silence."),
+    ("data_silent_disconnects", "hftfeed_data_silent_disconnects_total", "Connections dropped "
+     "for keepalives without market data."),
+    ("bad_ids", "hftfeed_bad_ids_total", "Updates, quotes and snapshots refused for ids outside "
+                                         "the stream."),
+    ("resync_timeouts", "hftfeed_resync_timeouts_total", "Resyncs started over after their "
+                                                         "deadline."),
+    ("ack_timeouts", "hftfeed_ack_timeouts_total", "Connections dropped for unacknowledged "
+                                                   "subscriptions."),
     ("rollovers", "hftfeed_rollovers_total", "Make-before-break connection switches."),
     ("bad_messages", "hftfeed_bad_messages_total", "Malformed venue messages dropped."),
     ("unknown_symbols", "hftfeed_unknown_symbol_messages_total", "Messages for symbols not "

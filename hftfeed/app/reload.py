@@ -31,7 +31,8 @@ LIVE_KEYS = frozenset((
 # per-feed limits: written into the running feed's config, read at their next use (the next
 # connection for the connection limits, the next snapshot, backoff or rollover for the others)
 LIVE_FEED_KEYS = frozenset((
-    "snapshot_limit", "max_out_msgs_per_s", "silence_timeout_s", "connect_timeout_s",
+    "snapshot_limit", "max_out_msgs_per_s", "silence_timeout_s", "data_silence_timeout_s",
+    "connect_timeout_s",
     "snapshot_timeout_s", "reconnect_backoff_initial_s", "reconnect_backoff_max_s",
     "connection_lifetime_s", "overlap_s", "rest_weight_per_min", "max_message_bytes",
     "max_buffered_updates",

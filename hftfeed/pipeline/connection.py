@@ -37,7 +37,8 @@ def backoff_delay_s(attempt, initial_s, max_s, rng=random):
 class Link(object):
     """One WebSocket connection of a supervisor (two exist during a make-before-break)."""
 
-    __slots__ = ("supervisor", "client", "number", "opened_ns", "retiring", "_handle")
+    __slots__ = ("supervisor", "client", "number", "opened_ns", "retiring", "_handle",
+                 "last_data_ns")
 
     def __init__(self, supervisor, number):
         self.supervisor = supervisor
@@ -45,6 +46,9 @@ class Link(object):
         self.number = number
         self.opened_ns = time.monotonic_ns()
         self.retiring = False
+        # wall-clock ns of the last market-data event (depth, trade, quote) on this link; the
+        # router stamps it. Keepalives do not move it: see Supervisor._serve.
+        self.last_data_ns = time.time_ns()
         self._handle = supervisor.router.handle
 
     def on_message(self, text, recv_ns):
@@ -250,6 +254,7 @@ class Supervisor(object):
         """Watch ``link`` until it dies; replace it proactively before the venue's lifetime."""
         cfg = self.feed.cfg
         silence_ns = int(cfg.silence_timeout_s * 1e9)
+        data_silence_ns = int(cfg.data_silence_timeout_s * 1e9)
         lifetime_ns = int(cfg.connection_lifetime_s * 1e9)
         while not self.stopping:
             self.wakeup.clear()
@@ -268,6 +273,17 @@ class Supervisor(object):
                 self.feed.stats.silent_disconnects += 1
                 log.warning("%s: nothing received for %.1f s (half-open or silent); reconnecting",
                             self.name, (now - link.client.last_recv_ns) / 1e9)
+                link.client.abort()
+                self._forget(link)
+                return
+            # Liveness means progress for books too: a venue that keeps answering pings (or
+            # sending its own) but no longer sends any market data would otherwise leave every
+            # book on this link frozen and LIVE. Quiet instruments are why this has its own,
+            # longer timeout (data_silence_timeout_s; 0 turns it off).
+            if data_silence_ns and now - link.last_data_ns > data_silence_ns:
+                self.feed.stats.data_silent_disconnects += 1
+                log.warning("%s: no market data for %.1f s (only keepalives); reconnecting",
+                            self.name, (now - link.last_data_ns) / 1e9)
                 link.client.abort()
                 self._forget(link)
                 return

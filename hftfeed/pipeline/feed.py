@@ -50,6 +50,7 @@ class FeedStats(object):
         self.connects = 0
         self.connect_failures = 0
         self.silent_disconnects = 0
+        self.data_silent_disconnects = 0   # links with keepalives but no market data
         self.rollovers = 0
         self.snapshots = 0
         self.snapshot_errors = 0

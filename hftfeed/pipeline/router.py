@@ -148,10 +148,13 @@ class Router(object):
             for event in events:
                 kind = type(event)
                 if kind is DepthUpdate:
+                    link.last_data_ns = recv_ns
                     self._on_depth(link, event, recv_ns)
                 elif kind is Trade:
+                    link.last_data_ns = recv_ns
                     self._on_trade(event, recv_ns)
                 elif kind is Quote:
+                    link.last_data_ns = recv_ns
                     self._on_quote(event, recv_ns)
                 elif kind is Control:
                     link.supervisor.on_control(link, event)

@@ -153,6 +153,15 @@ def to_qty(text: str, what: str) -> int:
     return value
 
 
+def to_trade_qty(text: str, what: str) -> int:
+    """A traded quantity -> scaled int > 0: a trade of nothing did not happen, so a zero is
+    bad data (dropped and counted), not a trade to publish."""
+    value = to_qty(text, what)
+    if value == 0:
+        raise VenueError("%s: traded quantity %r is zero" % (what, text))
+    return value
+
+
 def tier_weight(limit: int, tiers: tuple) -> int:
     """A REST weight from a venue's tier table [(max limit, weight), ...] (ascending); limits
     above the last tier cost the last weight."""

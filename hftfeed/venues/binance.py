@@ -19,7 +19,7 @@ from hftfeed.core.sync import SyncRule
 from hftfeed.core.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_SERVER_SHUTDOWN, CTRL_SUBSCRIBED,
                        SIDE_BUY, SIDE_SELL, Control, DepthUpdate, Quote, Snapshot, Trade)
 from hftfeed.venues import registry
-from hftfeed.venues.base import Venue, levels_flat, loads, req_int, req_price, req_str, tier_weight, to_qty
+from hftfeed.venues.base import Venue, levels_flat, loads, req_int, req_price, req_str, tier_weight, to_qty, to_trade_qty
 
 MS_TO_NS = 1000000
 
@@ -138,8 +138,9 @@ def parse_depth(data):
     if first_id > last_id:
         raise VenueError("depthUpdate %s: U %d > u %d" % (symbol, first_id, last_id))
     prev_id = data.get("pu", -1)
-    if type(prev_id) is not int:
-        raise VenueError("depthUpdate %s: pu must be an integer" % symbol)
+    if type(prev_id) is not int or prev_id < -1 or prev_id > 0x7FFFFFFFFFFFFFFF:
+        # -1 is "no pu" (spot); anything else must be an id the stream could have sent
+        raise VenueError("depthUpdate %s: pu must be an id, got %r" % (symbol, prev_id))
     exch_ms = data.get("E", 0)
     if type(exch_ms) is not int or exch_ms < 0 or exch_ms > 2 ** 62 // MS_TO_NS:
         raise VenueError("depthUpdate %s: bad event time %r" % (symbol, exch_ms))
@@ -158,7 +159,7 @@ def parse_trade(data, id_key):
         raise VenueError("trade %s: bad trade time %r" % (symbol, trade_ms))
     # "m": the buyer is the maker, so the aggressor (taker) sold.
     return Trade(symbol, req_int(data, id_key, what), req_price(data, "p", what),
-                 to_qty(req_str(data, "q", what), what), SIDE_SELL if maker else SIDE_BUY,
+                 to_trade_qty(req_str(data, "q", what), what), SIDE_SELL if maker else SIDE_BUY,
                  trade_ms * MS_TO_NS)
 
 

@@ -33,7 +33,7 @@ from hftfeed.core.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_PONG, CTRL_SUBS
 from hftfeed.errors import VenueError
 from hftfeed.venues import registry
 from hftfeed.venues.base import (Venue, data_items, levels_flat, loads, req_int, req_price, req_str, taker_side,
-                   to_price, to_qty)
+                   to_price, to_qty, to_trade_qty)
 
 log = logging.getLogger("hftfeed.exchanges.bybit")
 
@@ -229,6 +229,6 @@ def parse_trades(msg):
         if not trade_id:
             raise VenueError("publicTrade: empty trade id")
         out.append(Trade(req_str(item, "s", what), trade_id_to_int(trade_id),
-                         req_price(item, "p", what), to_qty(req_str(item, "v", what), what),
+                         req_price(item, "p", what), to_trade_qty(req_str(item, "v", what), what),
                          aggressor, _time_ns(item, "T", what)))
     return out

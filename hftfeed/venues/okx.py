@@ -44,7 +44,7 @@ from hftfeed.core.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_PONG, CTRL_SERV
                        Control, DepthUpdate, Quote, Trade)
 from hftfeed.venues import registry
 from hftfeed.venues.base import (Venue, data_items, levels_flat, loads, req_price, req_str, taker_side, to_price,
-                   to_qty)
+                   to_qty, to_trade_qty)
 
 log = logging.getLogger("hftfeed.exchanges.okx")
 
@@ -297,7 +297,7 @@ def _trades(msg):
         if not trade_id.isdigit() or not trade_id.isascii() or len(trade_id) > 19:
             raise VenueError("trades: tradeId must be a decimal string, got %r" % trade_id)
         out.append(Trade(req_str(item, "instId", what), int(trade_id),
-                         req_price(item, "px", what), to_qty(req_str(item, "sz", what), what),
+                         req_price(item, "px", what), to_trade_qty(req_str(item, "sz", what), what),
                          aggressor, _time_ns(item.get("ts"), what)))
     return out
 
