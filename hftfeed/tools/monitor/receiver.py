@@ -493,8 +493,8 @@ def _warm_up_packets():
     def book(instrument, depth):
         def write(buf, off):
             end = off + wire.book_len(depth, depth)
-            struct.pack_into("<HBBHHQQQBB", buf, off, end - off, _TYPE_B, 1 + instrument % 5,
-                             instrument, 0, now_ns, now_ns - 30000, instrument, depth, depth)
+            wire.BOOK_HEAD.pack_into(buf, off, end - off, _TYPE_B, 1 + instrument % 5, instrument,
+                                     0, now_ns, now_ns - 30000, instrument, depth, depth)
             for level in range(2 * depth):
                 _LEVEL.pack_into(buf, off + wire.BOOK_FIXED_LEN + 16 * level,
                                  100000000 * (1000 + level), 100000000)
