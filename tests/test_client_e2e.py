@@ -145,6 +145,10 @@ def test_ab_paths_losing_different_datagrams_give_no_gap_and_exact_books(tmp_pat
         ["127.0.0.1:%d" % path_a.port, {"target": "127.0.0.1:%d" % path_b.port}])))
     try:
         events = consume(sub, 5.0)
+        # a loaded machine starts the daemon late: run on until both paths have lost enough
+        # (a deadline, not a timing assertion)
+        wait_for(sub, lambda: path_a.dropped > 10 and path_b.dropped > 10
+                 and sum(1 for e in events if e.kind == "book") > 400, 30.0, events)
     finally:
         daemon.stop()
         events = consume(sub, 0.5, events)
@@ -175,6 +179,8 @@ def test_one_lossy_path_with_retransmission_fills_every_gap(tmp_path):
         ["127.0.0.1:%d" % path.port], retransmit_listen="127.0.0.1:%d" % rport)))
     try:
         events = consume(sub, 5.0)
+        wait_for(sub, lambda: path.dropped > 5
+                 and sum(1 for e in events if e.kind == "book") > 400, 30.0, events)
         # the path heals before the daemon stops: a loss is only seen when the next datagram
         # arrives, and the service stops with the daemon
         lossy[0] = False
