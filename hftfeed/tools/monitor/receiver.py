@@ -37,7 +37,6 @@ import logging
 import platform
 import selectors
 import socket
-import struct
 import time
 
 from hftfeed.client import sequencer as seqmod
@@ -541,7 +540,7 @@ def warm_up_jit(datagrams=30000):
             data, count = templates[index % len(templates)]
             if index % 997 == 996:
                 seq += 3             # an occasional gap, so that path is compiled too
-            struct.pack_into("<QQ", data, 16, seq, time.time_ns())
+            wire.pack_packet_header(data, 0, 1, count, 1, seq, time.time_ns())
             try:
                 tx.send(data)
             except BlockingIOError:  # the pair's queue is short: drain, then resend
