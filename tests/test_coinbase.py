@@ -177,3 +177,22 @@ def test_a_diff_before_the_snapshot_is_buffered_and_then_dropped_by_it():
     _, snap = venue().parse(SNAPSHOT.replace('"sequence_num":0', '"sequence_num":9'))
     assert s.on_update(snap) == sync.SYNCED and s.buffer == []
     assert s.book.top(1) == ([(2192173000000, 6317902)], [(2192174000000, 150000000)])
+
+
+def test_one_forged_far_ahead_number_does_not_make_every_later_message_look_old():
+    """2^40 is below MAX_SANE_ID but 2^32 ahead of the stream: bad data, and the count starts
+    again from the next real number instead of dropping every later message as stale."""
+    seq = sync.ConnectionSequence()
+    assert seq.observe(100) == sync.SEQ_OK
+    assert seq.observe(2 ** 40) == sync.SEQ_GAP
+    assert seq.observe(101) == sync.SEQ_OK and seq.observe(102) == sync.SEQ_OK
+
+
+def test_a_count_that_goes_back_for_good_is_followed_after_a_run_of_old_numbers():
+    seq = sync.ConnectionSequence()
+    assert seq.observe(1000) == sync.SEQ_OK
+    results = [seq.observe(n) for n in range(1, 1 + sync.MAX_STALE_RUN)]
+    assert results[:-1] == [sync.SEQ_STALE] * (sync.MAX_STALE_RUN - 1)
+    assert results[-1] == sync.SEQ_GAP                      # followed from here on
+    assert seq.observe(sync.MAX_STALE_RUN + 1) == sync.SEQ_OK
+    assert seq.observe(5) == sync.SEQ_STALE                  # one late message is still late

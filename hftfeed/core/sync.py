@@ -46,6 +46,8 @@ class SyncResult(enum.IntEnum):
 # 2**63-1 would otherwise make every later diff "already contained" and wedge the instrument.
 MAX_SANE_ID = 2 ** 62             # venue update ids are ~1e10 today; anything above is absurd
 MAX_SNAPSHOT_LEAD_IDS = 2 ** 32   # a snapshot may lead the newest buffered diff by at most this
+MAX_SEQ_JUMP = 2 ** 32            # a connection's message count jumping further is bad data
+MAX_STALE_RUN = 20                # this many "old" connection numbers in a row: follow them
 
 # Buffered diffs are capped by an estimate of the memory they hold, not only their count: one
 # diff can carry thousands of levels. The estimate follows CPython's object sizes (a small int
@@ -378,15 +380,19 @@ class ConnectionSequence(object):
     The first number seen is taken as the start (a venue may number from 0 or from wherever the
     connection joined). A number more than one above the last is a gap; the sequence then
     continues from the new number, so one loss is reported once. Absurd numbers (negative,
-    above MAX_SANE_ID) are gaps too: the count cannot be trusted after them."""
+    above MAX_SANE_ID, or more than MAX_SEQ_JUMP ahead of the last) are gaps too, and the count
+    starts again from the next sane number: one forged number must not make every later real
+    message look old. For the same reason, when MAX_STALE_RUN messages in a row are "older"
+    than the last accepted one, the stream is followed from where it is (a gap)."""
 
-    __slots__ = ("last", "gaps", "stale", "lost")
+    __slots__ = ("last", "gaps", "stale", "lost", "stale_run")
 
     def __init__(self):
         self.last = -1          # last number accepted (-1: nothing seen yet)
         self.gaps = 0
         self.stale = 0
         self.lost = 0           # messages known lost (sum of the holes)
+        self.stale_run = 0      # consecutive stale numbers
 
     def observe(self, seq):
         """Classify message number ``seq``: SEQ_OK, SEQ_STALE or SEQ_GAP."""
@@ -395,20 +401,29 @@ class ConnectionSequence(object):
             if seq < 0 or seq > MAX_SANE_ID:
                 return self._absurd(seq)
             self.last = seq
+            self.stale_run = 0
             return SEQ_OK
         if 0 <= seq <= last:
             self.stale += 1
-            return SEQ_STALE
-        if seq > MAX_SANE_ID:
+            self.stale_run += 1
+            if self.stale_run < MAX_STALE_RUN:
+                return SEQ_STALE
+            self.stale_run = 0  # the venue's count went back for good: follow it
+            self.gaps += 1
+            self.last = seq
+            return SEQ_GAP
+        if seq > MAX_SANE_ID or seq - last > MAX_SEQ_JUMP:
             return self._absurd(seq)
         self.gaps += 1
         self.lost += seq - last - 1
         self.last = seq
+        self.stale_run = 0
         return SEQ_GAP
 
     def _absurd(self, seq):
         self.gaps += 1
         self.last = -1          # start again from the next sane number
+        self.stale_run = 0
         return SEQ_GAP
 
 
