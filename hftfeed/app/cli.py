@@ -14,7 +14,7 @@ COMMANDS = {
     "run": ("hftfeed.app.daemon", "run the feed handler (foreground; --config FILE)"),
     "demo": ("hftfeed.app.demo", "simulator + daemon + monitor on loopback, live view (Ctrl-C stops)"),
     "monitor": ("hftfeed.tools.monitor", "receive and check the UDP feed (--listen ADDR:PORT)"),
-    "sim": ("hftfeed.tools.sim.cli", "exchange simulator (Binance spot, Binance USD-M, Bybit, OKX protocols) on loopback"),
+    "sim": ("hftfeed.tools.sim.cli", "exchange simulator speaking each registered venue's protocol, on loopback"),
     "doctor": ("hftfeed.app.doctor", "check this machine / a running daemon (--pid PID)"),
     "record": ("hftfeed.tools.pcap.record", "capture the UDP feed to a pcap file (--listen ADDR --out FILE.pcap)"),
     "replay": ("hftfeed.tools.pcap.replay", "send a pcap recording to an address (FILE.pcap --target ADDR)"),
