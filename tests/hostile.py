@@ -148,8 +148,6 @@ class HostileExchange(object):
 class Recorder(object):
     """A publisher that records what the feed would put on the wire."""
 
-    flush_policy = "frame"
-
     def __init__(self):
         self.statuses = []   # (instrument, state)
         self.books = []      # (instrument, flags, best bid, best ask, update id)

@@ -195,8 +195,7 @@ def test_a_datagram_that_cannot_take_another_book_leaves_at_once():
     rx = udp_listener()
     # make_book() packs to book_len(2, 1) bytes; a 5-level book may take book_len(5, 5)
     small, room = wire.book_len(2, 1), wire.book_len(5, 5)
-    pub = publisher(rx, max_payload=wire.HEADER_SIZE + small + room + small // 2,
-                    flush_policy="read")
+    pub = publisher(rx, max_payload=wire.HEADER_SIZE + small + room + small // 2)
     try:
         book = make_book()
         pub.book(1, 1, 0, 0, 10, book)

@@ -86,7 +86,7 @@ class Daemon(object):
             instrument_interval_s=pub.instrument_interval_s,
             sndbuf_bytes=cfg.socket_buffers.sndbuf_bytes,
             rcvbuf_bytes=cfg.socket_buffers.rcvbuf_bytes, source_host=pub.source_host, latency=self.latency,
-            flush_policy=pub.flush, extra_targets=pub.extra_targets,
+            extra_targets=pub.extra_targets,
             refresh_interval_s=pub.refresh_interval_s,
             history_datagrams=pub.retransmit_history_datagrams if pub.retransmit_listen else 0)
         report = self.publisher.open()
@@ -98,7 +98,8 @@ class Daemon(object):
         for feed_cfg in cfg.feeds:
             feed = Feed(feed_cfg, registry.adapter(feed_cfg.venue), self.publisher, FeedStats(),
                         cfg.book.capacity_levels, ssl_context=self.ssl_context,
-                        rcvbuf_bytes=cfg.socket_buffers.rcvbuf_bytes)
+                        rcvbuf_bytes=cfg.socket_buffers.rcvbuf_bytes,
+                        flush_per_frame=cfg.publisher.flush_per_frame)
             self.feeds.append(feed)
         if cfg.trace.sample_every:
             self.trace = Trace(cfg.trace.sample_every)
@@ -169,7 +170,8 @@ class Daemon(object):
         for feed_cfg in plan.new:
             feed = Feed(feed_cfg, registry.adapter(feed_cfg.venue), self.publisher, FeedStats(),
                         self.cfg.book.capacity_levels, ssl_context=self.ssl_context,
-                        rcvbuf_bytes=self.cfg.socket_buffers.rcvbuf_bytes)
+                        rcvbuf_bytes=self.cfg.socket_buffers.rcvbuf_bytes,
+                        flush_per_frame=self.cfg.publisher.flush_per_frame)
             self.feeds.append(feed)
             if self.trace is not None:
                 self.trace.attach_router(feed.router)

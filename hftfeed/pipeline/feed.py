@@ -106,7 +106,7 @@ class Feed(object):
     """One configured feed: a venue adapter, its instruments and the supervisors carrying them."""
 
     def __init__(self, feed_cfg, venue_cls, publisher, stats, capacity_levels, ssl_context=None,
-                 rcvbuf_bytes=None):
+                 rcvbuf_bytes=None, flush_per_frame=True):
         self.cfg = feed_cfg
         self.publisher = publisher
         self.stats = stats
@@ -123,7 +123,8 @@ class Feed(object):
         self.http = None
         self.router = Router(self.venue, self.instruments, publisher, stats,
                              None if self.venue.rule.snapshot_in_stream else self.fetch_snapshot,
-                             self.snapshot_retry_delay_s, resync_deadline_s(feed_cfg))
+                             self.snapshot_retry_delay_s, resync_deadline_s(feed_cfg),
+                             flush_per_frame=flush_per_frame)
         self.routes = self.venue.routes()
         self.supervisors = []
         self.tasks = []

@@ -1,7 +1,7 @@
 """UDP publisher: packs PROTOCOL.md messages into one preallocated datagram buffer and sends it.
 
 Messages caused by one inbound exchange frame are appended to the pending packet and sent by
-:meth:`Publisher.flush` once that frame is processed (with ``flush_policy`` "read": once the
+:meth:`Publisher.flush` once that frame is processed (with ``publisher.flush`` "read": once the
 socket read is processed), or earlier: when the next message would not fit ``max_payload``, and
 as soon as a book is packed into a datagram that cannot take another book. Sequence numbers count messages (MoldUDP64 style); a heartbeat goes out
 after ``heartbeat_interval_s`` of silence, and an end-of-session packet on a clean stop.
@@ -42,7 +42,7 @@ class Publisher(object):
                  multicast_ttl=1, multicast_interface=None, multicast_loop=True,
                  heartbeat_interval_s=1.0, instrument_interval_s=5.0,
                  sndbuf_bytes=4 * 2 ** 20, rcvbuf_bytes=4 * 2 ** 20, source_host=None,
-                 session=None, latency=None, flush_policy="frame", extra_targets=(),
+                 session=None, latency=None, extra_targets=(),
                  refresh_interval_s=1.0, history_datagrams=0):
         self.target = (target_host, target_port)
         self.targets = [(target_host, target_port, multicast_interface, multicast_ttl)] + [
@@ -68,7 +68,6 @@ class Publisher(object):
         self.refresh_messages = 0
         self.history = History(history_datagrams) if history_datagrams else None
         self.latency = latency          # optional stats.LatencyHistogram of send_ns - recv_ns
-        self.flush_policy = flush_policy  # read by the feed: "frame" or "read" (docs/config.md)
         # Preallocated once: every packet is built in place here (no per-update allocation).
         self.buf = bytearray(max_payload)
         self.view = memoryview(self.buf)

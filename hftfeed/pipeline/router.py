@@ -107,7 +107,7 @@ class Router(object):
     never usable, bridge never seen, re-subscription never answered) starts the resync over."""
 
     def __init__(self, venue, instruments, publisher, stats, fetch_snapshot, retry_delay_s,
-                 resync_deadline_s=60.0):
+                 resync_deadline_s=60.0, flush_per_frame=True):
         self.venue = venue
         self.instruments = instruments          # venue symbol -> Instrument (shared with Feed)
         self.publisher = publisher
@@ -119,8 +119,9 @@ class Router(object):
         self._parse = venue.parse
         # a venue whose only snapshot is one big in-stream message (Coinbase level2) says so
         self.max_parse_chars = getattr(venue, "MAX_MESSAGE_CHARS", None) or MAX_PARSE_CHARS
-        # "frame": one datagram per inbound frame (PROTOCOL.md); "read": per socket read
-        self.flush_per_frame = getattr(publisher, "flush_policy", "frame") == "frame"
+        # publisher.flush "frame": one datagram per inbound frame (PROTOCOL.md); "read": per
+        # socket read (the connection flushes after the read); from cfg.publisher.flush_per_frame
+        self.flush_per_frame = flush_per_frame
         self.trace = None    # runtime.trace.Trace when tracing (it wraps handle and _parse)
 
     # -- the hot path ---------------------------------------------------------------------------
