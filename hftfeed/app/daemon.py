@@ -29,6 +29,7 @@ from hftfeed.pipeline.publisher import Publisher
 from hftfeed.pipeline.retransmit import RetransmitServer
 from hftfeed.runtime.sdnotify import Notifier
 from hftfeed.runtime.stats import LatencyHistogram, format_ns
+from hftfeed.runtime.jitwatch import JitMonitor
 from hftfeed.runtime.trace import Trace
 from hftfeed.transport.ws import trust_store_description
 
@@ -61,6 +62,7 @@ class Daemon(object):
         self.ready_sent = False
         self.gc_scheduler = None
         self.gc_pauses = gctune.GcPauseMonitor()   # every collection, for the stats line
+        self.jit = JitMonitor()                     # PyPy's compilations: is the JIT warm yet?
         self.ssl_context = None
         self.trace = None               # runtime.trace.Trace when config trace.sample_every > 0
         self.last_stats_ns = 0
@@ -137,18 +139,45 @@ class Daemon(object):
         gctune.gc_after_startup(self.cfg.gc.freeze_after_start)
         if not self.gc_pauses.install():
             log.info("gc: this interpreter has no collection hooks; the stats line omits gc")
+        self.jit.install()
         self.watchdog_interval_ns = int((self.notifier.watchdog_interval_s() or 0) * 1e9) \
             if self.cfg.watchdog else 0
         self.last_stats_ns = time.monotonic_ns()
         log.info("running: %d feed(s), %d instrument(s)", len(self.feeds),
                  sum(len(f.instruments) for f in self.feeds))
-        while not self.stop_requested.is_set():
-            try:
-                await asyncio.wait_for(self.stop_requested.wait(), HOUSEKEEPING_INTERVAL_S)
-            except asyncio.TimeoutError:
-                self.housekeeping()
+        # Housekeeping runs from one loop timer, not from ``wait_for(event.wait(), 0.1)``: that
+        # built a task, a coroutine, a future and a CancelledError with its traceback ten times
+        # a second, and under PyPy every one of them was allocation (minor collections) and
+        # another path through asyncio's cancellation code for the JIT to compile.
+        self._loop = loop
+        self._tick_at = loop.time()
+        self._tick_error = None
+        self._tick_handle = loop.call_soon(self._tick)
+        try:
+            await self.stop_requested.wait()
+        finally:
+            self._tick_handle.cancel()
+        if self._tick_error is not None:
+            raise self._tick_error
         await self.shutdown()
         return self.exit_code
+
+    def _tick(self):
+        """One housekeeping round every HOUSEKEEPING_INTERVAL_S, on a fixed grid (a slow
+        round does not push the next ones back; missed rounds are skipped, not bunched)."""
+        loop = self._loop
+        now = loop.time()
+        self._tick_at += HOUSEKEEPING_INTERVAL_S
+        if self._tick_at < now:
+            self._tick_at = now + HOUSEKEEPING_INTERVAL_S
+        self._tick_handle = loop.call_at(self._tick_at, self._tick)
+        try:
+            self.housekeeping()
+        except Exception as exc:
+            # as before this timer existed: a housekeeping bug ends run() with that exception
+            self._tick_handle.cancel()
+            self._tick_error = exc
+            self.stop_requested.set()
 
     def reload(self):
         """SIGHUP: re-read the config file, compare all of it with the running one
@@ -330,6 +359,9 @@ class Daemon(object):
             pauses, pause_ns, pause_max_ns = self.gc_pauses.take_interval()
             gc_text = " | gc %d pauses %s (max %s)" % (pauses, format_ns(pause_ns),
                                                        format_ns(pause_max_ns))
+        if self.jit.installed:
+            loops, bridges, aborts = self.jit.take_interval()
+            gc_text += " | jit %d loops %d bridges %d aborts" % (loops, bridges, aborts)
         log.info("HFT OrderBook: %d updates/sec | %d msgs/sec | %d levels/sec | live %d/%d | "
                  "packets %d | resyncs %d | connects %d, failed %d, dropped %d | bad msgs %d | "
                  "latency p50 %s p99 %s p99.9 %s (recv->send, %d samples)%s",
@@ -359,6 +391,7 @@ class Daemon(object):
         if self.gc_scheduler is not None:
             self.gc_scheduler.stop()
         self.gc_pauses.uninstall()
+        self.jit.uninstall()
         self.publisher.end_session()
         if self.retransmit is not None:
             await self.retransmit.close()

@@ -265,6 +265,13 @@ class DaemonMetrics(object):
                      gc.total_ns / 1e9)
             page.one("hftfeed_gc_pause_max_seconds", "gauge", "Longest single pause.", ch,
                      gc.max_ns / 1e9)
+        jit = d.jit
+        if jit.installed:
+            page.one("hftfeed_jit_compiled_total", "counter",
+                     "Loops and bridges PyPy's JIT compiled (rises during warm-up).", ch,
+                     jit.compiled)
+            page.one("hftfeed_jit_aborts_total", "counter", "Traces PyPy's JIT abandoned.", ch,
+                     jit.aborts)
         memory = self._process_facts(now_mono_ns)[1]
         page.one("process_resident_memory_bytes", "gauge", "Resident memory (VmRSS).", ch,
                  memory["VmRSS"])

@@ -457,6 +457,7 @@ def run_once(exe, helper, on_keys, mode, rate, seconds, warmup_s, symbols=SYMBOL
 
 _LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ")
 _GC_MAX = re.compile(r"\| gc \d+ pauses \S+ \(max (\S+)\)")
+_JIT = re.compile(r"\| jit (\d+) loops (\d+) bridges (\d+) aborts")
 _NS_UNITS = (("ns", 1), ("us", 1000), ("ms", 1000000), ("s", 1000000000))
 
 
@@ -473,11 +474,13 @@ _TRACE_LINE = re.compile(r" trace ([a-z_]+) (\{.*\})$")
 
 def daemon_log_figures(log_path, start_unix_ns, end_unix_ns):
     """From the daemon's log: the trace lines written during the window merged into one
-    breakdown (``trace``), and the longest GC pause of the window's stats lines. A stats line
-    covers the second before it, so lines from 1 s after the window opened to 1 s after it
-    closed are taken."""
+    breakdown (``trace``), the longest GC pause of the window's stats lines and the JIT
+    compilations they report (PyPy: a non-zero count means the window still saw warm-up). A
+    stats line covers the second before it, so lines from 1 s after the window opened to 1 s
+    after it closed are taken."""
     pairs = []
     gc_max_ns = None
+    jit_compiled = None
     try:
         with open(log_path, errors="replace") as f:
             for line in f:
@@ -486,16 +489,22 @@ def daemon_log_figures(log_path, start_unix_ns, end_unix_ns):
                     pairs.append((found.group(1), found.group(2)))
                     continue
                 found = _GC_MAX.search(line)
+                jit = _JIT.search(line)
                 stamp = _LOG_TIME.match(line)
-                if found and stamp:
+                if (found or jit) and stamp:
                     when = time.mktime(time.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S"))
                     when_ns = int(when * 1e9) + int(stamp.group(2)) * 1000000
                     if start_unix_ns + 1e9 <= when_ns <= end_unix_ns + 1e9:
-                        pause_ns = parse_ns(found.group(1))
-                        gc_max_ns = pause_ns if gc_max_ns is None else max(gc_max_ns, pause_ns)
+                        if found:
+                            pause_ns = parse_ns(found.group(1))
+                            gc_max_ns = pause_ns if gc_max_ns is None else max(gc_max_ns,
+                                                                               pause_ns)
+                        if jit:
+                            jit_compiled = (jit_compiled or 0) + int(jit.group(1)) \
+                                + int(jit.group(2))
     except OSError as exc:
         log.warning("cannot read the daemon log %s: %s", log_path, exc)
-    out = {"daemon_gc_max_pause_ns": gc_max_ns}
+    out = {"daemon_gc_max_pause_ns": gc_max_ns, "daemon_jit_compiled": jit_compiled}
     intervals = parse_export_lines(pairs)
     merged = merge_exports([doc for t_ns, doc in intervals
                             if start_unix_ns + 1e9 <= t_ns <= end_unix_ns + 1e9])
@@ -511,7 +520,8 @@ SCALARS = (("offered_msgs_per_s", "msgs/s"), ("delivered_msgs_per_s", "msgs/s"),
            ("sim_behind_msgs", "msgs"), ("daemon_cpu_pct", "%"), ("daemon_cpu_system_pct", "%"),
            ("sim_cpu_pct", "%"),
            ("receiver_cpu_pct", "%"), ("daemon_peak_rss_kb", "kB"), ("daemon_locked_kb", "kB"),
-           ("daemon_cpu_us_per_msg", "us"), ("daemon_gc_max_pause_ns", "ns"))
+           ("daemon_cpu_us_per_msg", "us"), ("daemon_gc_max_pause_ns", "ns"),
+           ("daemon_jit_compiled", "count"))
 
 
 def aggregate(runs):

@@ -152,6 +152,7 @@ E2E_ROWS = (
     ("daemon peak RSS MB", "daemon_peak_rss_kb", lambda kb: si(kb / 1024.0)),
     ("daemon CPU us/msg", "daemon_cpu_us_per_msg", si),
     ("longest GC pause us", "daemon_gc_max_pause_ns", us),
+    ("JIT compilations in window", "daemon_jit_compiled", si),
 )
 # (row text, latency, percentile) of the ratios to the relay floor of the same repetition
 RELAY_ROWS = (("daemon-internal p50 x relay floor", "latency_daemon", "p50_ns"),
