@@ -468,3 +468,13 @@ def wire_ok(datagram):
     from hftfeed.codecs import wire
     wire.check_datagram(datagram)
     return True
+
+
+def test_jit_variant_sets_pypys_own_thresholds_and_baseline_keeps_the_daemons():
+    base = load_config_dict(e2e.daemon_config("ws://127.0.0.1:1", "http://127.0.0.1:1", 9,
+                                              ["BTCUSDT"], e2e.phase1_settings((), 0)))
+    pypy = load_config_dict(e2e.daemon_config(
+        "ws://127.0.0.1:1", "http://127.0.0.1:1", 9, ["BTCUSDT"],
+        e2e.phase1_settings(dict(e2e.variants(["jit_pypy_defaults"]))["jit_pypy_defaults"], 0)))
+    assert base.jit.params() == "threshold=200,function_threshold=300,trace_eagerness=20"
+    assert pypy.jit.params() == "threshold=1039,function_threshold=1619,trace_eagerness=200"

@@ -447,6 +447,23 @@ class GcConfig(Section):
                               "is never reclaimed" % path)
 
 
+class JitConfig(Section):
+    """``jit``: PyPy JIT parameters, set with ``pypyjit.set_param`` when the daemon starts
+    (runtime/jitwatch.py); CPython has no JIT and ignores them. The defaults are lower than
+    PyPy's own (threshold 1039, function_threshold 1619, trace_eagerness 200) so that the
+    paths live market data takes are compiled within seconds of going live instead of a minute
+    (docs/benchmarks.md, "JIT warm-up")."""
+
+    KEYS = (Key("threshold", Int(200, 1, 1000000)),
+            Key("function_threshold", Int(300, 1, 1000000)),
+            Key("trace_eagerness", Int(20, 1, 1000000)))
+    __slots__ = _slots(KEYS)
+
+    def params(self):
+        """The ``pypyjit.set_param`` argument: "threshold=200,function_threshold=300,..."."""
+        return ",".join("%s=%d" % (key.name, getattr(self, key.name)) for key in self.KEYS)
+
+
 class TraceConfig(Section):
     """``trace``: the sampling trace of the hot path (runtime/trace.py); 0 = off (nothing
     installed), N = every Nth socket read has its messages stamped stage by stage."""
@@ -617,6 +634,7 @@ class Config(Section):
         Key("scheduler", SubSection(SchedulerConfig)),
         Key("socket_buffers", SubSection(SocketBuffersConfig)),
         Key("gc", SubSection(GcConfig)),
+        Key("jit", SubSection(JitConfig)),
         Key("busy_poll", Bool(False)),
         Key("watchdog", Bool(True)),
         Key("stats_interval_s", Number(10.0, 0.1, 86400.0)),

@@ -29,7 +29,7 @@ from hftfeed.pipeline.publisher import Publisher
 from hftfeed.pipeline.retransmit import RetransmitServer
 from hftfeed.runtime.sdnotify import Notifier
 from hftfeed.runtime.stats import LatencyHistogram, format_ns
-from hftfeed.runtime.jitwatch import JitMonitor
+from hftfeed.runtime.jitwatch import JitMonitor, apply_params as apply_jit_params
 from hftfeed.runtime.trace import Trace
 from hftfeed.transport.ws import trust_store_description
 
@@ -124,6 +124,8 @@ class Daemon(object):
             loop.add_signal_handler(signum, self.request_stop, signum)
         if self.config_path is not None:
             loop.add_signal_handler(signal.SIGHUP, self.reload)
+        if apply_jit_params(self.cfg.jit.params()):     # before any market data is handled
+            log.info("jit: %s", self.cfg.jit.params())
         self.build()
         if self.cfg.publisher.retransmit_listen:
             host, port = self.cfg.publisher.retransmit_listen

@@ -79,3 +79,17 @@ class JitMonitor(object):
         out = (self.loops - loops, self.bridges - bridges, self.aborts - aborts)
         self._taken = (self.loops, self.bridges, self.aborts)
         return out
+
+
+def apply_params(params):
+    """Set PyPy's JIT parameters (``"threshold=200,trace_eagerness=20"``) for this process.
+
+    Returns what was set, or None where there is no JIT to tune (CPython). Why here and not on
+    the command line: the systemd unit, ``hftfeed.py run`` and the tests start the daemon in
+    different ways, and the config file is the one place all of them read."""
+    try:
+        import pypyjit
+    except ImportError:
+        return None
+    pypyjit.set_param(params)
+    return params

@@ -72,7 +72,10 @@ PHASE1_KEYS = ("memory_lock", "prefault", "cpu_affinity", "scheduler", "socket_b
                "busy_poll")
 # Not Phase 1 settings, so only run when asked by name (--variants baseline,flush_read):
 # "flush_read" = publisher.flush "read" (one datagram per socket read instead of per frame).
-EXTRA_KEYS = ("flush_read",)
+# "jit_pypy_defaults" = the daemon's ``jit`` section set to PyPy's own thresholds (the daemon's
+# defaults are lower: compiled sooner after going live).
+EXTRA_KEYS = ("flush_read", "jit_pypy_defaults")
+PYPY_JIT_DEFAULTS = {"threshold": 1039, "function_threshold": 1619, "trace_eagerness": 200}
 # Daemon environment variants (baseline settings, extra environment), also only by name: PyPy
 # sizes its nursery from the "cache size" /proc/cpuinfo reports, which on some VMs is the whole
 # L3 (480 MB here: a 240 MB nursery that never stays in any cache); glibc's heap trimming is
@@ -115,6 +118,7 @@ def phase1_settings(on_keys, core):
                      "collect_interval_s": 0}),
         "busy_poll": "busy_poll" in on,
         "publisher_flush": "read" if "flush_read" in on else "frame",
+        "jit": dict(PYPY_JIT_DEFAULTS) if "jit_pypy_defaults" in on else {},
     }
 
 
