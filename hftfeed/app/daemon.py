@@ -337,7 +337,8 @@ class Daemon(object):
                  s.resyncs, s.connects, s.connect_failures, s.reconnects, s.bad_messages,
                  format_ns(lat.percentile(50)),
                  format_ns(lat.percentile(99)), format_ns(lat.percentile(99.9)), lat.count,
-                 gc_text + ("" if self.trace is None else " | " + self.trace.line()))
+                 gc_text + instruments_text(s)
+                 + ("" if self.trace is None else " | " + self.trace.line()))
         self.metrics.absorb_latency(lat)
         lat.reset()
         if self.trace is not None:
@@ -364,6 +365,15 @@ class Daemon(object):
             await self.retransmit.close()
         log.info("%s", stop_summary(self.stats, self.publisher.counters(), self.started_mono_ns))
         self.publisher.close()
+
+
+def instruments_text(stats):
+    """The stats line's instrument-metadata part: only when a list failed or was incomplete."""
+    if not (stats.instrument_errors or stats.instruments_refused or stats.instruments_missing):
+        return ""
+    return " | instrument info: %d loaded, %d list errors, %d refused, %d not listed" % (
+        stats.instruments_loaded, stats.instrument_errors, stats.instruments_refused,
+        stats.instruments_missing)
 
 
 def stop_summary(stats, counters, started_mono_ns):

@@ -82,7 +82,8 @@ VENUES = (
         book_sync="in-stream snapshot + `u`+1 deltas",
         notes="`u == 1` restart snapshot; `{\"op\":\"ping\"}` keepalive",
         instruments=InstrumentsEndpoint(
-            ("/v5/market/instruments-info?category=linear&limit=1000",), _INSTRUMENTS + "parse_bybit")),
+            ("/v5/market/instruments-info?category=linear&limit=1000",),
+            _INSTRUMENTS + "parse_bybit")),
     VenueSpec(
         wire_id=4, name="okx", display_name="OKX v5 public",
         adapter="hftfeed.venues.okx:Okx", sim_dialect="hftfeed.tools.sim.okx",
@@ -93,7 +94,8 @@ VENUES = (
         notes="CRC32 checksum of the top 25 verified when non-zero; text `ping`; spot "
               "(`BTC-USDT`), swaps and futures on the one endpoint",
         instruments=InstrumentsEndpoint(
-            ("/api/v5/public/instruments?instType=SPOT", "/api/v5/public/instruments?instType=SWAP",
+            ("/api/v5/public/instruments?instType=SPOT",
+             "/api/v5/public/instruments?instType=SWAP",
              "/api/v5/public/instruments?instType=FUTURES"), _INSTRUMENTS + "parse_okx")),
     VenueSpec(
         wire_id=5, name="coinbase", display_name="Coinbase Advanced Trade",
@@ -146,7 +148,8 @@ VENUES = (
         book_sync="in-stream snapshot + `u`+1 deltas",
         notes="as linear (coin-margined contracts)",
         instruments=InstrumentsEndpoint(
-            ("/v5/market/instruments-info?category=inverse&limit=1000",), _INSTRUMENTS + "parse_bybit")),
+            ("/v5/market/instruments-info?category=inverse&limit=1000",),
+            _INSTRUMENTS + "parse_bybit")),
     VenueSpec(
         wire_id=10, name="deribit", display_name="Deribit",
         adapter="hftfeed.venues.deribit:Deribit", sim_dialect="hftfeed.tools.sim.deribit",
@@ -158,7 +161,8 @@ VENUES = (
               "futures, perpetuals, options",
         instruments=InstrumentsEndpoint(
             ("/api/v2/public/get_instruments?currency=any&kind=future",
-             "/api/v2/public/get_instruments?currency=any&kind=option"), _INSTRUMENTS + "parse_deribit")),
+             "/api/v2/public/get_instruments?currency=any&kind=option"),
+            _INSTRUMENTS + "parse_deribit")),
     VenueSpec(
         wire_id=11, name="bitget", display_name="Bitget v2 spot",
         adapter="hftfeed.venues.bitget:Bitget", sim_dialect="hftfeed.tools.sim.bitget",
@@ -227,6 +231,15 @@ def adapter(name: str):
 def sim_dialect(name: str):
     """The simulator's dialect module of a venue (imported on first use)."""
     return _load(BY_NAME[name].sim_dialect)
+
+
+def instruments_parser(name: str):
+    """The parser of the venue's instrument list (bytes -> [RawInstrument]), imported on first
+    use; KeyError for an unknown name, TypeError for a venue without an instruments endpoint."""
+    endpoint = BY_NAME[name].instruments
+    if isinstance(endpoint, str):
+        raise TypeError("%s has no instruments endpoint: %s" % (name, endpoint))
+    return _load(endpoint.parser)
 
 
 def symbol_error(name: str, symbol: str) -> str:
