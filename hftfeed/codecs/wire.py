@@ -89,6 +89,7 @@ _PACK_ERRORS = (struct.error, ValueError, OverflowError)
 PACKET_HEADER = _PACKET_HEADER
 MSG_HEADER = _MSG_HEADER
 BOOK_HEAD = _BOOK_HEAD     # a B's fixed part: the message header plus bid and ask counts
+DETAILS = _DETAILS         # a D: header, tick, lot, min qty, contract size, trading
 # Message header fields a fast receiver needs: length, type, venue, instrument, flags, exch_ns,
 # recv_ns, update_id are all of it, so this is MSG_HEADER itself; LEVEL is one (price, qty).
 LEVEL = _LEVEL
