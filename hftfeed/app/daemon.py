@@ -25,6 +25,7 @@ from hftfeed.app.metrics import DaemonMetrics, MetricsServer
 from hftfeed.venues import registry
 from hftfeed.errors import ConfigError
 from hftfeed.pipeline.feed import Feed, FeedStats
+from hftfeed.pipeline.instruments import load_details
 from hftfeed.pipeline.publisher import Publisher
 from hftfeed.pipeline.retransmit import RetransmitServer
 from hftfeed.runtime.sdnotify import Notifier
@@ -167,6 +168,8 @@ class Daemon(object):
             if added or removed:
                 log.info("reload: %s feed: added %s, removed %s", feed.venue.NAME,
                          added or "nothing", removed or "nothing")
+            if added:       # their D messages: read the venue's list again (advisory task)
+                feed.tasks.append(asyncio.ensure_future(load_details(feed)))
         for feed_cfg in plan.new:
             feed = Feed(feed_cfg, registry.adapter(feed_cfg.venue), self.publisher, FeedStats(),
                         self.cfg.book.capacity_levels, ssl_context=self.ssl_context,
