@@ -36,7 +36,11 @@ async def serve(answers):
 
     async def handle(reader, writer):
         while True:
-            head = await reader.readuntil(b"\r\n\r\n")
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                writer.close()          # the client is done (or gave up)
+                return
             seen.append(head.split(b" ")[1].decode())
             answer = answers.pop(0) if answers else (404, [], b"{}")
             if answer is None:
