@@ -10,6 +10,10 @@
  *
  * Prices and quantities are fixed-point: value x 10^exp, exp from the instrument's I message
  * (-8 today).
+ *
+ * Compatibility (PROTOCOL.md): skip a message whose type you do not know by its length; a known
+ * fixed-size message may be LONGER than its HF_*_LEN (fields appended within version 1): read
+ * the fields below and skip the rest; shorter is malformed.
  */
 #ifndef HFTFEED_WIRE_H
 #define HFTFEED_WIRE_H
@@ -29,6 +33,7 @@
 #define HF_TYPE_QUOTE 'Q'
 #define HF_TYPE_STATUS 'S'
 #define HF_TYPE_INSTRUMENT 'I'
+#define HF_TYPE_DETAILS 'D'                   /* instrument details: tick, lot, ... */
 
 #define HF_BOOK_FLAG_SNAPSHOT 0x0001          /* first book after a (re)synchronisation */
 #define HF_BOOK_FLAG_REFRESH 0x0002           /* re-sent by the refresh cycle */
@@ -36,6 +41,11 @@
 #define HF_STATE_LIVE 1
 #define HF_STATE_RESYNC 2
 #define HF_STATE_DISCONNECTED 3
+
+#define HF_TRADING_UNKNOWN 0                  /* D: the venue's list states none */
+#define HF_TRADING_OPEN 1
+#define HF_TRADING_RESTRICTED 2               /* halted, pre-open, cancel/post/limit only */
+#define HF_TRADING_CLOSED 3                   /* delisted, expired, settled */
 
 #define HF_SIDE_UNKNOWN 0
 #define HF_SIDE_BUYER 1
@@ -47,6 +57,7 @@
 #define HF_QUOTE_LEN 64
 #define HF_STATUS_LEN 40
 #define HF_INSTRUMENT_LEN 64
+#define HF_DETAILS_LEN 72
 #define HF_SYMBOL_SIZE 24
 #define HF_BOOK_LEN(bid_n, ask_n) (HF_BOOK_FIXED_LEN + HF_LEVEL_SIZE * ((bid_n) + (ask_n)))
 
@@ -133,6 +144,16 @@ typedef struct HF_PACKED hf_instrument {
     uint8_t reserved[6];
 } hf_instrument;
 
+typedef struct HF_PACKED hf_details {
+    hf_msg_header h;           /* recv_ns: when the daemon read the venue's instrument list */
+    int64_t tick_size;         /* price increment, price exponent (> 0) */
+    int64_t lot_size;          /* quantity increment, quantity exponent (> 0) */
+    int64_t min_qty;           /* minimum order quantity, quantity exponent; 0 = not stated */
+    int64_t contract_size;     /* contract size/multiplier x 10^8 in the venue's unit; 0 = none */
+    uint8_t trading;           /* HF_TRADING_* */
+    uint8_t reserved[7];
+} hf_details;
+
 typedef struct HF_PACKED hf_retrans_request {
     uint8_t magic[2];          /* "HR" */
     uint8_t version;           /* 1 */
@@ -166,6 +187,7 @@ typedef char hf_check_trade[sizeof(hf_trade) == HF_TRADE_LEN ? 1 : -1];
 typedef char hf_check_quote[sizeof(hf_quote) == HF_QUOTE_LEN ? 1 : -1];
 typedef char hf_check_status[sizeof(hf_status) == HF_STATUS_LEN ? 1 : -1];
 typedef char hf_check_instrument[sizeof(hf_instrument) == HF_INSTRUMENT_LEN ? 1 : -1];
+typedef char hf_check_details[sizeof(hf_details) == HF_DETAILS_LEN ? 1 : -1];
 typedef char hf_check_request[sizeof(hf_retrans_request) == 32 ? 1 : -1];
 typedef char hf_check_frame[sizeof(hf_retrans_frame) == 8 ? 1 : -1];
 

@@ -49,28 +49,35 @@ static int decode(const uint8_t *d, size_t size) {
             if (b.ask_n == 0) printf(" asks=");
         } else if (h.type == HF_TYPE_TRADE) {
             hf_trade t;
-            if (h.length != HF_TRADE_LEN) return 1;
+            if (h.length < HF_TRADE_LEN) return 1;      /* longer: fields appended */
             memcpy(&t, d + off, sizeof t);
             printf(" price=%" PRId64 " qty=%" PRId64 " side=%u", t.price, t.qty, t.side);
         } else if (h.type == HF_TYPE_QUOTE) {
             hf_quote q;
-            if (h.length != HF_QUOTE_LEN) return 1;
+            if (h.length < HF_QUOTE_LEN) return 1;
             memcpy(&q, d + off, sizeof q);
             printf(" bid_px=%" PRId64 " bid_qty=%" PRId64 " ask_px=%" PRId64 " ask_qty=%" PRId64,
                    q.bid_px, q.bid_qty, q.ask_px, q.ask_qty);
         } else if (h.type == HF_TYPE_STATUS) {
             hf_status s;
-            if (h.length != HF_STATUS_LEN) return 1;
+            if (h.length < HF_STATUS_LEN) return 1;
             memcpy(&s, d + off, sizeof s);
             printf(" state=%u", s.state);
         } else if (h.type == HF_TYPE_INSTRUMENT) {
             hf_instrument in;
             char symbol[HF_SYMBOL_SIZE + 1];
-            if (h.length != HF_INSTRUMENT_LEN) return 1;
+            if (h.length < HF_INSTRUMENT_LEN) return 1;
             memcpy(&in, d + off, sizeof in);
             memcpy(symbol, in.symbol, HF_SYMBOL_SIZE);
             symbol[HF_SYMBOL_SIZE] = 0;
             printf(" symbol=%s price_exp=%d qty_exp=%d", symbol, in.price_exp, in.qty_exp);
+        } else if (h.type == HF_TYPE_DETAILS) {
+            hf_details dt;
+            if (h.length < HF_DETAILS_LEN) return 1;
+            memcpy(&dt, d + off, sizeof dt);
+            printf(" tick_size=%" PRId64 " lot_size=%" PRId64 " min_qty=%" PRId64
+                   " contract_size=%" PRId64 " trading=%u", dt.tick_size, dt.lot_size,
+                   dt.min_qty, dt.contract_size, dt.trading);
         }
         printf("\n");
         off += h.length;

@@ -72,7 +72,8 @@ def wire_seeds():
     off = wire.pack_quote(buf, off, 1, 7, 1, 2, 42, 1, 2, 3, 4)
     off = wire.pack_status(buf, off, 1, 7, 2, wire.STATE_LIVE)
     off = wire.pack_instrument(buf, off, 1, 7, "BTCUSDT")
-    wire.pack_packet_header(buf, 0, 3, 5, 1700000000, 1, 123)
+    off = wire.pack_details(buf, off, 1, 7, 3, 10 ** 6, 10 ** 5, 2 * 10 ** 5, 0, wire.TRADING_OPEN)
+    wire.pack_packet_header(buf, 0, 3, 6, 1700000000, 1, 123)
     heartbeat = bytearray(wire.HEADER_SIZE)
     wire.pack_packet_header(heartbeat, 0, 3, 0, 1700000000, 6, 124)
     return [bytes(buf[:off]), bytes(heartbeat)]

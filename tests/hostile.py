@@ -177,7 +177,9 @@ class Recorder(object):
 def make_feed(venue, exchange, symbols=("BTCUSDT",), capacity_levels=100, **feed_keys):
     entry = {"venue": venue, "ws_url": "ws://" + exchange.url, "symbols": list(symbols),
              "reconnect_backoff_initial_s": 0.05, "reconnect_backoff_max_s": 0.2,
-             "snapshot_timeout_s": 1.0, "connect_timeout_s": 2.0}
+             "snapshot_timeout_s": 1.0, "connect_timeout_s": 2.0,
+             # the hostile exchange has no instruments endpoint (and only loopback is allowed)
+             "instrument_metadata": False}
     if venue.startswith("binance"):
         entry["rest_url"] = "http://" + exchange.url
     entry.update(feed_keys)

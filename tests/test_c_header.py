@@ -34,6 +34,9 @@ def python_lines(data):
             line += " state=%d" % m.state
         elif m.type == wire.TYPE_INSTRUMENT:
             line += " symbol=%s price_exp=%d qty_exp=%d" % (m.symbol, m.price_exp, m.qty_exp)
+        elif m.type == wire.TYPE_DETAILS:
+            line += " tick_size=%d lot_size=%d min_qty=%d contract_size=%d trading=%d" % (
+                m.tick_size, m.lot_size, m.min_qty, m.contract_size, m.trading)
         lines.append(line)
     return lines
 

@@ -10,8 +10,8 @@ import pytest
 from hftfeed.client import Subscriber
 from hftfeed.codecs import wire
 
-from wirebuild import (PX, SESSION, Sender, Stream, book, instrument_def, packet, quote, status,
-                       trade)
+from wirebuild import (PX, SESSION, Sender, Stream, book, details, instrument_def, packet, quote,
+                       status, trade)
 
 
 def collect(sub, n_events=None, timeout_s=3.0, until=None):
@@ -59,6 +59,23 @@ def test_events_carry_symbol_key_levels_and_decimal_helpers(sub, tx):
     t = events[3]
     assert t.trade_id == 9 and t.price_decimal == Decimal("100.00000005") and t.side == 2
     assert sub.books[(1, 1, 3)] is b and sub.books.get_symbol("BTCUSDT") is b
+
+
+def test_details_give_tick_lot_min_qty_contract_size_and_status_per_instrument(sub, tx):
+    st = Stream()
+    tx.send(st.next([instrument_def(3, "BTC-USD-261225"),
+                     details(3, PX // 10, PX, 2 * PX, 100 * PX, wire.TRADING_RESTRICTED)]))
+    events = collect(sub, 2)
+    assert [e.kind for e in events] == ["instrument", "details"]
+    det = events[1]
+    assert det.symbol == "BTC-USD-261225" and det.key == (1, 1, 3)
+    assert (det.tick_size, det.lot_size, det.min_qty, det.contract_size) == \
+        (PX // 10, PX, 2 * PX, 100 * PX)
+    assert det.tick_size_decimal == Decimal("0.1") and det.lot_size_decimal == Decimal(1)
+    assert det.min_qty_decimal == Decimal(2) and det.contract_size_decimal == Decimal(100)
+    assert det.trading_name == "restricted" and det.recv_ns == 5
+    assert sub.details[(1, 1, 3)] is det
+    assert "tick=0.1" in repr(det)
 
 
 def test_callbacks_per_event_type(sub, tx):

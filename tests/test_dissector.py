@@ -37,8 +37,11 @@ def expected_fields(data):
            ("hftfeed.count", str(p.count)), ("hftfeed.session", str(p.session)),
            ("hftfeed.reserved", "0"), ("hftfeed.seq", str(p.seq)),
            ("hftfeed.send_ns", str(p.send_ns)), ("hftfeed.heartbeat", str(int(p.is_heartbeat)))]
+    off = wire.HEADER_SIZE
     for m in p.messages:
-        out += [("hftfeed.msg.length", str(_length(m))), ("hftfeed.msg.type", "0x%02x" % m.type),
+        length = wire.MSG_HEADER.unpack_from(data, off)[0]    # may exceed the defined length
+        off += length
+        out += [("hftfeed.msg.length", str(length)), ("hftfeed.msg.type", "0x%02x" % m.type),
                 ("hftfeed.msg.venue", str(m.venue)), ("hftfeed.msg.instrument", str(m.instrument)),
                 ("hftfeed.msg.flags", "0x%04x" % m.flags)]
         if m.type == wire.TYPE_BOOK:
@@ -68,14 +71,28 @@ def expected_fields(data):
             out += [("hftfeed.instrument.symbol", m.symbol),
                     ("hftfeed.instrument.price_exp", str(m.price_exp)),
                     ("hftfeed.instrument.qty_exp", str(m.qty_exp))]
+        elif m.type == wire.TYPE_DETAILS:
+            out += [("hftfeed.details.tick_size", decimal(m.tick_size)),
+                    ("hftfeed.details.lot_size", decimal(m.lot_size)),
+                    ("hftfeed.details.min_qty", decimal(m.min_qty)),
+                    ("hftfeed.details.contract_size", decimal(m.contract_size)),
+                    ("hftfeed.details.trading", str(m.trading))]
     return out
 
 
-def _length(m):
-    if m.type == wire.TYPE_BOOK:
-        return wire.book_len(len(m.bids), len(m.asks))
-    return {wire.TYPE_TRADE: wire.TRADE_LEN, wire.TYPE_QUOTE: wire.QUOTE_LEN,
-            wire.TYPE_STATUS: wire.STATUS_LEN, wire.TYPE_INSTRUMENT: wire.INSTRUMENT_LEN}[m.type]
+def longer_than_defined():
+    """A T and a D each 16 bytes longer than defined (PROTOCOL.md "Compatibility")."""
+    def longer(pack):
+        def write(buf, off):
+            end = pack(buf, off)
+            buf[end:end + 16] = b"\xee" * 16
+            wire.MSG_HEADER.pack_into(buf, off, end + 16 - off, *wire.MSG_HEADER.unpack_from(
+                buf, off)[1:])
+            return end + 16
+        return write
+    return _datagram([longer(lambda b, o: wire.pack_trade(b, o, 1, 1, 5, 6, 7, 3 * 10 ** 8, 2, 1)),
+                      longer(lambda b, o: wire.pack_details(b, o, 1, 1, 6, 10 ** 6, 10 ** 5))],
+                     500)
 
 
 def random_datagrams(n, seed=5):
@@ -148,7 +165,7 @@ def test_tshark_with_the_dissector_decodes_a_recording_like_the_python_decoder(t
     tshark = shutil.which("tshark")
     if tshark is None:
         pytest.skip("tshark is not installed (tests/run.sh installs it when run as root)")
-    datagrams = [data for _, _, data in VECTORS] + random_datagrams(40)
+    datagrams = [data for _, _, data in VECTORS] + random_datagrams(40) + [longer_than_defined()]
     path = record(tmp_path, datagrams)
     from hftfeed.client.pcap import PcapReader
     with PcapReader(path) as reader:

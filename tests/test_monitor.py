@@ -303,8 +303,9 @@ def malformed_datagrams():
         "length_not_multiple_of_8": good[:32] + struct.pack("<H", 60) + good[34:],
         "length_below_32": good[:32] + struct.pack("<H", 24) + good[34:],
         "book_level_count_mismatch": bytes(bad_book),
-        "trade_wrong_length": packet([lambda buf, off: struct.pack_into(
-            "<HBB", buf, off, 64, ord("T"), 1) or off + 64]),
+        # shorter than defined (longer is allowed: PROTOCOL.md "Compatibility")
+        "trade_shorter_than_defined": packet([lambda buf, off: struct.pack_into(
+            "<HBB", buf, off, 48, ord("T"), 1) or off + 48]),
         "symbol_not_ascii": bytes(bad_symbol),
     }
 
@@ -381,6 +382,17 @@ def test_symbol_is_learned_from_instrument_messages(monitor, sender):
     assert monitor.symbols == {(1, BINANCE_ID, 7): "SOLUSDT"}
     text = "\n".join(render_report(monitor.interval_report()))
     assert "SOLUSDT" in text and "#7" not in text
+
+
+def test_tick_and_lot_are_shown_from_details_messages(monitor, sender):
+    details = lambda buf, off: wire.pack_details(buf, off, BINANCE_ID, 7, 0, PX // 100, PX // 1000)
+    send_all(monitor, sender, [packet([details], seq=1)])     # before its I: not kept
+    assert monitor.details == {}
+    send_all(monitor, sender, [packet([instrument_def(7, "SOLUSDT"), details], seq=2)])
+    assert monitor.details == {(1, BINANCE_ID, 7): (PX // 100, PX // 1000)}
+    row = monitor.interval_report()["instruments"][0]
+    assert (row["tick_size"], row["lot_size"]) == (PX // 100, PX // 1000)
+    assert "tick 0.01 lot 0.001" in "\n".join(render_report(monitor.interval_report()))
 
 
 def test_state_is_taken_from_status_messages(monitor, sender):

@@ -45,7 +45,7 @@ def test_the_vectors_cover_every_message_type_and_decode_whole_byte_by_byte_and_
         else:
             raise AssertionError("%s: trailing bytes accepted" % name)
     assert types == {wire.TYPE_BOOK, wire.TYPE_TRADE, wire.TYPE_QUOTE, wire.TYPE_STATUS,
-                     wire.TYPE_INSTRUMENT}
+                     wire.TYPE_INSTRUMENT, wire.TYPE_DETAILS}
 
 
 def test_book_vector_fields():

@@ -209,3 +209,63 @@ def test_a_datagram_that_cannot_take_another_book_leaves_at_once():
     finally:
         pub.close()
         rx.close()
+
+
+def test_details_follow_their_instrument_at_start_and_in_the_refresh_cycle():
+    from hftfeed.venues.instruments import InstrumentSpec
+    rx = udp_listener()
+    pub = publisher(rx, refresh_interval_s=1.0)
+    try:
+        pub.set_instruments([(1, 1, "AAA"), (1, 2, "BBB")])
+        pub.set_details(2, InstrumentSpec("BBB", PX // 100, PX // 1000, 0, 0, 1), 77)
+        pub.send_instruments(10 ** 18)
+        sent = wire.decode_packet(rx.recv(65536)).messages
+        assert [(chr(m.type), m.instrument) for m in sent] == [("I", 1), ("I", 2), ("D", 2)]
+        assert (sent[2].tick_size, sent[2].lot_size, sent[2].recv_ns) == \
+            (PX // 100, PX // 1000, 77)
+        t1 = 2 * 10 ** 18
+        pub.tick(t1)                               # the cycle's first slice: instrument 1
+        pub.tick(t1 + 10 ** 9 - 1)                 # the rest of the cycle: instrument 2
+        cycle = []
+        while len(cycle) < 3:                      # (heartbeats carry no message)
+            cycle += wire.decode_packet(rx.recv(65536)).messages
+        assert [(chr(m.type), m.instrument) for m in cycle] == [("I", 1), ("I", 2), ("D", 2)]
+        pub.set_instruments([(1, 1, "AAA")])       # removed: its details go too
+        assert pub.details == {}
+    finally:
+        pub.close()
+        rx.close()
+
+
+def test_a_refresh_with_a_book_as_deep_as_the_datagram_allows_still_sends_everything():
+    """depth 40 fills a 1472-byte datagram with one book (1352 bytes): the instrument's I, D and
+    S go in one datagram and its refresh book in the next, never past the end of the buffer."""
+    rx = udp_listener()
+    pub = Publisher("127.0.0.1", rx.getsockname()[1], channel=3, depth=40, session=S,
+                    refresh_interval_s=1.0)
+    pub.open()
+    try:
+        from hftfeed.venues.instruments import InstrumentSpec
+        book = Book(capacity_levels=128)
+        book.load_snapshot([x for i in range(40) for x in ((100 - i) * PX, PX)],
+                           [x for i in range(40) for x in ((200 + i) * PX, PX)], 9)
+        pub.set_instruments([(1, 1, "AAA")])
+        pub.set_details(1, InstrumentSpec("AAA", PX, PX, 0, 0, 1), 1)
+        t0 = 10 ** 18
+        pub.status(1, 1, t0, wire.STATE_LIVE)
+        pub.book(1, 1, 0, 5, t0, book)
+        pub.flush()
+        receive(rx, 1)
+        pub.tick(t0 + 1)                           # first cycle starts (the book is fresh)
+        rx.recv(65536)
+        pub.tick(t0 + 2 * 10 ** 9)                 # next cycle: the book is stale, refresh it
+        got = []
+        while len(got) < 2:                        # (heartbeats carry no message)
+            msgs = wire.decode_packet(rx.recv(65536)).messages
+            if msgs:
+                got.append(msgs)
+        assert [[chr(m.type) for m in msgs] for msgs in got] == [["I", "D", "S"], ["B"]]
+        assert got[1][0].is_refresh and len(got[1][0].bids) == 40
+    finally:
+        pub.close()
+        rx.close()

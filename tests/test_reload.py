@@ -235,3 +235,25 @@ def test_an_invalid_reload_is_refused_and_changes_nothing(rig):
     assert r.wait_for("reload refused", after=mark)
     assert "Traceback" not in r.daemon.log_text()
     assert r.close() == 0
+
+
+def test_symbols_added_by_a_reload_get_their_instrument_details(rig):
+    """The venue's list is read again when a reload adds symbols: the added instrument's I is
+    followed by its D (docs/PROTOCOL.md), as for the symbols configured at start."""
+    r = rig()
+    r.reload(feed_symbols=["BTCUSDT"])
+    mark = len(r.col.datagrams)
+    r.reload(feed_symbols=["BTCUSDT", "ETHUSDT"])
+    r.col.collect(3.0)
+    details = {}
+    names = {}
+    for _, data in r.col.datagrams[mark:]:
+        for msg in wire.decode_packet(data).messages:
+            if msg.type == wire.TYPE_INSTRUMENT:
+                names[msg.instrument] = msg.symbol
+            elif msg.type == wire.TYPE_DETAILS:
+                details[msg.instrument] = msg
+    assert r.close() == 0
+    eth = [i for i, s in names.items() if s == "ETHUSDT"]
+    assert eth and eth[0] in details, r.daemon.log_text()[-2000:]
+    assert details[eth[0]].tick_size == 1000000           # the simulator's ETHUSDT tick, 0.01

@@ -55,6 +55,16 @@ GOLDEN_INSTRUMENT = h("40 00 | 49 | 01 | 03 00 | 00 00 |"
                       "42 54 43 55 53 44 54 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 |"
                       "f8 | f8 | 00 00 00 00 00 00")
 
+# D: length 72, 'D', venue 3, instrument 5, flags 0, exch_ns 0, recv_ns 1634036400456000000,
+# update_id 0, tick 0.1 (10000000), lot 0.001 (100000), min qty 0.005 (500000), contract size 0
+# (none stated), trading 1 (open), 7 reserved bytes.
+GOLDEN_DETAILS = h("48 00 | 44 | 03 | 05 00 | 00 00 |"
+                   "00 00 00 00 00 00 00 00 | 00 e2 3c df 72 43 ad 16 |"
+                   "00 00 00 00 00 00 00 00 |"
+                   "80 96 98 00 00 00 00 00 | a0 86 01 00 00 00 00 00 |"
+                   "20 a1 07 00 00 00 00 00 | 00 00 00 00 00 00 00 00 |"
+                   "01 | 00 00 00 00 00 00 00")
+
 # B: length 40 + 16 * 3 = 88, 'B', venue 1, instrument 3, flags 1 (snapshot), exch_ns 0,
 # recv_ns 5, update_id 1000; bid_n 2, ask_n 1; bids 100 x 7, 99 x 8; ask 101 x 9.
 GOLDEN_BOOK = h("58 00 | 42 | 01 | 03 00 | 01 00 |"
@@ -88,6 +98,9 @@ def test_constants_match_protocol_tables():
             wire.TYPE_INSTRUMENT) == (0x42, 0x54, 0x51, 0x53, 0x49)
     assert (wire.TRADE_LEN, wire.QUOTE_LEN, wire.STATUS_LEN, wire.INSTRUMENT_LEN) == \
         (56, 64, 40, 64)
+    assert (wire.TYPE_DETAILS, wire.DETAILS_LEN) == (0x44, 72)
+    assert (wire.TRADING_UNKNOWN, wire.TRADING_OPEN, wire.TRADING_RESTRICTED,
+            wire.TRADING_CLOSED) == (0, 1, 2, 3)
     assert (wire.STATE_LIVE, wire.STATE_RESYNC, wire.STATE_DISCONNECTED) == (1, 2, 3)
     assert wire.DEFAULT_MAX_PAYLOAD == 1472
 
@@ -275,6 +288,44 @@ def test_decode_status_golden():
     assert msg.type == ord("S") and msg.state == wire.STATE_RESYNC
 
 
+def test_pack_details_golden():
+    buf = bytearray(72)
+    end = wire.pack_details(buf, 0, 3, 5, 1634036400456000000, 10000000, 100000, 500000, 0,
+                            wire.TRADING_OPEN)
+    assert end == wire.DETAILS_LEN == 72 and bytes(buf) == GOLDEN_DETAILS
+
+
+def test_decode_details_golden():
+    (msg,) = wire.decode_packet(packet(GOLDEN_DETAILS)).messages
+    assert msg == wire.DetailsMsg(3, 5, 0, 0, 1634036400456000000, 0, 10000000, 100000, 500000,
+                                  0, wire.TRADING_OPEN)
+    assert msg.type == ord("D") == wire.TYPE_DETAILS
+
+
+def test_details_datagram_fed_whole_cut_short_and_with_trailing_bytes():
+    data = packet(GOLDEN_INSTRUMENT, GOLDEN_DETAILS)
+    assert [m.type for m in wire.decode_packet(data).messages] == [ord("I"), ord("D")]
+    for n in range(len(data)):          # every prefix, as if it arrived byte by byte
+        with pytest.raises(WireError):
+            wire.decode_packet(data[:n])
+        with pytest.raises(WireError):
+            wire.check_datagram(data[:n])
+    with pytest.raises(WireError, match="trailing"):
+        wire.decode_packet(data + bytes(8))
+
+
+@pytest.mark.parametrize("args", [(0, 1), (1, 0), (-1, 1), (1, 1, -1), (1, 1, 0, -1),
+                                  (2 ** 63, 1), (1, 1, 0, 0, 256)])
+def test_pack_details_refuses_what_the_format_cannot_carry(args):
+    with pytest.raises(WireError):
+        wire.pack_details(bytearray(72), 0, 1, 1, 0, *args)
+
+
+def test_pack_details_needs_room():
+    with pytest.raises(WireError):
+        wire.pack_details(bytearray(71), 0, 1, 1, 0, 1, 1)
+
+
 def test_decode_instrument_golden():
     (msg,) = wire.decode_packet(packet(GOLDEN_INSTRUMENT)).messages
     assert msg == wire.InstrumentMsg(1, 3, 0, 0, 0, 0, "BTCUSDT", -8, -8)
@@ -374,11 +425,27 @@ def test_book_shorter_than_its_fixed_part_is_rejected():
         wire.decode_packet(packet(bad))
 
 
-@pytest.mark.parametrize("golden", [GOLDEN_TRADE, GOLDEN_QUOTE, GOLDEN_STATUS, GOLDEN_INSTRUMENT])
-def test_known_fixed_size_type_with_another_length_is_rejected(golden):
-    bad = struct.pack("<H", len(golden) + 8) + golden[2:] + bytes(8)
-    with pytest.raises(WireError):
+FIXED_GOLDENS = [GOLDEN_TRADE, GOLDEN_QUOTE, GOLDEN_STATUS, GOLDEN_INSTRUMENT, GOLDEN_DETAILS]
+
+
+@pytest.mark.parametrize("golden", FIXED_GOLDENS)
+def test_known_fixed_size_type_shorter_than_defined_is_rejected(golden):
+    bad = struct.pack("<H", len(golden) - 8) + golden[2:-8]
+    with pytest.raises(WireError, match="PROTOCOL.md says"):
         wire.decode_packet(packet(bad))
+    with pytest.raises(WireError, match="PROTOCOL.md says"):
+        wire.check_datagram(packet(bad))
+
+
+@pytest.mark.parametrize("golden", FIXED_GOLDENS)
+def test_known_fixed_size_type_longer_than_defined_reads_the_fields_and_skips_the_rest(golden):
+    # PROTOCOL.md "Compatibility": fields a later publisher appends are skipped by length.
+    longer = struct.pack("<H", len(golden) + 16) + golden[2:] + b"\xee" * 16
+    pkt = wire.decode_packet(packet(longer, GOLDEN_STATUS))
+    first, second = pkt.messages
+    assert first == wire.decode_packet(packet(golden)).messages[0]
+    assert second.type == wire.TYPE_STATUS
+    wire.check_datagram(packet(longer, GOLDEN_STATUS))
 
 
 @pytest.mark.parametrize("symbol_field", [bytes(24), b"BT\0C" + bytes(20), b"BT\xffC" + bytes(20)])
@@ -404,7 +471,7 @@ def build_mixed_packet(rng, buf):
     expected = []
     off = wire.HEADER_SIZE
     while True:
-        kind = rng.choice("BTQSI")
+        kind = rng.choice("BTQSID")
         venue, instrument = rng.choice((1, 2, 255)), rng.randrange(65536)
         exch_ns, recv_ns = rng.randrange(2 ** 64), rng.randrange(2 ** 64)
         if kind == "B":
@@ -424,7 +491,7 @@ def build_mixed_packet(rng, buf):
             expected.append(wire.BookMsg(venue, instrument, flags, exch_ns, recv_ns,
                                          book.update_id, top_bids, top_asks))
             continue
-        size = {"T": 56, "Q": 64, "S": 40, "I": 64}[kind]
+        size = {"T": 56, "Q": 64, "S": 40, "I": 64, "D": 72}[kind]
         if off + size > len(buf):
             break
         if kind == "T":
@@ -441,6 +508,11 @@ def build_mixed_packet(rng, buf):
             state = rng.randrange(1, 4)
             off = wire.pack_status(buf, off, venue, instrument, recv_ns, state)
             expected.append(wire.StatusMsg(venue, instrument, 0, 0, recv_ns, 0, state))
+        elif kind == "D":
+            args = (rng.randrange(1, 2 ** 63), rng.randrange(1, 2 ** 63), rng.randrange(2 ** 63),
+                    rng.randrange(2 ** 63), rng.randrange(4))
+            off = wire.pack_details(buf, off, venue, instrument, recv_ns, *args)
+            expected.append(wire.DetailsMsg(venue, instrument, 0, 0, recv_ns, 0, *args))
         else:
             symbol = "".join(rng.choice("ABCXYZ019-_") for _ in range(rng.randrange(1, 25)))
             off = wire.pack_instrument(buf, off, venue, instrument, symbol)

@@ -44,6 +44,11 @@ def _build():
     return [
         ("instrument", "I: instrument 1 of venue 1 is BTCUSDT, exponents -8/-8",
          _datagram([lambda b, o: wire.pack_instrument(b, o, 1, 1, "BTCUSDT")], 1)),
+        ("details", "I then D: BTCUSDT's tick 0.01, lot 0.00001, minimum 0.0001, no contract "
+                    "size, trading",
+         _datagram([lambda b, o: wire.pack_instrument(b, o, 1, 1, "BTCUSDT"),
+                    lambda b, o: wire.pack_details(b, o, 1, 1, RECV_NS, 1000000, 1000, 10000, 0,
+                                                   wire.TRADING_OPEN)], 9)),
         ("status", "S: instrument 1 is live (state 1)",
          _datagram([lambda b, o: wire.pack_status(b, o, 1, 1, RECV_NS, wire.STATE_LIVE)], 2)),
         ("book", "B: snapshot-flagged book, 2 bids and 1 ask, update id 123456789",

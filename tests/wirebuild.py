@@ -31,6 +31,12 @@ def instrument_def(instrument, symbol, venue=VENUE):
     return lambda buf, off: wire.pack_instrument(buf, off, venue, instrument, symbol)
 
 
+def details(instrument, tick, lot, min_qty=0, contract=0, trading=wire.TRADING_OPEN,
+            venue=VENUE, recv_ns=5):
+    return lambda buf, off: wire.pack_details(buf, off, venue, instrument, recv_ns, tick, lot,
+                                              min_qty, contract, trading)
+
+
 def book(instrument, update_id, bids, asks, flags=0, venue=VENUE):
     def write(buf, off):
         length = 40 + 16 * (len(bids) + len(asks))

@@ -6,14 +6,17 @@
 -- Every packet and message field is shown by name (filter with hftfeed.seq, hftfeed.msg.type,
 -- hftfeed.book.bid.price, ...); prices and quantities are shown as exact decimals
 -- (value x 10^exponent, the exponent taken from the instrument's I message when one was seen
--- on the channel, -8 otherwise), with the raw integers in the *_raw fields.
+-- on the channel, -8 otherwise), with the raw integers in the *_raw fields. A known fixed-size
+-- message longer than its defined length is read and its tail skipped (PROTOCOL.md
+-- "Compatibility"); a shorter one is flagged malformed.
 
 local hf = Proto("hftfeed", "HFTFEED market data")
 
 local TYPES = { [0x42] = "B book", [0x54] = "T trade", [0x51] = "Q quote",
-                [0x53] = "S status", [0x49] = "I instrument" }
+                [0x53] = "S status", [0x49] = "I instrument", [0x44] = "D instrument details" }
 local STATES = { [1] = "live", [2] = "resync", [3] = "disconnected" }
 local SIDES = { [0] = "unknown", [1] = "buyer", [2] = "seller" }
+local TRADING = { [0] = "not stated", [1] = "open", [2] = "restricted", [3] = "closed" }
 
 local f = {
   magic = ProtoField.string("hftfeed.magic", "Magic"),
@@ -62,6 +65,12 @@ local f = {
   symbol = ProtoField.string("hftfeed.instrument.symbol", "Symbol"),
   price_exp = ProtoField.int8("hftfeed.instrument.price_exp", "Price exponent"),
   qty_exp = ProtoField.int8("hftfeed.instrument.qty_exp", "Qty exponent"),
+
+  tick_size = ProtoField.string("hftfeed.details.tick_size", "Tick size"),
+  lot_size = ProtoField.string("hftfeed.details.lot_size", "Lot size"),
+  min_qty = ProtoField.string("hftfeed.details.min_qty", "Minimum quantity"),
+  contract_size = ProtoField.string("hftfeed.details.contract_size", "Contract size"),
+  trading = ProtoField.uint8("hftfeed.details.trading", "Trading", base.DEC, TRADING),
 }
 local list = {}
 for _, field in pairs(f) do list[#list + 1] = field end
@@ -133,25 +142,32 @@ local function dissect_message(tvb, off, tree, channel)
       pos = pos + 16
     end
   elseif mtype == 0x54 then
-    if length ~= 56 then return malformed(sub, tvb, "T message length is not 56") end
+    if length < 56 then return malformed(sub, tvb, "T message shorter than 56") end
     sub:add(f.price, tvb(off + 32, 8), decimal(tvb(off + 32, 8):le_int64(), e[1]))
     sub:add(f.qty, tvb(off + 40, 8), decimal(tvb(off + 40, 8):le_int64(), e[2]))
     sub:add(f.side, tvb(off + 48, 1))
   elseif mtype == 0x51 then
-    if length ~= 64 then return malformed(sub, tvb, "Q message length is not 64") end
+    if length < 64 then return malformed(sub, tvb, "Q message shorter than 64") end
     sub:add(f.q_bid_px, tvb(off + 32, 8), decimal(tvb(off + 32, 8):le_int64(), e[1]))
     sub:add(f.q_bid_qty, tvb(off + 40, 8), decimal(tvb(off + 40, 8):le_int64(), e[2]))
     sub:add(f.q_ask_px, tvb(off + 48, 8), decimal(tvb(off + 48, 8):le_int64(), e[1]))
     sub:add(f.q_ask_qty, tvb(off + 56, 8), decimal(tvb(off + 56, 8):le_int64(), e[2]))
   elseif mtype == 0x53 then
-    if length ~= 40 then return malformed(sub, tvb, "S message length is not 40") end
+    if length < 40 then return malformed(sub, tvb, "S message shorter than 40") end
     sub:add(f.state, tvb(off + 32, 1))
   elseif mtype == 0x49 then
-    if length ~= 64 then return malformed(sub, tvb, "I message length is not 64") end
+    if length < 64 then return malformed(sub, tvb, "I message shorter than 64") end
     sub:add(f.symbol, tvb(off + 32, 24), tvb(off + 32, 24):stringz())
     sub:add(f.price_exp, tvb(off + 56, 1))
     sub:add(f.qty_exp, tvb(off + 57, 1))
     exps[channel * 65536 + instrument] = { tvb(off + 56, 1):int(), tvb(off + 57, 1):int() }
+  elseif mtype == 0x44 then
+    if length < 72 then return malformed(sub, tvb, "D message shorter than 72") end
+    sub:add(f.tick_size, tvb(off + 32, 8), decimal(tvb(off + 32, 8):le_int64(), e[1]))
+    sub:add(f.lot_size, tvb(off + 40, 8), decimal(tvb(off + 40, 8):le_int64(), e[2]))
+    sub:add(f.min_qty, tvb(off + 48, 8), decimal(tvb(off + 48, 8):le_int64(), e[2]))
+    sub:add(f.contract_size, tvb(off + 56, 8), decimal(tvb(off + 56, 8):le_int64(), -8))
+    sub:add(f.trading, tvb(off + 64, 1))
   end
   return nil
 end

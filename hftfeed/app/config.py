@@ -532,6 +532,7 @@ class FeedConfig(Section):
         Key("rest_weight_per_min", Int(lambda v: v.REST_WEIGHT_PER_MIN, 1, 1000000)),
         Key("max_message_bytes", Int(16 * 2 ** 20, 1024, 1 << 30)),
         Key("max_buffered_updates", Int(10000, 1, 10 ** 7)),
+        Key("instrument_metadata", Bool(True)),    # D messages (pipeline/instruments.py)
     )
     EXTRA = ("index",)
     __slots__ = _slots(KEYS, EXTRA)

@@ -25,6 +25,7 @@ from hftfeed.app.metrics import DaemonMetrics, MetricsServer
 from hftfeed.venues import registry
 from hftfeed.errors import ConfigError
 from hftfeed.pipeline.feed import Feed, FeedStats
+from hftfeed.pipeline.instruments import load_details
 from hftfeed.pipeline.publisher import Publisher
 from hftfeed.pipeline.retransmit import RetransmitServer
 from hftfeed.runtime.sdnotify import Notifier
@@ -198,6 +199,8 @@ class Daemon(object):
             if added or removed:
                 log.info("reload: %s feed: added %s, removed %s", feed.venue.NAME,
                          added or "nothing", removed or "nothing")
+            if added:       # their D messages: read the venue's list again (advisory task)
+                feed.tasks.append(asyncio.ensure_future(load_details(feed)))
         for feed_cfg in plan.new:
             feed = Feed(feed_cfg, registry.adapter(feed_cfg.venue), self.publisher, FeedStats(),
                         self.cfg.book.capacity_levels, ssl_context=self.ssl_context,
@@ -371,7 +374,8 @@ class Daemon(object):
                  s.resyncs, s.connects, s.connect_failures, s.reconnects, s.bad_messages,
                  format_ns(lat.percentile(50)),
                  format_ns(lat.percentile(99)), format_ns(lat.percentile(99.9)), lat.count,
-                 gc_text + ("" if self.trace is None else " | " + self.trace.line()))
+                 gc_text + instruments_text(s)
+                 + ("" if self.trace is None else " | " + self.trace.line()))
         self.metrics.absorb_latency(lat)
         lat.reset()
         if self.trace is not None:
@@ -399,6 +403,15 @@ class Daemon(object):
             await self.retransmit.close()
         log.info("%s", stop_summary(self.stats, self.publisher.counters(), self.started_mono_ns))
         self.publisher.close()
+
+
+def instruments_text(stats):
+    """The stats line's instrument-metadata part: only when a list failed or was incomplete."""
+    if not (stats.instrument_errors or stats.instruments_refused or stats.instruments_missing):
+        return ""
+    return " | instrument info: %d loaded, %d list errors, %d refused, %d not listed" % (
+        stats.instruments_loaded, stats.instrument_errors, stats.instruments_refused,
+        stats.instruments_missing)
 
 
 def stop_summary(stats, counters, started_mono_ns):

@@ -70,6 +70,14 @@ FEED_COUNTERS = (
     ("rate_limited", "hftfeed_rate_limited_total", "HTTP 429/418 answers from the venue."),
     ("feed_crashes", "hftfeed_feed_crash_restarts_total", "Feed tasks restarted after a bug."),
     ("venue_errors", "hftfeed_venue_errors_total", "Requests the venue refused."),
+    ("instruments_loaded", "hftfeed_instrument_details_loaded_total", "Instrument details (D "
+                                                                       "messages) loaded."),
+    ("instrument_errors", "hftfeed_instrument_list_errors_total", "Instrument lists that could "
+                                                                  "not be loaded."),
+    ("instruments_refused", "hftfeed_instrument_details_refused_total", "Instrument details "
+                                                                         "refused as absurd."),
+    ("instruments_missing", "hftfeed_instruments_missing_total", "Configured symbols missing "
+                                                                 "from the venue's list."),
 )
 PUBLISHER_COUNTERS = (
     ("packets_sent", "hftfeed_udp_packets_sent_total", "UDP datagrams sent."),

@@ -230,6 +230,57 @@ class Instrument(Event):
         return "Instrument(%s exp=%d/%d)" % (self._label(), self.price_exp, self.qty_exp)
 
 
+class Details(Event):
+    """Instrument details (``D``): ``tick_size``, ``lot_size``, ``min_qty``, ``contract_size``
+    (exact ints at the instrument's exponents; ``min_qty``/``contract_size`` 0 when the venue
+    states none), ``trading`` (0 unknown, 1 open, 2 restricted, 3 closed) and the same as
+    ``Decimal``s. ``recv_ns`` is when the daemon read the venue's instrument list."""
+
+    __slots__ = ("tick_size", "lot_size", "min_qty", "contract_size", "trading", "price_exp",
+                 "qty_exp")
+    kind = "details"
+    TRADING_NAMES = {wire.TRADING_UNKNOWN: "unknown", wire.TRADING_OPEN: "open",
+                     wire.TRADING_RESTRICTED: "restricted", wire.TRADING_CLOSED: "closed"}
+
+    def __init__(self, channel, session, msg, symbol, send_ns, local_ns, price_exp=DEFAULT_EXP,
+                 qty_exp=DEFAULT_EXP):
+        self._base(channel, session, msg, symbol, send_ns, local_ns)
+        self.tick_size = msg.tick_size
+        self.lot_size = msg.lot_size
+        self.min_qty = msg.min_qty
+        self.contract_size = msg.contract_size
+        self.trading = msg.trading
+        self.price_exp = price_exp
+        self.qty_exp = qty_exp
+
+    @property
+    def tick_size_decimal(self) -> Decimal:
+        return to_decimal(self.tick_size, self.price_exp)
+
+    @property
+    def lot_size_decimal(self) -> Decimal:
+        return to_decimal(self.lot_size, self.qty_exp)
+
+    @property
+    def min_qty_decimal(self) -> Decimal:
+        return to_decimal(self.min_qty, self.qty_exp)
+
+    @property
+    def contract_size_decimal(self) -> Decimal:
+        """Contract size or multiplier as the venue states it (its own unit: base currency for
+        OKX, USD for Binance COIN-M and Deribit futures); 0 when it states none."""
+        return to_decimal(self.contract_size, DEFAULT_EXP)
+
+    @property
+    def trading_name(self) -> str:
+        return self.TRADING_NAMES.get(self.trading, "unknown")
+
+    def __repr__(self):
+        return "Details(%s tick=%s lot=%s min=%s contract=%s %s)" % (
+            self._label(), self.tick_size_decimal, self.lot_size_decimal, self.min_qty_decimal,
+            self.contract_size_decimal, self.trading_name)
+
+
 class Notice(Event):
     """Something about the stream rather than the market: ``what`` is one of "gap",
     "recovered", "lost", "restart", "collision", "redefined", "end_of_session"; ``text`` is a

@@ -20,7 +20,8 @@ import selectors
 import time
 
 from hftfeed.client import sequencer as seqmod
-from hftfeed.client.events import (Book, Books, Instrument, Notice, Quote, Status, Trade)
+from hftfeed.client.events import (Book, Books, Details, Instrument, Notice, Quote, Status,
+                                    Trade)
 from hftfeed.client.names import sanitize
 from hftfeed.client.net import DEFAULT_RCVBUF_BYTES, open_udp_socket, parse_listen
 from hftfeed.client.pcap import PcapReader
@@ -37,7 +38,7 @@ RETRANSMIT_CHUNK = 10000             # messages per request (the service's defau
 PCAP_LOOKAHEAD = 64                  # datagrams a recording is read ahead to fill a gap
 MAX_DECODE_ERROR_LOGS = 10
 MAX_INSTRUMENT_KEYS = 65536          # (channel, venue, instrument) keys tracked at most
-KINDS = ("book", "trade", "quote", "status", "instrument", "notice")
+KINDS = ("book", "trade", "quote", "status", "instrument", "details", "notice")
 
 COUNTERS = ("datagrams", "bytes", "messages", "decode_errors", "filtered_source",
             "filtered_channel", "recv_errors", "retransmit_requests", "retransmitted_messages",
@@ -96,6 +97,7 @@ class Subscriber(object):
         self.symbols = {}            # key -> sanitised symbol
         self.states = {}             # key -> state
         self._exps = {}              # key -> (price_exp, qty_exp)
+        self.details = {}            # key -> the latest Details (tick, lot, ...) of D messages
         self._keys_by_channel = {}   # channel -> set of keys
         self._raw_symbols = {}       # (venue, instrument) -> {channel: raw symbol}
         self._known_keys = set()     # every key seen, at most MAX_INSTRUMENT_KEYS
@@ -542,6 +544,13 @@ class Subscriber(object):
                                     local_ns))
             elif mtype == wire.TYPE_INSTRUMENT:
                 self._define(key, channel, session, msg, send_ns, local_ns)
+            elif mtype == wire.TYPE_DETAILS:
+                exps = self._exps.get(key, (-8, -8))
+                event = Details(channel, session, msg, self.symbols.get(key), send_ns, local_ns,
+                                exps[0], exps[1])
+                if in_order:        # a late copy must not replace newer details
+                    self.details[key] = event
+                queue.append(event)
 
     def _remember(self, key):
         keys = self._keys_by_channel.get(key[0])

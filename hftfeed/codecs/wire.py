@@ -11,7 +11,9 @@ Encoder functions write into a caller-owned, preallocated ``bytearray`` at ``off
 
 The decoder is strict on purpose (it is the reference a consumer is checked against): it raises
 :class:`WireError` for anything PROTOCOL.md does not allow, and never returns a half-read packet.
-Reserved bytes and unknown flag bits are ignored (they exist for forward compatibility).
+Reserved bytes and unknown flag bits are ignored (they exist for forward compatibility), and so
+is the tail of a known fixed-size message that is longer than its defined length (PROTOCOL.md
+"Compatibility": a later version 1 publisher may append fields; shorter is still an error).
 
 Pure: no ``asyncio``, no ``socket``.
 """
@@ -34,6 +36,7 @@ TYPE_TRADE = ord("T")
 TYPE_QUOTE = ord("Q")
 TYPE_STATUS = ord("S")
 TYPE_INSTRUMENT = ord("I")
+TYPE_DETAILS = ord("D")      # instrument details: tick, lot, min qty, contract size, status
 
 BOOK_FLAG_SNAPSHOT = 1       # first book after a (re)synchronisation from a snapshot
 BOOK_FLAG_REFRESH = 2        # re-sent by the refresh cycle: no new update since the last B
@@ -41,6 +44,12 @@ BOOK_FLAG_REFRESH = 2        # re-sent by the refresh cycle: no new update since
 STATE_LIVE = 1
 STATE_RESYNC = 2
 STATE_DISCONNECTED = 3
+
+# D status byte (the venue's trading status, mapped; PROTOCOL.md "D instrument details").
+TRADING_UNKNOWN = 0          # the venue's list gives none (or one this version does not map)
+TRADING_OPEN = 1             # trading normally
+TRADING_RESTRICTED = 2       # listed but not trading normally (halted, pre-open, cancel/post only)
+TRADING_CLOSED = 3           # delisted, expired, settled or closed
 
 # Venue ids live in hftfeed/venues/registry.py (one table with the rest of each venue's facts).
 
@@ -50,6 +59,7 @@ TRADE_LEN = 56
 QUOTE_LEN = 64
 STATUS_LEN = 40
 INSTRUMENT_LEN = 64
+DETAILS_LEN = 72
 SYMBOL_SIZE = 24
 MAX_BOOK_LEVELS = 255        # bid_n and ask_n are u8
 
@@ -64,6 +74,8 @@ _TRADE = struct.Struct("<HBBHHQQQqqB7x")
 _QUOTE = struct.Struct("<HBBHHQQQqqqq")
 _STATUS = struct.Struct("<HBBHHQQQB7x")
 _INSTRUMENT = struct.Struct("<HBBHHQQQ24sbb6x")
+# D: header, tick size, lot size, min qty, contract size (all i64, 10^-8), status u8, 7 reserved.
+_DETAILS = struct.Struct("<HBBHHQQQqqqqB7x")
 _BOOK_COUNTS = struct.Struct("<BB")
 _LEVEL = struct.Struct("<qq")
 # Decoding B levels: one unpack_from for all of them and zip beats 40 calls on CPython (~15 %);
@@ -77,6 +89,7 @@ _PACK_ERRORS = (struct.error, ValueError, OverflowError)
 PACKET_HEADER = _PACKET_HEADER
 MSG_HEADER = _MSG_HEADER
 BOOK_HEAD = _BOOK_HEAD     # a B's fixed part: the message header plus bid and ask counts
+DETAILS = _DETAILS         # a D: header, tick, lot, min qty, contract size, trading
 # Message header fields a fast receiver needs: length, type, venue, instrument, flags, exch_ns,
 # recv_ns, update_id are all of it, so this is MSG_HEADER itself; LEVEL is one (price, qty).
 LEVEL = _LEVEL
@@ -84,7 +97,7 @@ LEVEL = _LEVEL
 assert _PACKET_HEADER.size == HEADER_SIZE and _MSG_HEADER.size == MSG_HEADER_SIZE
 assert _BOOK_HEAD.size == BOOK_FIXED_LEN and _TRADE.size == TRADE_LEN
 assert _QUOTE.size == QUOTE_LEN and _STATUS.size == STATUS_LEN
-assert _INSTRUMENT.size == INSTRUMENT_LEN
+assert _INSTRUMENT.size == INSTRUMENT_LEN and _DETAILS.size == DETAILS_LEN
 
 
 def book_len(bid_n, ask_n):
@@ -200,6 +213,28 @@ def pack_instrument(buf, off, venue, instrument, symbol, price_exp=-8, qty_exp=-
     except _PACK_ERRORS as exc:
         raise WireError("instrument %r not encodable: %s" % (symbol, exc)) from exc
     return off + INSTRUMENT_LEN
+
+
+def pack_details(buf, off, venue, instrument, recv_ns, tick_size, lot_size, min_qty=0,
+                 contract_size=0, trading=TRADING_UNKNOWN):
+    """Write a ``D`` (instrument details) message; return the end offset.
+
+    Sizes are ints scaled by 10^8 like prices and quantities (``tick_size`` and ``lot_size``
+    > 0; ``min_qty`` and ``contract_size`` >= 0, 0 meaning "the venue states none");
+    ``recv_ns`` is when the venue's instrument list was read. Why a message of its own and not
+    fields of ``I``: ``I`` is 64 bytes and version 1 decoders refuse any other length.
+    """
+    if tick_size <= 0 or lot_size <= 0 or min_qty < 0 or contract_size < 0:
+        raise WireError("instrument details out of range (tick=%r lot=%r min=%r contract=%r)"
+                        % (tick_size, lot_size, min_qty, contract_size))
+    try:
+        _DETAILS.pack_into(buf, off, DETAILS_LEN, TYPE_DETAILS, venue, instrument, 0, 0, recv_ns,
+                           0, tick_size, lot_size, min_qty, contract_size, trading)
+    except _PACK_ERRORS as exc:
+        raise WireError("instrument details not encodable (tick=%r lot=%r min=%r contract=%r "
+                        "trading=%r): %s" % (tick_size, lot_size, min_qty, contract_size,
+                                             trading, exc)) from exc
+    return off + DETAILS_LEN
 
 
 # ---------------------------------------------------------------------------------------------
@@ -370,6 +405,28 @@ class InstrumentMsg(_Msg):
         self.qty_exp = qty_exp
 
 
+class DetailsMsg(_Msg):
+    """``D``: tick size, lot size, minimum quantity and contract size (ints, 10^-8; the last two
+    0 when the venue states none) and the trading status (TRADING_*)."""
+
+    __slots__ = ("tick_size", "lot_size", "min_qty", "contract_size", "trading")
+    type = TYPE_DETAILS
+
+    def __init__(self, venue, instrument, flags, exch_ns, recv_ns, update_id, tick_size,
+                 lot_size, min_qty, contract_size, trading):
+        self.venue = venue
+        self.instrument = instrument
+        self.flags = flags
+        self.exch_ns = exch_ns
+        self.recv_ns = recv_ns
+        self.update_id = update_id
+        self.tick_size = tick_size
+        self.lot_size = lot_size
+        self.min_qty = min_qty
+        self.contract_size = contract_size
+        self.trading = trading
+
+
 class UnknownMsg(_Msg):
     """A message type this decoder does not know: kept as raw bytes (whole message), skipped by
     length as PROTOCOL.md requires. ``type`` is an instance attribute here."""
@@ -453,8 +510,8 @@ def check_datagram(data, nbytes=None):
                                                             data[off + 33], expected))
         else:
             fixed = _FIXED_LENGTH[mtype]
-            if fixed and length != fixed:
-                # Version 1 fixes the size of every known type; an extension would bump VERSION.
+            if length < fixed:
+                # Longer is allowed (PROTOCOL.md "Compatibility": appended fields are skipped).
                 raise WireError("message %d: %s message of length %d (PROTOCOL.md says %d)"
                                 % (index, chr(mtype), length, fixed))
             if mtype == TYPE_INSTRUMENT:
@@ -510,6 +567,11 @@ def _decode_message(data, off, size, index):
         fields = _INSTRUMENT.unpack_from(data, off)
         return InstrumentMsg(venue, instrument, flags, exch_ns, recv_ns, update_id,
                              _decode_symbol(fields[8], index), fields[9], fields[10])
+    if mtype == TYPE_DETAILS:
+        _expect_length(length, DETAILS_LEN, "D", index)
+        fields = _DETAILS.unpack_from(data, off)
+        return DetailsMsg(venue, instrument, flags, exch_ns, recv_ns, update_id, fields[8],
+                          fields[9], fields[10], fields[11], fields[12])
     return UnknownMsg(mtype, venue, instrument, bytes(data[off:off + length]), flags, exch_ns,
                       recv_ns, update_id)
 
@@ -520,11 +582,13 @@ _FIXED_LENGTH[TYPE_TRADE] = TRADE_LEN
 _FIXED_LENGTH[TYPE_QUOTE] = QUOTE_LEN
 _FIXED_LENGTH[TYPE_STATUS] = STATUS_LEN
 _FIXED_LENGTH[TYPE_INSTRUMENT] = INSTRUMENT_LEN
+_FIXED_LENGTH[TYPE_DETAILS] = DETAILS_LEN
 
 
 def _expect_length(length, expected, letter, index):
-    # Version 1 fixes the size of every known type; an extension would bump VERSION.
-    if length != expected:
+    # PROTOCOL.md "Compatibility": a known message may grow (fields appended by a later
+    # publisher are skipped by length); one shorter than its defined length is malformed.
+    if length < expected:
         raise WireError("message %d: %s message of length %d (PROTOCOL.md says %d)"
                         % (index, letter, length, expected))
 

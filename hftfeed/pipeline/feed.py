@@ -22,6 +22,7 @@ import time
 from hftfeed.codecs import wire
 from hftfeed.errors import HttpStatusError
 from hftfeed.pipeline.connection import Supervisor, backoff_delay_s
+from hftfeed.pipeline.instruments import load_details
 from hftfeed.pipeline.router import Instrument, Router
 from hftfeed.transport.rest import HttpClient
 
@@ -62,6 +63,10 @@ class FeedStats(object):
         self.bad_ids = 0           # quotes/updates/snapshots with ids outside the stream
         self.resync_timeouts = 0   # resyncs started over after their deadline
         self.ack_timeouts = 0      # connections dropped for unacknowledged subscriptions
+        self.instruments_loaded = 0    # instrument details (D) loaded from the venue's list
+        self.instrument_errors = 0     # instrument lists that could not be loaded
+        self.instruments_refused = 0   # details refused (a value that cannot be right)
+        self.instruments_missing = 0   # configured symbols the venue's list does not name
 
     def as_dict(self):
         return dict(self.__dict__)
@@ -205,6 +210,7 @@ class Feed(object):
                                    max_body_bytes=snapshot_body_limit_bytes(
                                        self.cfg.snapshot_limit))
         self.tasks = [asyncio.ensure_future(s.run()) for s in self.supervisors]
+        self.tasks.append(asyncio.ensure_future(load_details(self)))    # advisory, never waited on
         return self.tasks
 
     async def stop(self):

@@ -79,6 +79,7 @@ class Publisher(object):
         self.last_send_ns = 0
         self.last_instruments_ns = 0
         self.instruments = []           # (venue_id, instrument_id, symbol)
+        self.details = {}               # instrument id -> (InstrumentSpec, loaded_ns): D messages
         self.sock = None
         self._sends = []                 # (socket, (host, port)) for every target
         self.buffer_report = None
@@ -245,16 +246,34 @@ class Publisher(object):
         self._refresh_order = [(venue, instrument, symbol)
                                for venue, instrument, symbol in self.instruments]
         self._refresh_index = 0
+        self.details = {i: d for i, d in self.details.items() if i in self._refresh}
+
+    def set_details(self, instrument, spec, loaded_ns):
+        """Instrument details (tick, lot, ...: a venues.instruments.InstrumentSpec) to send as a
+        ``D`` after the instrument's ``I``, now and by the refresh cycle."""
+        self.details[instrument] = (spec, loaded_ns)
+
+    def _pack_details(self, venue, instrument):
+        """The instrument's ``D`` after its ``I`` (nothing when its details are unknown)."""
+        entry = self.details.get(instrument)
+        if entry is None:
+            return
+        spec, loaded_ns = entry
+        self.off = wire.pack_details(self.buf, self.off, venue, instrument, loaded_ns,
+                                     spec.tick_size, spec.lot_size, spec.min_qty,
+                                     spec.contract_size, spec.trading)
+        self.count += 1
 
     def send_instruments(self, now_ns=None):
         self.flush()
         recv_ns = now_ns or time.time_ns()
         for venue, instrument, symbol in self.instruments:
-            if self.off + wire.INSTRUMENT_LEN > self.max_payload:
+            if self.off + wire.INSTRUMENT_LEN + wire.DETAILS_LEN > self.max_payload:
                 self.flush()
             self._note(recv_ns)
             self.off = wire.pack_instrument(self.buf, self.off, venue, instrument, symbol)
             self.count += 1
+            self._pack_details(venue, instrument)
         # instrument definitions are not market data: keep them out of the latency figures
         self.oldest_recv_ns = 0
         self.flush()
@@ -306,10 +325,13 @@ class Publisher(object):
         stale_ns = now_ns - self.refresh_interval_ns
         for venue, instrument, symbol in self._refresh_order[start:end]:
             entry = refresh[instrument]
-            self._room(wire.INSTRUMENT_LEN + wire.STATUS_LEN + self.book_room)
+            self._room(wire.INSTRUMENT_LEN + wire.DETAILS_LEN + wire.STATUS_LEN + self.book_room)
             self.off = wire.pack_instrument(self.buf, self.off, venue, instrument, symbol)
             self.count += 1
             messages += 1
+            if instrument in self.details:
+                self._pack_details(venue, instrument)
+                messages += 1
             state = entry[3]
             if state:
                 self.off = wire.pack_status(self.buf, self.off, venue, instrument, now_ns, state)
@@ -317,6 +339,7 @@ class Publisher(object):
                 messages += 1
             book = entry[0]
             if state == wire.STATE_LIVE and book is not None and entry[2] <= stale_ns:
+                self._room(self.book_room)      # a deep book may not share I, D and S's datagram
                 self.off = wire.pack_book(self.buf, self.off, venue, instrument,
                                           wire.BOOK_FLAG_REFRESH, entry[1], entry[2], book,
                                           self.depth)

@@ -29,7 +29,13 @@ VenueSpec = namedtuple("VenueSpec", (
     "demo_symbols",     # what `hftfeed.py demo` subscribes by default
     "book_sync",        # docs: how the book is synchronised
     "notes",            # docs: streams and keepalive
+    "instruments",      # InstrumentsEndpoint (tick/lot/... at start), or a str: why there is none
 ))
+
+#: A venue's public instruments endpoint: ``paths`` (each GET on rest_url; the lists are merged)
+#: and ``parser`` ("module:function", bytes -> [RawInstrument]; hftfeed/venues/instruments.py).
+InstrumentsEndpoint = namedtuple("InstrumentsEndpoint", ("paths", "parser"))
+_INSTRUMENTS = "hftfeed.venues.instruments:"
 
 # Exchange symbols are short upper-case alphanumerics; OKX instrument ids add dash-separated
 # parts (BTC-USDT, BTC-USDT-SWAP, BTC-USD-250627). Anything else (BTC#USDT, BTC/USDT, spaces) is
@@ -55,7 +61,9 @@ VENUES = (
         symbol_re=_PLAIN_SYMBOL, symbol_example="BTCUSDT",
         demo_symbols=("BTCUSDT", "ETHUSDT", "SOLUSDT"),
         book_sync="REST snapshot + `U`/`u` diffs",
-        notes="`@depth@100ms`, `@trade`, `@bookTicker`"),
+        notes="`@depth@100ms`, `@trade`, `@bookTicker`",
+        instruments=InstrumentsEndpoint(
+            ("/api/v3/exchangeInfo?showPermissionSets=false",), _INSTRUMENTS + "parse_binance")),
     VenueSpec(
         wire_id=2, name="binance-usdm", display_name="Binance USD-M futures",
         adapter="hftfeed.venues.binance_usdm:BinanceUsdm",
@@ -63,14 +71,19 @@ VENUES = (
         ws_url="wss://fstream.binance.com", rest_url="https://fapi.binance.com",
         symbol_re=_PLAIN_SYMBOL, symbol_example="BTCUSDT", demo_symbols=("BTCUSDT", "ETHUSDT"),
         book_sync="REST snapshot + `pu` chain",
-        notes="`/public` (depth, bookTicker) and `/market` (aggTrade) connections"),
+        notes="`/public` (depth, bookTicker) and `/market` (aggTrade) connections",
+        instruments=InstrumentsEndpoint(
+            ("/fapi/v1/exchangeInfo",), _INSTRUMENTS + "parse_binance")),
     VenueSpec(
         wire_id=3, name="bybit", display_name="Bybit v5 linear",
         adapter="hftfeed.venues.bybit:Bybit", sim_dialect="hftfeed.tools.sim.bybit",
         ws_url="wss://stream.bybit.com/v5/public/linear", rest_url="https://api.bybit.com",
         symbol_re=_PLAIN_SYMBOL, symbol_example="BTCUSDT", demo_symbols=("BTCUSDT", "ETHUSDT"),
         book_sync="in-stream snapshot + `u`+1 deltas",
-        notes="`u == 1` restart snapshot; `{\"op\":\"ping\"}` keepalive"),
+        notes="`u == 1` restart snapshot; `{\"op\":\"ping\"}` keepalive",
+        instruments=InstrumentsEndpoint(
+            ("/v5/market/instruments-info?category=linear&limit=1000",),
+            _INSTRUMENTS + "parse_bybit")),
     VenueSpec(
         wire_id=4, name="okx", display_name="OKX v5 public",
         adapter="hftfeed.venues.okx:Okx", sim_dialect="hftfeed.tools.sim.okx",
@@ -79,7 +92,11 @@ VENUES = (
         demo_symbols=("BTC-USDT-SWAP", "ETH-USDT-SWAP"),
         book_sync="in-stream snapshot + `seqId`/`prevSeqId`",
         notes="CRC32 checksum of the top 25 verified when non-zero; text `ping`; spot "
-              "(`BTC-USDT`), swaps and futures on the one endpoint"),
+              "(`BTC-USDT`), swaps and futures on the one endpoint",
+        instruments=InstrumentsEndpoint(
+            ("/api/v5/public/instruments?instType=SPOT",
+             "/api/v5/public/instruments?instType=SWAP",
+             "/api/v5/public/instruments?instType=FUTURES"), _INSTRUMENTS + "parse_okx")),
     VenueSpec(
         wire_id=5, name="coinbase", display_name="Coinbase Advanced Trade",
         adapter="hftfeed.venues.coinbase:Coinbase", sim_dialect="hftfeed.tools.sim.coinbase",
@@ -87,14 +104,18 @@ VENUES = (
         symbol_re=_DASHED_SYMBOL, symbol_example="BTC-USD", demo_symbols=("BTC-USD", "ETH-USD"),
         book_sync="in-stream `level2` snapshot; `sequence_num` per connection (a gap resyncs "
                   "the connection's instruments)",
-        notes="`level2`, `market_trades`, `ticker`; `heartbeats` keep it open"),
+        notes="`level2`, `market_trades`, `ticker`; `heartbeats` keep it open",
+        instruments=InstrumentsEndpoint(
+            ("/api/v3/brokerage/market/products",), _INSTRUMENTS + "parse_coinbase")),
     VenueSpec(
         wire_id=6, name="kraken", display_name="Kraken spot (WebSocket v2)",
         adapter="hftfeed.venues.kraken:Kraken", sim_dialect="hftfeed.tools.sim.kraken",
         ws_url="wss://ws.kraken.com/v2", rest_url="https://api.kraken.com",
         symbol_re=_SLASHED_SYMBOL, symbol_example="BTC/USD", demo_symbols=("BTC/USD", "ETH/USD"),
         book_sync="in-stream `book` snapshot; CRC32 of the top 10 is the only guard (no ids)",
-        notes="`book` (depth 25), `trade`, `ticker` (bbo); `instrument` for precisions"),
+        notes="`book` (depth 25), `trade`, `ticker` (bbo); `instrument` for precisions",
+        instruments=InstrumentsEndpoint(
+            ("/0/public/AssetPairs",), _INSTRUMENTS + "parse_kraken")),
     # More markets of the venues above (docs/venues.md "Markets"): a market with its own
     # endpoint is its own entry and wire id (symbols repeat across markets: BTCUSDT is a Bybit
     # spot pair and a linear perpetual with different books), sharing the venue's adapter and
@@ -107,21 +128,28 @@ VENUES = (
         symbol_re=_COINM_SYMBOL, symbol_example="BTCUSD_PERP",
         demo_symbols=("BTCUSD_PERP", "ETHUSD_PERP"),
         book_sync="REST snapshot + `pu` chain",
-        notes="one combined-stream connection (no URL split); `ps` pair field"),
+        notes="one combined-stream connection (no URL split); `ps` pair field",
+        instruments=InstrumentsEndpoint(
+            ("/dapi/v1/exchangeInfo",), _INSTRUMENTS + "parse_binance")),
     VenueSpec(
         wire_id=8, name="bybit-spot", display_name="Bybit v5 spot",
         adapter="hftfeed.venues.bybit:BybitSpot", sim_dialect="hftfeed.tools.sim.bybit",
         ws_url="wss://stream.bybit.com/v5/public/spot", rest_url="https://api.bybit.com",
         symbol_re=_PLAIN_SYMBOL, symbol_example="BTCUSDT", demo_symbols=("BTCUSDT", "ETHUSDT"),
         book_sync="in-stream snapshot + `u`+1 deltas",
-        notes="as linear; pong is `\"op\":\"pong\"`, trade ids are decimal"),
+        notes="as linear; pong is `\"op\":\"pong\"`, trade ids are decimal",
+        instruments=InstrumentsEndpoint(
+            ("/v5/market/instruments-info?category=spot",), _INSTRUMENTS + "parse_bybit")),
     VenueSpec(
         wire_id=9, name="bybit-inverse", display_name="Bybit v5 inverse",
         adapter="hftfeed.venues.bybit:BybitInverse", sim_dialect="hftfeed.tools.sim.bybit",
         ws_url="wss://stream.bybit.com/v5/public/inverse", rest_url="https://api.bybit.com",
         symbol_re=_PLAIN_SYMBOL, symbol_example="BTCUSD", demo_symbols=("BTCUSD", "ETHUSD"),
         book_sync="in-stream snapshot + `u`+1 deltas",
-        notes="as linear (coin-margined contracts)"),
+        notes="as linear (coin-margined contracts)",
+        instruments=InstrumentsEndpoint(
+            ("/v5/market/instruments-info?category=inverse&limit=1000",),
+            _INSTRUMENTS + "parse_bybit")),
     VenueSpec(
         wire_id=10, name="deribit", display_name="Deribit",
         adapter="hftfeed.venues.deribit:Deribit", sim_dialect="hftfeed.tools.sim.deribit",
@@ -130,21 +158,30 @@ VENUES = (
         demo_symbols=("BTC-PERPETUAL", "BTC-27DEC26-100000-C", "ETH-27DEC26"),
         book_sync="in-stream snapshot + `change_id`/`prev_change_id` chain",
         notes="JSON-RPC; `public/set_heartbeat`, `test_request` answered with `public/test`; "
-              "futures, perpetuals, options"),
+              "futures, perpetuals, options",
+        instruments=InstrumentsEndpoint(
+            ("/api/v2/public/get_instruments?currency=any&kind=future",
+             "/api/v2/public/get_instruments?currency=any&kind=option"),
+            _INSTRUMENTS + "parse_deribit")),
     VenueSpec(
         wire_id=11, name="bitget", display_name="Bitget v2 spot",
         adapter="hftfeed.venues.bitget:Bitget", sim_dialect="hftfeed.tools.sim.bitget",
         ws_url="wss://ws.bitget.com/v2/ws/public", rest_url="https://api.bitget.com",
         symbol_re=_PLAIN_SYMBOL, symbol_example="BTCUSDT", demo_symbols=("BTCUSDT", "ETHUSDT"),
         book_sync="in-stream snapshot + `seq`/`pseq` chain",
-        notes="CRC32 checksum of the top 25 verified when non-zero; text `ping`"),
+        notes="CRC32 checksum of the top 25 verified when non-zero; text `ping`",
+        instruments=InstrumentsEndpoint(
+            ("/api/v2/spot/public/symbols",), _INSTRUMENTS + "parse_bitget_spot")),
     VenueSpec(
         wire_id=12, name="bitget-futures", display_name="Bitget v2 USDT-M futures",
         adapter="hftfeed.venues.bitget:BitgetFutures", sim_dialect="hftfeed.tools.sim.bitget",
         ws_url="wss://ws.bitget.com/v2/ws/public", rest_url="https://api.bitget.com",
         symbol_re=_PLAIN_SYMBOL, symbol_example="BTCUSDT", demo_symbols=("BTCUSDT", "ETHUSDT"),
         book_sync="in-stream snapshot + `seq`/`pseq` chain",
-        notes="as spot with `instType` USDT-FUTURES"),
+        notes="as spot with `instType` USDT-FUTURES",
+        instruments=InstrumentsEndpoint(
+            ("/api/v2/mix/market/contracts?productType=USDT-FUTURES",),
+            _INSTRUMENTS + "parse_bitget_futures")),
 )
 
 #: Wire ids that are assigned but have no adapter here (PROTOCOL.md lists them too) -> the name
@@ -194,6 +231,15 @@ def adapter(name: str):
 def sim_dialect(name: str):
     """The simulator's dialect module of a venue (imported on first use)."""
     return _load(BY_NAME[name].sim_dialect)
+
+
+def instruments_parser(name: str):
+    """The parser of the venue's instrument list (bytes -> [RawInstrument]), imported on first
+    use; KeyError for an unknown name, TypeError for a venue without an instruments endpoint."""
+    endpoint = BY_NAME[name].instruments
+    if isinstance(endpoint, str):
+        raise TypeError("%s has no instruments endpoint: %s" % (name, endpoint))
+    return _load(endpoint.parser)
 
 
 def symbol_error(name: str, symbol: str) -> str:

@@ -67,6 +67,8 @@ _TYPE_T = wire.TYPE_TRADE
 _TYPE_Q = wire.TYPE_QUOTE
 _TYPE_S = wire.TYPE_STATUS
 _TYPE_I = wire.TYPE_INSTRUMENT
+_TYPE_D = wire.TYPE_DETAILS
+_DETAILS = wire.DETAILS
 _EOS = wire.PACKET_FLAG_END_OF_SESSION
 _REFRESH = wire.BOOK_FLAG_REFRESH
 
@@ -183,6 +185,7 @@ class FeedMonitor(object):
         self.channels = self._sequencer.channels
         self._views = {}
         self.symbols = {}
+        self.details = {}               # key -> (tick_size, lot_size) from D messages
         self.states = {}
         self._started_mono_ns = time.monotonic_ns()
         self._interval_start_mono_ns = self._started_mono_ns
@@ -347,6 +350,8 @@ class FeedMonitor(object):
                     self.states[key] = buf[off + wire.MSG_HEADER_SIZE]
             elif mtype == _TYPE_I:   # rare: decode the symbol fully, sanitised for display
                 self.symbols[key] = _symbol_at(buf, off)
+            elif mtype == _TYPE_D and key in self.symbols:   # bounded: a D follows its I
+                self.details[key] = _DETAILS.unpack_from(buf, off)[8:10]
             off += length
         self.messages += count
 
@@ -384,6 +389,8 @@ class FeedMonitor(object):
                 "channel": channel,
                 "instrument": instrument,
                 "symbol": self.symbols.get(key),
+                "tick_size": self.details.get(key, (None, None))[0],
+                "lot_size": self.details.get(key, (None, None))[1],
                 "venue": venue,
                 "venue_name": venue_name(venue),
                 "state": state,

@@ -44,6 +44,9 @@ def _instrument_lines(row, depth, rate_key):
         rate = "%d books" % row["books"]
     bids, asks = row["bids"], row["asks"]
     extra = _quote_and_trade(row)
+    if row.get("tick_size") is not None:
+        extra += "  tick %s lot %s" % (format_scaled(row["tick_size"]),
+                                       format_scaled(row["lot_size"]))
     if depth <= 1:
         bid = "%s@%s" % (format_price(bids[0][1]), format_price(bids[0][0])) if bids else "-"
         ask = "%s@%s" % (format_price(asks[0][0]), format_price(asks[0][1])) if asks else "-"

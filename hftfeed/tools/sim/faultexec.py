@@ -63,6 +63,10 @@ def _rest(server, spec):
     server.stream_faults.arm_rest(spec)
 
 
+def _instruments(server, spec):
+    server.stream_faults.arm_instruments(spec)
+
+
 def _stale(server, spec):
     """Capture the books now: served later, they are older than any diff a new client sees."""
     if server.dialect.DEPTH_PATH is None:
@@ -220,4 +224,6 @@ _HANDLERS = {
     "server_shutdown": _server_shutdown,
     "lifetime": _lifetime,
     "absurd_numbers": _absurd,
+    "instruments_status": _instruments,
+    "instruments_malformed": _instruments,
 }

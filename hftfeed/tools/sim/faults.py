@@ -42,6 +42,9 @@ FAULT_PARAMS = {
     "server_shutdown": {"conn": (int, None), "after_s": (float, 1.0)},
     "lifetime": {"conn": (int, None), "seconds": (float, 86400.0)},
     "absurd_numbers": {"conn": (int, None), "symbol": (str, None)},
+    # the instruments endpoint (tools/sim/instruments.py): an HTTP error, or a body not JSON
+    "instruments_status": {"count": (int, 1), "code": (int, 500)},
+    "instruments_malformed": {"count": (int, 1)},
     # venue-specific (refused by the other dialects):
     "bybit_restart": {"symbol": (str, None)},           # Bybit: u restarts at 1 (a snapshot)
     "okx_seq_reset": {"symbol": (str, None), "to": (int, 1000)},  # OKX: seqId goes down
@@ -104,6 +107,8 @@ def normalize(spec):
         out.setdefault(key, default)
     if out.get("count") is not None and out["count"] < 1:
         raise FaultSpecError("count must be >= 1")
+    if name == "instruments_status" and not 400 <= out["code"] <= 599:
+        raise FaultSpecError("instruments_status code must be 400..599")
     if name == "rest_status" and out["code"] not in REST_STATUS_CODES:
         raise FaultSpecError("rest_status code must be one of %s" % (REST_STATUS_CODES,))
     if name == "fragment" and out["parts"] < 2:
@@ -149,6 +154,7 @@ class StreamFaults(object):
         self.depth_armed = False   # hot path: one attribute test per event when nothing is armed
         self._depth = []           # [action, symbol or None, remaining count]
         self._rest = []            # [fault dict, remaining count]
+        self._instruments = []     # [fault dict, remaining count]: the instruments endpoint
 
     def arm_depth(self, action, symbol, count):
         self._depth.append([action, symbol, count])
@@ -179,10 +185,23 @@ class StreamFaults(object):
                 return spec
         return None
 
+    def arm_instruments(self, spec):
+        self._instruments.append([spec, spec.get("count") or 1])
+
+    def take_instruments(self):
+        """The fault for the next instruments request (consumes one), or None."""
+        if not self._instruments:
+            return None
+        item = self._instruments[0]
+        item[1] -= 1
+        if item[1] <= 0:
+            self._instruments.pop(0)
+        return item[0]
+
     def pending(self):
         """What is still armed (for /_sim/status)."""
         names = {DROP: "drop_diff", DUPLICATE: "duplicate_diff", HOLD: "reorder_diffs"}
         out = [{"fault": names[a], "symbol": s, "remaining": c} for a, s, c in self._depth]
         out.extend({"fault": spec["fault"], "symbol": spec.get("symbol"), "remaining": c}
-                   for spec, c in self._rest)
+                   for spec, c in self._rest + self._instruments)
         return out

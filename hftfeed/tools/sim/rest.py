@@ -13,7 +13,8 @@ import json
 import logging
 import time
 
-from hftfeed.tools.sim import faults, httpd
+from hftfeed.tools.sim import faults, httpd, instruments
+from hftfeed.venues import registry     # pure data: imports no adapter and nothing of the core
 
 log = logging.getLogger("hftfeed.sim.rest")
 
@@ -47,8 +48,33 @@ def handle(server, proto, req):
         _depth(server, proto, req)
     elif path in getattr(server.dialect, "CHEAP_PATHS", ()):
         _cheap(server, proto, req)
+    elif path in _instruments_paths(server.config.venue):
+        _instruments(server, proto, req)
     else:
         respond(proto, req, 404, server.dialect.error_body(-1, "Not found: %s" % path))
+
+
+def _instruments_paths(venue):
+    """The paths (without query) of the venue's instruments endpoint, from its registry entry."""
+    endpoint = registry.spec(venue).instruments
+    if isinstance(endpoint, str):
+        return ()
+    return tuple(p.split("?", 1)[0] for p in endpoint.paths)
+
+
+def _instruments(server, proto, req):
+    """The venue's instrument list (tools/sim/instruments.py), or the armed fault."""
+    spec = server.stream_faults.take_instruments()
+    if spec is not None and spec["fault"] == "instruments_status":
+        server.note_fault("instruments_status", {"code": spec["code"]})
+        respond(proto, req, spec["code"], server.dialect.error_body(-1, "simulated failure"))
+        return
+    if spec is not None:
+        server.note_fault("instruments_malformed", {})
+        respond(proto, req, 200, b'{"symbols":[{"symbol":"BTCUSDT","filters":[')
+        return
+    status, body = instruments.body(server.config.venue, server.symbols, req.query)
+    respond(proto, req, status, body)
 
 
 def _control_fault(server, proto, req):
