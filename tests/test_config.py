@@ -226,9 +226,10 @@ def test_sections_compare_by_value_so_a_reload_sees_what_changed():
 
 
 def test_publisher_flush_lives_in_the_publisher_section():
-    assert load_config_dict(CONTRACT).publisher.flush_per_frame is True
-    pub = load_config_dict(cfg_with(publisher={"flush": "read"})).publisher
-    assert pub.flush == "read" and pub.flush_per_frame is False
+    default = load_config_dict(CONTRACT).publisher
+    assert default.flush == "read" and default.flush_per_frame is False
+    pub = load_config_dict(cfg_with(publisher={"flush": "frame"})).publisher
+    assert pub.flush == "frame" and pub.flush_per_frame is True
 
 
 # ---------------------------------------------------------------------------------------------

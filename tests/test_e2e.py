@@ -86,8 +86,6 @@ def test_every_published_message_matches_the_simulator(rig):
         assert not any(jit_counts)
     for symbol in ids.values():
         assert "%s: live (book at update id" % symbol in daemon.log_text()
-    # default flush policy "frame": one inbound frame (one Binance event) -> its own datagram
-    assert max(market_messages(p) for p in packets) == 1
 
 
 def market_messages(packet):
@@ -95,11 +93,15 @@ def market_messages(packet):
                if m.type in (wire.TYPE_BOOK, wire.TYPE_TRADE, wire.TYPE_QUOTE))
 
 
-def test_flush_per_read_packs_several_frames_per_datagram_and_books_stay_exact(tmp_path):
+@pytest.mark.parametrize("flush", [None, "read", "frame"])
+def test_flush_policy_decides_how_frames_share_datagrams_and_books_stay_exact(tmp_path, flush):
+    """Default (None) is "read": frames of one socket read share datagrams; "frame": one
+    inbound frame (one Binance event) -> its own datagram."""
     sim = SimProcess(tmp_path, SYMBOLS, rate=3000)
     collector = Collector()
     cfg = daemon_config(sim, collector.target, SYMBOLS)
-    cfg["publisher"]["flush"] = "read"
+    if flush is not None:
+        cfg["publisher"]["flush"] = flush
     daemon = DaemonProcess(tmp_path, cfg)
     try:
         collector.collect(4.0)
@@ -113,7 +115,10 @@ def test_flush_per_read_packs_several_frames_per_datagram_and_books_stay_exact(t
     truth = load_journal(sim.journal)
     ids = {m.instrument: m.symbol for m in messages_of(packets, wire.TYPE_INSTRUMENT)}
     assert check_books_against_truth(packets, truth, ids) > 100
-    assert max(market_messages(p) for p in packets) >= 2
+    if flush == "frame":
+        assert max(market_messages(p) for p in packets) == 1
+    else:
+        assert max(market_messages(p) for p in packets) >= 2
 
 
 def state_changes(packets, instrument):

@@ -334,8 +334,9 @@ class PublisherConfig(Section):
         Key("heartbeat_interval_s", Number(1.0, 0.01, 60.0)),
         Key("instrument_interval_s", Number(5.0, 0.1, 3600.0)),
         Key("source", _source_host, attr="source_host"),
-        # "frame": one datagram per venue WebSocket frame; "read": one per socket read
-        Key("flush", Choice("frame", ("frame", "read"))),
+        # "read": one datagram per socket read (default: measured faster on both rigs and both
+        # interpreters, docs/benchmarks.md); "frame": one per venue WebSocket frame
+        Key("flush", Choice("read", ("frame", "read"))),
         # A/B redundancy, refresh cycle, retransmission (docs/PROTOCOL.md)
         Key("targets", _targets),
         Key("refresh_interval_s", Number(1.0, 0.0, 3600.0)),
