@@ -4,6 +4,7 @@ restart-only keys (one warning line naming all), and a refused reload."""
 
 import gc
 import json
+import platform
 import re
 import signal
 import time
@@ -257,3 +258,18 @@ def test_symbols_added_by_a_reload_get_their_instrument_details(rig):
     eth = [i for i, s in names.items() if s == "ETHUSDT"]
     assert eth and eth[0] in details, r.daemon.log_text()[-2000:]
     assert details[eth[0]].tick_size == 1000000           # the simulator's ETHUSDT tick, 0.01
+
+
+def test_reload_applies_jit_thresholds_live(rig):
+    """PyPy: new thresholds go to ``pypyjit.set_param`` (for code compiled from then on);
+    CPython has no JIT, so the change is accepted and there is nothing to set."""
+    r = rig()
+    mark = r.reload(jit={"threshold": 500, "trace_eagerness": 50})
+    assert r.wait_for("reload: applied live: jit.threshold, jit.trace_eagerness", after=mark)
+    text = r.daemon.log_text()[mark:]
+    if platform.python_implementation() == "PyPy":
+        assert "jit: threshold=500,function_threshold=300,trace_eagerness=50" in text
+    else:
+        assert "jit: threshold=" not in text
+    assert "needs a restart" not in text
+    assert r.close() == 0

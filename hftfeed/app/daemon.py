@@ -247,6 +247,8 @@ class Daemon(object):
                 if new.watchdog else 0
         if any(n.startswith("gc.") for n in names):
             self.apply_gc(new.gc)
+        if any(n.startswith("jit.") for n in names) and apply_jit_params(new.jit.params()):
+            log.info("jit: %s", new.jit.params())     # for code compiled from now on
         pub = self.publisher
         pub.heartbeat_interval_ns = int(new.publisher.heartbeat_interval_s * 1e9)
         pub.instrument_interval_ns = int(new.publisher.instrument_interval_s * 1e9)

@@ -26,6 +26,7 @@ DEFAULT_GC_THRESHOLDS = gc.get_threshold() if hasattr(gc, "get_threshold") else 
 LIVE_KEYS = frozenset((
     "log_level", "log_format", "stats_interval_s", "watchdog", "metrics.listen",
     "gc.thresholds", "gc.disable_automatic", "gc.collect_interval_s",
+    "jit.threshold", "jit.function_threshold", "jit.trace_eagerness",
     "publisher.heartbeat_interval_s", "publisher.instrument_interval_s",
 ))
 # per-feed limits: written into the running feed's config, read at their next use (the next
