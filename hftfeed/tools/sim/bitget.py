@@ -127,6 +127,13 @@ class BitgetSession(object):
         return out
 
 
+def book_request(market, symbols):
+    """``(path after the venue's WebSocket path, [texts to send])`` of a client reading every
+    symbol's book stream (the simulator bench, ``hftfeed/tools/sim/bench.py``)."""
+    return "", [json.dumps({"op": "subscribe", "args": [
+        {"instType": MARKETS[market], "channel": "books", "instId": s} for s in symbols]})]
+
+
 class Dialect(object):
     """Per-server Bitget state: mirror books (snapshots, checksums) and each book's last seq."""
 

@@ -221,6 +221,12 @@ class BybitSession(object):
         return [reply("unsubscribe", self.conn_id, True, "", req_id)]
 
 
+def book_request(market, symbols):
+    """``(path after the venue's WebSocket path, [texts to send])`` of a client reading every
+    symbol's book stream (the simulator bench, ``hftfeed/tools/sim/bench.py``)."""
+    return "", [json.dumps({"op": "subscribe", "args": ["orderbook.50." + s for s in symbols]})]
+
+
 class Dialect(object):
     """Per-server Bybit state: each symbol's mirror book, ``u``/``seq``, level-1 ``u`` and tick
     direction. The server calls :meth:`observe_depth` / :meth:`observe_other` for every

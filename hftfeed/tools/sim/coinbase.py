@@ -145,6 +145,13 @@ class CoinbaseSession(object):
         return out
 
 
+def book_request(market, symbols):
+    """``(path after the venue's WebSocket path, [texts to send])`` of a client reading every
+    symbol's book stream (the simulator bench, ``hftfeed/tools/sim/bench.py``)."""
+    return "", [json.dumps({"type": "subscribe", "product_ids": list(symbols),
+                            "channel": "level2"})]
+
+
 class Dialect(object):
     """Per-server Coinbase state: each product's mirror book, last quote and trade price."""
 

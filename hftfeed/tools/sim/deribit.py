@@ -187,6 +187,13 @@ class DeribitSession(object):
         return [response(request_id, gone)]
 
 
+def book_request(market, symbols):
+    """``(path after the venue's WebSocket path, [texts to send])`` of a client reading every
+    symbol's book stream (the simulator bench, ``hftfeed/tools/sim/bench.py``)."""
+    return "", [json.dumps({"jsonrpc": "2.0", "id": 1, "method": "public/subscribe", "params": {
+        "channels": ["book.%s.100ms" % s for s in symbols]}})]
+
+
 class Dialect(object):
     """Per-server Deribit state: each instrument's mirror book (for snapshots and the
     new/change action of a level) and last ``change_id`` (for ``prev_change_id``)."""

@@ -182,6 +182,13 @@ class KrakenSession(object):
         return out
 
 
+def book_request(market, symbols):
+    """``(path after the venue's WebSocket path, [texts to send])`` of a client reading every
+    symbol's book stream (the simulator bench, ``hftfeed/tools/sim/bench.py``)."""
+    return "", [json.dumps({"method": "subscribe", "params": {
+        "channel": "book", "symbol": list(symbols), "depth": 25}, "req_id": 1})]
+
+
 class Dialect(object):
     """Per-server Kraken state: mirror books, precisions, armed bad checksums."""
 

@@ -225,6 +225,13 @@ class OkxSession(object):
         return out
 
 
+def book_request(market, symbols):
+    """``(path after the venue's WebSocket path, [texts to send])`` of a client reading every
+    symbol's book stream (the simulator bench, ``hftfeed/tools/sim/bench.py``)."""
+    return "", [json.dumps({"op": "subscribe",
+                            "args": [{"channel": "books", "instId": s} for s in symbols]})]
+
+
 class Dialect(object):
     """Per-server OKX state: mirror books (for checksums), the last ``seqId`` of each book, the
     quiet-time clock of the keepalive updates, armed bad checksums."""
