@@ -6,7 +6,8 @@ Facts implemented (sources and dates: docs/venues.md "Kraken"):
   "symbol":[..],..},"req_id":N}``, answered once per symbol ``{"method":..,"result":{..},
   "success":true,"time_in":..,"time_out":..[,"req_id":N]}`` or ``{"error":..,"method":..,
   "success":false,"symbol":..,..}``; ``{"method":"ping"}`` is answered ``{"method":"pong"}``;
-  ``{"channel":"heartbeat"}`` once a second on a connection with subscriptions;
+  ``{"channel":"heartbeat"}`` about once a second on a connection with subscriptions that
+  was sent nothing else in that second;
 * ``instrument``: a snapshot of the pairs with their ``price_precision``/``qty_precision``;
 * ``book`` with ``depth`` 10, 25, 100, 500 or 1000: a snapshot of that depth after
   subscribing, then updates of what changed *within* that depth: changed and new levels, qty 0
@@ -219,6 +220,7 @@ class Dialect(object):
         self.last_trade_px = {}
         self.bad_checksums = {}         # symbol or None -> book messages still to corrupt
         self.next_heartbeat_s = 0.0
+        self.sent_at_heartbeat = {}     # conn id -> its messages_sent at the last heartbeat tick
 
     # ------------------------------------------------------------------ connections
     @staticmethod
@@ -366,13 +368,20 @@ class Dialect(object):
                                  self.server.now_ms())
 
     def on_timer(self, now_s):
-        """``heartbeat``: about once a second to every connection with subscriptions."""
+        """``heartbeat``: about once a second to a connection with subscriptions that was sent
+        nothing else during that second (Kraken's v2 "Heartbeat" page: "in the absence of any
+        other channel updates"); a busy connection gets none."""
         if now_s < self.next_heartbeat_s:
             return
         self.next_heartbeat_s = now_s + 1.0
+        before = self.sent_at_heartbeat
+        after = {}
         for c in list(self.server.conns.values()):
             if c.session.streams and not (c.closed or c.closing or c.half_open):
-                c.send_raw_text('{"channel":"heartbeat"}')
+                after[c.id] = c.messages_sent
+                if before.get(c.id) == c.messages_sent:
+                    c.send_raw_text('{"channel":"heartbeat"}')
+        self.sent_at_heartbeat = after
 
     # ------------------------------------------------------------------ faults
     def fault_bad_checksum(self, spec):
