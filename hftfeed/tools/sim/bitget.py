@@ -26,6 +26,7 @@ from hftfeed.tools.sim import binance
 from hftfeed.tools.sim.decimals import shortest
 from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY
 from hftfeed.tools.sim.mirror import MirrorBook
+from hftfeed.tools.sim.session import JsonSession
 from hftfeed.tools.sim.okx import CHECKSUM_LEVELS, book_checksum
 
 log = logging.getLogger("hftfeed.sim.bitget")
@@ -67,32 +68,27 @@ def error_body(code, msg):
                       separators=_JSON).encode("utf-8")
 
 
-class BitgetSession(object):
-    combined = False
+class BitgetSession(JsonSession):
+    PING_TEXT = "ping"      # answered "pong"
+    PONG_TEXT = "pong"
 
     def __init__(self, dialect, max_args=MAX_ARGS_PER_CONNECTION):
-        self.dialect = dialect
-        self.max_args = max_args
-        self.streams = []
-
-    def delivered(self):
-        return self.streams
+        JsonSession.__init__(self, dialect, max_args)
 
     def counts_toward_limit(self, text):
-        return text != "ping"
+        """Bitget's 10 messages a second include the string "ping" (its WebSocket overview:
+        the limit counts "ping" and JSON requests alike)."""
+        return True
 
-    def handle_text(self, text):
-        if text == "ping":
-            return ["pong"]
-        try:
-            req = json.loads(text)
-        except ValueError:
-            req = None
-        op = req.get("op") if isinstance(req, dict) else None
-        args = req.get("args") if isinstance(req, dict) else None
+    def refuse(self, text, why):
+        return [json.dumps({"event": "error", "code": CODE_BAD_REQUEST, "msg": "illegal request"},
+                           separators=_JSON)]
+
+    def handle_request(self, req, text):
+        op = req.get("op")
+        args = req.get("args")
         if op not in ("subscribe", "unsubscribe") or not isinstance(args, list) or not args:
-            return [json.dumps({"event": "error", "code": CODE_BAD_REQUEST,
-                                "msg": "illegal request"}, separators=_JSON)]
+            return self.refuse(text, None)
         out = []
         dialect = self.dialect
         for arg in args:
@@ -110,7 +106,7 @@ class BitgetSession(object):
             key = "%s:%s" % (channel, inst)
             if op == "subscribe":
                 if key not in self.streams:
-                    if len(self.streams) >= self.max_args:
+                    if not self.has_room(1):
                         out.append(json.dumps({"event": "error", "arg": echo,
                                                "code": CODE_BAD_REQUEST,
                                                "msg": "too many subscriptions"},

@@ -40,6 +40,7 @@ from hftfeed.tools.sim import binance
 from hftfeed.tools.sim.decimals import decimals_for, fixed, level_list
 from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY, spec_for
 from hftfeed.tools.sim.mirror import MirrorBook
+from hftfeed.tools.sim.session import MALFORMED, JsonSession
 
 log = logging.getLogger("hftfeed.sim.bybit")
 
@@ -143,32 +144,19 @@ def error_body(code, msg):
                        "retExtInfo": {}}, separators=_JSON).encode("utf-8")
 
 
-class BybitSession(object):
+class BybitSession(JsonSession):
     """One connection's topics and its request handling (answers + snapshots to send)."""
 
-    combined = False
-
     def __init__(self, dialect, conn_id, max_topics=MAX_TOPICS_PER_CONNECTION, pong_op="ping"):
-        self.dialect = dialect
+        JsonSession.__init__(self, dialect, max_topics)
         self.pong_op = pong_op          # the market's "op" in a ping's answer (MARKETS)
         self.conn_id = conn_id
-        self.max_topics = max_topics
-        self.streams = []
 
-    def delivered(self):
-        return self.streams
+    def refuse(self, text, why):
+        reason = "request not json" if why == MALFORMED else "request must be an object"
+        return [reply("", self.conn_id, False, "error:" + reason)]
 
-    def counts_toward_limit(self, text):
-        return True
-
-    def handle_text(self, text):
-        """Answer one client text message: a list of texts to send, in order (never raises)."""
-        try:
-            req = json.loads(text)
-        except ValueError:
-            return [reply("", self.conn_id, False, "error:request not json")]
-        if not isinstance(req, dict):
-            return [reply("", self.conn_id, False, "error:request must be an object")]
+    def handle_request(self, req, text):
         op = req.get("op")
         req_id = req.get("req_id")
         if req_id is not None and not isinstance(req_id, str):
@@ -200,7 +188,7 @@ class BybitSession(object):
                 errors.append("error:symbol not found,topic:%s" % topic)
                 continue
             added.append(topic)
-        if len(self.streams) + len(added) > self.max_topics:
+        if not self.has_room(len(added)):
             return [reply("subscribe", self.conn_id, False, "error:too many topics", req_id)]
         self.streams.extend(added)
         out = [reply("subscribe", self.conn_id, not errors, ";".join(errors), req_id)]

@@ -32,6 +32,7 @@ from hftfeed.tools.sim import binance
 from hftfeed.tools.sim.decimals import decimals_for, fixed
 from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY, spec_for
 from hftfeed.tools.sim.mirror import MirrorBook
+from hftfeed.tools.sim.session import MALFORMED, JsonSession
 
 VENUE = "coinbase"
 WS_PATH = ""
@@ -79,22 +80,12 @@ class SymbolFormat(object):
         self.qty = fixed(decimals_for(spec.lot_scaled))
 
 
-class CoinbaseSession(object):
+class CoinbaseSession(JsonSession):
     """One connection: its subscriptions and its own ``sequence_num``."""
 
-    combined = False
-
     def __init__(self, dialect, max_streams):
-        self.dialect = dialect
-        self.max_streams = max_streams
-        self.streams = []
+        JsonSession.__init__(self, dialect, max_streams)
         self.seq = 0            # the number the next stamped message gets
-
-    def delivered(self):
-        return self.streams
-
-    def counts_toward_limit(self, text):
-        return True
 
     def stamp(self, payload):
         """Give ``payload`` this connection's next ``sequence_num`` (if it carries one)."""
@@ -104,14 +95,12 @@ class CoinbaseSession(object):
         self.seq = seq + 1
         return payload.replace(SEQ_PLACEHOLDER, b'"sequence_num":%d,' % seq, 1)
 
-    def handle_text(self, text):
+    def refuse(self, text, why):
+        return [error_message("malformed request" if why == MALFORMED
+                              else "request must be an object")]
+
+    def handle_request(self, req, text):
         """Answer one client message: texts to send, in order (never raises)."""
-        try:
-            req = json.loads(text)
-        except ValueError:
-            return [error_message("malformed request")]
-        if not isinstance(req, dict):
-            return [error_message("request must be an object")]
         kind = req.get("type")
         channel = req.get("channel")
         if kind not in ("subscribe", "unsubscribe"):
@@ -134,7 +123,7 @@ class CoinbaseSession(object):
             self.streams = [s for s in self.streams if s not in names]
             return [self.dialect.subscriptions_message(self.streams)]
         added = [n for n in names if n not in self.streams]
-        if len(self.streams) + len(added) > self.max_streams:
+        if not self.has_room(len(added)):
             return [error_message("too many subscriptions")]
         self.streams.extend(added)
         out = [self.dialect.subscriptions_message(self.streams)]

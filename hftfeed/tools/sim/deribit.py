@@ -37,6 +37,7 @@ from hftfeed.tools.sim import binance
 from hftfeed.tools.sim.decimals import shortest
 from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY
 from hftfeed.tools.sim.mirror import MirrorBook
+from hftfeed.tools.sim.session import MALFORMED, JsonSession
 
 log = logging.getLogger("hftfeed.sim.deribit")
 
@@ -103,33 +104,20 @@ def book_json(kind, symbol, change_id, prev_id, bids, asks, bid_actions, ask_act
                                             levels_json(asks, ask_actions), extra))
 
 
-class DeribitSession(object):
+class DeribitSession(JsonSession):
     """One connection's channels, heartbeat state and request handling."""
 
-    combined = False
-
     def __init__(self, dialect, max_channels=MAX_CHANNELS_PER_CONNECTION):
-        self.dialect = dialect
-        self.max_channels = max_channels
-        self.streams = []
+        JsonSession.__init__(self, dialect, max_channels)
         self.heartbeat_s = None         # set by public/set_heartbeat
         self.next_test_s = None         # when the next test_request is due
         self.test_pending = False       # a test_request awaits its public/test
 
-    def delivered(self):
-        return self.streams
+    def refuse(self, text, why):
+        return [response(None, error=(ERR_PARSE, "parse_error" if why == MALFORMED
+                                      else "request must be an object"))]
 
-    def counts_toward_limit(self, text):
-        return True
-
-    def handle_text(self, text):
-        """Answer one client text message: a list of texts to send, in order (never raises)."""
-        try:
-            req = json.loads(text)
-        except ValueError:
-            return [response(None, error=(ERR_PARSE, "parse_error"))]
-        if not isinstance(req, dict):
-            return [response(None, error=(ERR_PARSE, "request must be an object"))]
+    def handle_request(self, req, text):
         request_id = req.get("id")
         method = req.get("method")
         params = req.get("params")
@@ -168,7 +156,7 @@ class DeribitSession(object):
             if inst in self.dialect.known and channel not in self.streams \
                     and channel not in added:
                 added.append(channel)
-        if len(self.streams) + len(added) > self.max_channels:
+        if not self.has_room(len(added)):
             return [response(request_id, error=(ERR_PARAMS, "too many channels"))]
         self.streams.extend(added)
         ok = [c for c in channels if c in self.streams]

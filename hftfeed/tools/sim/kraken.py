@@ -32,6 +32,7 @@ from hftfeed.tools.sim import binance
 from hftfeed.tools.sim.decimals import decimals_for, shortest
 from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY, spec_for
 from hftfeed.tools.sim.mirror import MirrorBook
+from hftfeed.tools.sim.session import MALFORMED, JsonSession
 
 VENUE = "kraken"
 WS_PATH = "/v2"
@@ -98,29 +99,14 @@ def answer(method, result, req_id, error=None, symbol=None):
     return json.dumps(out, separators=_JSON)
 
 
-class KrakenSession(object):
+class KrakenSession(JsonSession):
     """One connection's subscriptions and request handling."""
 
-    combined = False
+    def refuse(self, text, why):
+        return [answer("", None, None, "Malformed request" if why == MALFORMED
+                       else "Request must be an object")]
 
-    def __init__(self, dialect, max_streams):
-        self.dialect = dialect
-        self.max_streams = max_streams
-        self.streams = []
-
-    def delivered(self):
-        return self.streams
-
-    def counts_toward_limit(self, text):
-        return True
-
-    def handle_text(self, text):
-        try:
-            req = json.loads(text)
-        except ValueError:
-            return [answer("", None, None, "Malformed request")]
-        if not isinstance(req, dict):
-            return [answer("", None, None, "Request must be an object")]
+    def handle_request(self, req, text):
         method = req.get("method")
         req_id = req.get("req_id")
         if not isinstance(req_id, int) or isinstance(req_id, bool):
@@ -166,7 +152,7 @@ class KrakenSession(object):
                     out.append(answer(method, result, req_id))
             elif name in self.streams:
                 out.append(answer(method, None, req_id, "Already subscribed", sym))
-            elif len(self.streams) >= self.max_streams:
+            elif not self.has_room(1):
                 out.append(answer(method, None, req_id, "Too many subscriptions", sym))
             else:
                 self.streams.append(name)

@@ -39,6 +39,7 @@ from hftfeed.tools.sim import binance
 from hftfeed.tools.sim.decimals import shortest
 from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY
 from hftfeed.tools.sim.mirror import MirrorBook
+from hftfeed.tools.sim.session import JsonSession
 
 log = logging.getLogger("hftfeed.sim.okx")
 
@@ -163,38 +164,26 @@ def error_body(code, msg):
                       separators=_JSON).encode("utf-8")
 
 
-class OkxSession(object):
+class OkxSession(JsonSession):
     """One connection's subscriptions and request handling (answers + snapshots to send)."""
 
-    combined = False
+    PING_TEXT = "ping"      # OKX limits subscribe/unsubscribe requests (3 a second), not pings
+    PONG_TEXT = "pong"
 
     def __init__(self, dialect, conn_id, max_args=MAX_ARGS_PER_CONNECTION):
-        self.dialect = dialect
+        JsonSession.__init__(self, dialect, max_args)
         self.conn_id = conn_id
-        self.max_args = max_args
-        self.streams = []
         self.ever_subscribed = False
 
-    def delivered(self):
-        return self.streams
+    def refuse(self, text, why):
+        return [event("error", self.conn_id, code=CODE_INVALID_REQUEST,
+                      msg="Invalid request: %s" % text[:200])]
 
-    def counts_toward_limit(self, text):
-        """OKX limits subscribe/unsubscribe requests (3 a second); ``ping`` is not one."""
-        return text != "ping"
-
-    def handle_text(self, text):
-        if text == "ping":
-            return ["pong"]
-        try:
-            req = json.loads(text)
-        except ValueError:
-            return [event("error", self.conn_id, code=CODE_INVALID_REQUEST,
-                          msg="Invalid request: %s" % text[:200])]
-        op = req.get("op") if isinstance(req, dict) else None
-        args = req.get("args") if isinstance(req, dict) else None
+    def handle_request(self, req, text):
+        op = req.get("op")
+        args = req.get("args")
         if op not in ("subscribe", "unsubscribe") or not isinstance(args, list) or not args:
-            return [event("error", self.conn_id, code=CODE_INVALID_REQUEST,
-                          msg="Invalid request: %s" % text[:200])]
+            return self.refuse(text, None)
         out = []
         for arg in args:
             channel = arg.get("channel") if isinstance(arg, dict) else None
@@ -209,7 +198,7 @@ class OkxSession(object):
             echo = {"channel": channel, "instId": inst}
             if op == "subscribe":
                 if key not in self.streams:
-                    if len(self.streams) >= self.max_args:
+                    if not self.has_room(1):
                         out.append(event("error", self.conn_id, code=CODE_INVALID_REQUEST,
                                          msg="Invalid request: too many subscriptions"))
                         continue
