@@ -213,16 +213,20 @@ def quote(symbol, update_id, bid):
     return Quote(symbol, update_id, bid * P, P, (bid + 1) * P, P, 0)
 
 
+def quote_router(venue_cls, symbol, venue_id):
+    """A router of one instrument's quotes: (router, what it published, its stats)."""
+    venue = venue_cls([symbol], ("bookTicker",))
+    rec, stats = Recorder(), FeedStats()
+    inst = Instrument(symbol, 1, venue_id, venue.rule, 100, 1000)
+    return Router(venue, {symbol: inst}, rec, stats, None, lambda attempt: 0.1), rec, stats
+
+
 def test_coinbase_quotes_follow_the_new_connection_at_once_and_never_the_old_one_again():
     """Coinbase's quote ids are the connection's ``sequence_num``: the new connection of a
     make-before-break counts from 0 while the old one is in the thousands. Its quotes must be
     published from the first one (not refused until their ids pass the old connection's), and
     once they are, a quote still arriving on the retiring connection is stale and dropped."""
-    venue = Coinbase(["BTC-USD"], ("bookTicker",))
-    rec = Recorder()
-    inst = Instrument("BTC-USD", 1, 5, venue.rule, 100, 1000)
-    stats = FeedStats()
-    router = Router(venue, {"BTC-USD": inst}, rec, stats, None, lambda attempt: 0.1)
+    router, rec, stats = quote_router(Coinbase, "BTC-USD", 5)
     old, new = FakeLink(1), FakeLink(2)
     router._on_quote(old, quote("BTC-USD", 5000, 100), 0)
     router._on_quote(old, quote("BTC-USD", 5003, 101), 0)
@@ -238,11 +242,7 @@ def test_quotes_without_an_id_are_taken_from_one_connection_at_a_time():
     """Kraken's quotes carry no id (0 on the wire): during an overlap both connections deliver
     every best bid/offer. Publishing both would double every quote and could put the old
     connection's older quote after the new one's; only the newest connection is followed."""
-    venue = Kraken(["BTC/USD"], ("bookTicker",))
-    rec = Recorder()
-    inst = Instrument("BTC/USD", 1, 6, venue.rule, 100, 1000)
-    stats = FeedStats()
-    router = Router(venue, {"BTC/USD": inst}, rec, stats, None, lambda attempt: 0.1)
+    router, rec, stats = quote_router(Kraken, "BTC/USD", 6)
     old, new = FakeLink(1), FakeLink(2)
     for link, bid in ((old, 100), (old, 101), (new, 101), (old, 102), (new, 102), (new, 103)):
         router._on_quote(link, quote("BTC/USD", 0, bid), 0)
