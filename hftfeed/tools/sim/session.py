@@ -16,10 +16,11 @@ NOT_AN_OBJECT = "not an object"  # JSON, but not an object
 
 
 class JsonSession(object):
-    """One connection's subscriptions. Subclasses define ``handle_request(req, text)`` (a decoded
-    JSON object and its text -> texts to send, in order) and ``refuse(text, why)`` (the venue's answer to a
-    text that is not a JSON object; ``why`` is MALFORMED or NOT_AN_OBJECT); a venue whose
-    keepalive is a bare text (OKX, Bitget: ``ping``) sets PING_TEXT / PONG_TEXT."""
+    """One connection's subscriptions. Subclasses define ``handle_request(req, text)`` (a
+    decoded JSON object and its text -> texts to send, in order) and ``refuse(text, why)`` (the
+    venue's answer to a text that is not a JSON object; ``why`` is MALFORMED, NOT_AN_OBJECT, or
+    None for an object that is no request the venue knows); a venue whose keepalive is a bare
+    text (OKX, Bitget: ``ping``) sets PING_TEXT / PONG_TEXT."""
 
     combined = False
     PING_TEXT = None
