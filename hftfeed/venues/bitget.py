@@ -1,8 +1,8 @@
 """Bitget v2 public WebSocket: ``books`` with ``seq``/``pseq`` and a CRC32 checksum, ``trade``,
 ``ticker`` (venue id 11 spot, 12 USDT-M futures).
 
-Facts (Bitget v2 API docs "WebSocket: Connect", "Depth Channel", "Trade Channel", "Tickers
-Channel"; not re-read on 2026-12-05, see docs/venues.md):
+Facts (Bitget v2 API docs "Websocket API" overview, "Depth Channel", "Trade Channel", "Tickers
+Channel"; sources and dates in docs/venues.md):
 - endpoint ``wss://ws.bitget.com/v2/ws/public``; subscribe with
   ``{"op":"subscribe","args":[{"instType":"SPOT","channel":"books","instId":"BTCUSDT"}, ..]}``;
   every arg is acknowledged on its own ``{"event":"subscribe","arg":{..}}``; failures come as
@@ -10,11 +10,14 @@ Channel"; not re-read on 2026-12-05, see docs/venues.md):
   ``USDT-FUTURES``): the same ``BTCUSDT`` names a spot pair and a perpetual, so each market is
   its own registry entry and wire id;
 - keepalive: the client sends the text ``ping`` every 30 s and gets the text ``pong``; a
-  connection without a ping for 2 minutes is closed;
+  connection without a ping for 2 minutes is closed; 10 messages a second, ``ping`` included;
 - ``books`` (full depth): ``action`` ``snapshot`` after subscribing, then ``update``; levels
   ``[price, size]``, size "0" deletes; ``seq`` numbers the messages of one instrument and
-  ``pseq`` names the previous one (the change-id chain:
-  :class:`hftfeed.core.sync.PrevIdChainRule`); ``checksum`` is the signed CRC32 of
+  ``pseq`` names the previous one; after a release or restart the numbers may start again
+  lower, the next message "most likely" with ``pseq`` 0. So ids are compared by identity,
+  never by size, exactly OKX's ``seqId``/``prevSeqId`` rule (:class:`BitgetRule`: a reset
+  breaks the chain and resyncs; a smaller ``seq`` is never "already applied", which froze
+  the book until 2026-12-05); ``checksum`` is the signed CRC32 of
   ``bid1px:bid1sz:ask1px:ask1sz:...`` over the best 25 levels a side, built from the strings
   sent (OKX's construction: :func:`hftfeed.venues.okx.book_checksum`); 0 is not verified;
 - ``trade``: ``side`` is the taker's, ``tradeId`` a decimal string, ``ts`` ms as a string;
@@ -24,7 +27,6 @@ Channel"; not re-read on 2026-12-05, see docs/venues.md):
 import json
 import logging
 
-from hftfeed.core.sync import PrevIdChainRule
 from hftfeed.core.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_PONG, CTRL_SUBSCRIBED, Control,
                                   DepthUpdate, Quote, Trade)
 from hftfeed.errors import VenueError
@@ -32,7 +34,7 @@ from hftfeed.venues import registry
 from hftfeed.venues.base import (Venue, data_items, decimal_id, levels_flat, loads, ms_text_ns,
                                  req_int_at_least, req_price, req_str, split_stream, taker_side,
                                  to_qty, to_trade_qty)
-from hftfeed.venues.okx import ChecksumGate, book_checksum
+from hftfeed.venues.okx import ChecksumGate, OkxRule
 
 log = logging.getLogger("hftfeed.exchanges.bitget")
 
@@ -40,11 +42,10 @@ MAX_ARGS_PER_REQUEST = 40
 _JSON_COMPACT = (",", ":")
 
 
-class BitgetRule(PrevIdChainRule):
-    """``pseq`` must be the last applied ``seq``; a non-zero checksum must match the book."""
-
-    def verify(self, book, upd):
-        return book_checksum(book) == upd.checksum
+class BitgetRule(OkxRule):
+    """OKX's rule, unchanged: ``pseq`` must be the ``seq`` the book ended on, ids are compared
+    by identity (Bitget's numbers may restart lower after a release, as OKX's after
+    maintenance), a non-zero checksum (OKX's construction) must match the book."""
 
 
 class Bitget(Venue):

@@ -154,6 +154,7 @@ class Dialect(object):
         self.known = frozenset(server.symbols)
         self.mirrors = {}
         self.last_seq = {}
+        self.seq_resets = 0
         for sym, uid, bids, asks in server.source.initial_books():
             self.mirrors[sym] = MirrorBook(bids, asks)
             self.last_seq[sym] = uid
@@ -217,6 +218,23 @@ class Dialect(object):
                                                  shortest(ev[5]), shortest(ev[4]),
                                                  shortest(ev[6]), event_ms), event_ms)
 
+    def fault_bitget_seq_reset(self, spec):
+        """A release or service restart (Bitget's order-book channel docs): the numbers start
+        again at ``to`` (lower) and the next books message has ``pseq`` 0 ("most likely": the
+        docs promise no more), so nothing chains across the reset."""
+        syms = [spec["symbol"]] if spec.get("symbol") else list(self.server.symbols)
+        engines = getattr(self.server.source, "by_symbol", None)
+        if engines is None:
+            raise ValueError("bitget_seq_reset needs the synthetic source")
+        for sym in syms:
+            if spec["to"] >= engines[sym].last_update_id:
+                raise ValueError("bitget_seq_reset: 'to' (%d) must be below the current seq %d"
+                                 % (spec["to"], engines[sym].last_update_id))
+        for sym in syms:
+            engines[sym].last_update_id = spec["to"] - 1
+            self.last_seq[sym] = 0
+        self.seq_resets += 1
+
     def snapshot_message(self, inst):
         bids, asks = self.mirrors[inst].top(1 << 30)
         now_ms = self.server.now_ms()
@@ -242,5 +260,6 @@ class Dialect(object):
                     % (last, last + 1, event_ms), event_ms)
 
     def status(self):
-        return {"seq": dict(self.last_seq), "instType": self.inst_type,
+        return {"seq": dict(self.last_seq), "seq_resets": self.seq_resets,
+                "instType": self.inst_type,
                 "checksum": "real" if self.real_checksum else "zero"}
