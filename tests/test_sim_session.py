@@ -8,7 +8,8 @@ import json
 import pytest
 
 from hftfeed.tools.sim import bitget, bybit, coinbase, deribit, kraken, okx
-from hftfeed.tools.sim.session import JsonSession
+from hftfeed.tools.sim.session import JsonSession, MessageDialect
+from hftfeed.venues import registry
 
 SESSIONS = {
     "okx": lambda: okx.OkxSession(None, "c1", 4),
@@ -47,3 +48,15 @@ def test_the_stream_limit_is_counted_against_what_the_connection_has():
     session = SESSIONS["kraken"]()
     session.streams.extend(["book10:A/B", "book10:C/D", "trade:A/B"])
     assert session.has_room(1) and not session.has_room(2)
+
+
+@pytest.mark.parametrize("name", [n for n in registry.NAMES
+                                  if issubclass(getattr(registry.sim_dialect(n), "Dialect",
+                                                        object), MessageDialect)])
+def test_the_dialects_serve_the_registrys_path_and_refuse_others(name):
+    dialect = registry.sim_dialect(name).Dialect.__new__(registry.sim_dialect(name).Dialect)
+    dialect.VENUE = name
+    path = registry.ws_path(name)
+    assert dialect.is_ws_path(path) and dialect.is_ws_path(path + "/?x=1")
+    with pytest.raises(ValueError):
+        dialect.check_ws_path(path + "/elsewhere")

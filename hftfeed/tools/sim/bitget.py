@@ -26,13 +26,12 @@ from hftfeed.tools.sim import binance
 from hftfeed.tools.sim.decimals import shortest
 from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY
 from hftfeed.tools.sim.mirror import MirrorBook
-from hftfeed.tools.sim.session import JsonSession
+from hftfeed.tools.sim.session import MessageDialect, JsonSession
 from hftfeed.tools.sim.okx import CHECKSUM_LEVELS, book_checksum
 
 log = logging.getLogger("hftfeed.sim.bitget")
 
 VENUE = "bitget"
-WS_PATH = "/v2/ws/public"
 MARKETS = {"bitget": "SPOT", "bitget-futures": "USDT-FUTURES"}    # registry name -> instType
 CHANNELS = ("books", "trade", "ticker")
 MAX_ARGS_PER_CONNECTION = 1000
@@ -130,7 +129,7 @@ def book_request(market, symbols):
         {"instType": MARKETS[market], "channel": "books", "instId": s} for s in symbols]})]
 
 
-class Dialect(object):
+class Dialect(MessageDialect):
     """Per-server Bitget state: mirror books (snapshots, checksums) and each book's last seq."""
 
     MAX_STREAMS_PER_CONNECTION = MAX_ARGS_PER_CONNECTION
@@ -162,13 +161,8 @@ class Dialect(object):
             self.mirrors.setdefault(sym, MirrorBook())
             self.last_seq.setdefault(sym, 1)
 
-    @staticmethod
-    def is_ws_path(target):
-        return target.split("?", 1)[0].rstrip("/") == WS_PATH
-
     def open_session(self, target, max_streams):
-        if not self.is_ws_path(target):
-            raise ValueError("unknown WebSocket path %r" % (target,))
+        self.check_ws_path(target)
         return BitgetSession(self, max_streams)
 
     @staticmethod
@@ -176,13 +170,6 @@ class Dialect(object):
         return {EV_DEPTH: [("books:" + inst, "books")], EV_TRADE: [("trade:" + inst, "trade")],
                 EV_QUOTE: [("ticker:" + inst, "ticker")]}
 
-    @staticmethod
-    def symbol_of_stream(stream):
-        return stream.partition(":")[2]
-
-    @staticmethod
-    def combined_prefix(stream):
-        return ""
 
     def checksum_now(self, sym):
         if not self.real_checksum:

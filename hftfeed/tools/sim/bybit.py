@@ -40,21 +40,20 @@ from hftfeed.tools.sim import binance
 from hftfeed.tools.sim.decimals import decimals_for, fixed, level_list
 from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY, spec_for
 from hftfeed.tools.sim.mirror import MirrorBook
-from hftfeed.tools.sim.session import MALFORMED, JsonSession
+from hftfeed.tools.sim.session import MessageDialect, MALFORMED, JsonSession
 
 log = logging.getLogger("hftfeed.sim.bybit")
 
 VENUE = "bybit"
-WS_PATH = "/v5/public/linear"
 ID_MODE = "message"                     # "u" counts messages: one id per book push (market.py)
 BOOK_DEPTHS = (50, 200, 1000)           # orderbook depths besides level 1 (linear, inverse, spot)
 
 #: What differs between the Bybit markets this dialect serves (registry name -> facts).
-Market = namedtuple("Market", ("venue", "ws_path", "pong_op", "uuid_trade_ids"))
+Market = namedtuple("Market", ("venue", "pong_op", "uuid_trade_ids"))   # paths: the registry
 MARKETS = {
-    "bybit": Market("bybit", WS_PATH, "ping", True),
-    "bybit-inverse": Market("bybit-inverse", "/v5/public/inverse", "ping", True),
-    "bybit-spot": Market("bybit-spot", "/v5/public/spot", "pong", False),
+    "bybit": Market("bybit", "ping", True),
+    "bybit-inverse": Market("bybit-inverse", "ping", True),
+    "bybit-spot": Market("bybit-spot", "pong", False),
 }
 MAX_TOPICS_PER_CONNECTION = 1024        # generous: Bybit limits argument length, not count
 _UUID_VARIANT = 2 << 62                 # RFC 4122 variant bits "10" in the low 64 bits
@@ -215,7 +214,7 @@ def book_request(market, symbols):
     return "", [json.dumps({"op": "subscribe", "args": ["orderbook.50." + s for s in symbols]})]
 
 
-class Dialect(object):
+class Dialect(MessageDialect):
     """Per-server Bybit state: each symbol's mirror book, ``u``/``seq``, level-1 ``u`` and tick
     direction. The server calls :meth:`observe_depth` / :meth:`observe_other` for every
     generated event, in order, and formats the events they return."""
@@ -262,12 +261,8 @@ class Dialect(object):
             self.l1_u[sym] = 1      # level 1 has its own u; 0 is not a valid id
 
     # ------------------------------------------------------------------ connections
-    def is_ws_path(self, target):
-        return target.split("?", 1)[0].rstrip("/") == self.market.ws_path
-
     def open_session(self, target, max_streams):
-        if not self.is_ws_path(target):
-            raise ValueError("unknown WebSocket path %r" % (target,))
+        self.check_ws_path(target)
         self._next_conn += 1
         conn_id = "sim%05d-%08x" % (self._next_conn, zlib.crc32(b"%d" % self._next_conn))
         return BybitSession(self, conn_id, max_streams, self.market.pong_op)
@@ -282,9 +277,6 @@ class Dialect(object):
     def symbol_of_stream(stream):
         return stream.rsplit(".", 1)[-1]
 
-    @staticmethod
-    def combined_prefix(stream):
-        return ""       # Bybit has no combined-stream envelope
 
     # ------------------------------------------------------------------ event bookkeeping
     def observe_depth(self, ev):

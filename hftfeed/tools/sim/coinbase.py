@@ -32,10 +32,9 @@ from hftfeed.tools.sim import binance
 from hftfeed.tools.sim.decimals import decimals_for, fixed
 from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY, spec_for
 from hftfeed.tools.sim.mirror import MirrorBook
-from hftfeed.tools.sim.session import MALFORMED, JsonSession
+from hftfeed.tools.sim.session import MessageDialect, MALFORMED, JsonSession
 
 VENUE = "coinbase"
-WS_PATH = ""
 HEARTBEATS = "heartbeats"
 CHANNELS = ("level2", "market_trades", "ticker")
 MAX_STREAMS_PER_CONNECTION = 1024
@@ -141,7 +140,7 @@ def book_request(market, symbols):
                             "channel": "level2"})]
 
 
-class Dialect(object):
+class Dialect(MessageDialect):
     """Per-server Coinbase state: each product's mirror book, last quote and trade price."""
 
     VENUE = VENUE
@@ -170,13 +169,8 @@ class Dialect(object):
             self.mirrors.setdefault(sym, MirrorBook())
 
     # ------------------------------------------------------------------ connections
-    @staticmethod
-    def is_ws_path(target):
-        return target.split("?", 1)[0].rstrip("/") == WS_PATH
-
     def open_session(self, target, max_streams):
-        if not self.is_ws_path(target):
-            raise ValueError("unknown WebSocket path %r" % (target,))
+        self.check_ws_path(target)
         return CoinbaseSession(self, max_streams)
 
     @staticmethod
@@ -185,13 +179,6 @@ class Dialect(object):
                 EV_TRADE: [("market_trades:" + symbol, "trades")],
                 EV_QUOTE: [("ticker:" + symbol, "ticker")]}
 
-    @staticmethod
-    def symbol_of_stream(stream):
-        return stream.split(":", 1)[-1]
-
-    @staticmethod
-    def combined_prefix(stream):
-        return ""
 
     def on_lost(self, targets):
         """A message lost in transit: each receiving connection skips its number."""

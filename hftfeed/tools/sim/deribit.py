@@ -37,12 +37,11 @@ from hftfeed.tools.sim import binance
 from hftfeed.tools.sim.decimals import shortest
 from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY
 from hftfeed.tools.sim.mirror import MirrorBook
-from hftfeed.tools.sim.session import MALFORMED, JsonSession
+from hftfeed.tools.sim.session import MessageDialect, MALFORMED, JsonSession
 
 log = logging.getLogger("hftfeed.sim.deribit")
 
 VENUE = "deribit"
-WS_PATH = "/ws/api/v2"
 MIN_HEARTBEAT_S = 10
 MAX_CHANNELS_PER_CONNECTION = 1024
 ERR_PARSE = -32700
@@ -182,7 +181,7 @@ def book_request(market, symbols):
         "channels": ["book.%s.100ms" % s for s in symbols]}})]
 
 
-class Dialect(object):
+class Dialect(MessageDialect):
     """Per-server Deribit state: each instrument's mirror book (for snapshots and the
     new/change action of a level) and last ``change_id`` (for ``prev_change_id``)."""
 
@@ -217,13 +216,8 @@ class Dialect(object):
                           separators=_JSON).encode("utf-8")
 
     # ------------------------------------------------------------------ connections
-    @staticmethod
-    def is_ws_path(target):
-        return target.split("?", 1)[0].rstrip("/") == WS_PATH
-
     def open_session(self, target, max_streams):
-        if not self.is_ws_path(target):
-            raise ValueError("unknown WebSocket path %r" % (target,))
+        self.check_ws_path(target)
         return DeribitSession(self, max_streams)
 
     @staticmethod
@@ -236,9 +230,6 @@ class Dialect(object):
     def symbol_of_stream(stream):
         return stream.split(".")[1]
 
-    @staticmethod
-    def combined_prefix(stream):
-        return ""
 
     # ------------------------------------------------------------------ event bookkeeping
     def observe_depth(self, ev):

@@ -32,10 +32,9 @@ from hftfeed.tools.sim import binance
 from hftfeed.tools.sim.decimals import decimals_for, shortest
 from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY, spec_for
 from hftfeed.tools.sim.mirror import MirrorBook
-from hftfeed.tools.sim.session import MALFORMED, JsonSession
+from hftfeed.tools.sim.session import MessageDialect, MALFORMED, JsonSession
 
 VENUE = "kraken"
-WS_PATH = "/v2"
 DEPTHS = (10, 25, 100, 500, 1000)
 CHECKSUM_LEVELS = 10
 MAX_STREAMS_PER_CONNECTION = 1024
@@ -176,7 +175,7 @@ def book_request(market, symbols):
         "channel": "book", "symbol": list(symbols), "depth": 25}, "req_id": 1})]
 
 
-class Dialect(object):
+class Dialect(MessageDialect):
     """Per-server Kraken state: mirror books, precisions, armed bad checksums."""
 
     VENUE = VENUE
@@ -209,13 +208,8 @@ class Dialect(object):
         self.sent_at_heartbeat = {}     # conn id -> its messages_sent at the last heartbeat tick
 
     # ------------------------------------------------------------------ connections
-    @staticmethod
-    def is_ws_path(target):
-        return target.split("?", 1)[0].rstrip("/") == WS_PATH
-
     def open_session(self, target, max_streams):
-        if not self.is_ws_path(target):
-            raise ValueError("unknown WebSocket path %r" % (target,))
+        self.check_ws_path(target)
         return KrakenSession(self, max_streams)
 
     @staticmethod
@@ -224,13 +218,6 @@ class Dialect(object):
                 EV_TRADE: [("trade:" + symbol, "trade")],
                 EV_QUOTE: [("ticker:" + symbol, "ticker")]}
 
-    @staticmethod
-    def symbol_of_stream(stream):
-        return stream.split(":", 1)[-1]
-
-    @staticmethod
-    def combined_prefix(stream):
-        return ""
 
     # ------------------------------------------------------------------ event bookkeeping
     def observe_depth(self, ev):

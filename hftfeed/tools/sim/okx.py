@@ -39,12 +39,11 @@ from hftfeed.tools.sim import binance
 from hftfeed.tools.sim.decimals import shortest
 from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY
 from hftfeed.tools.sim.mirror import MirrorBook
-from hftfeed.tools.sim.session import JsonSession
+from hftfeed.tools.sim.session import MessageDialect, JsonSession
 
 log = logging.getLogger("hftfeed.sim.okx")
 
 VENUE = "okx"
-WS_PATH = "/ws/v5/public"
 CHECKSUM_LEVELS = 25
 BOOK_LEVELS = 400
 MAX_ARGS_PER_CONNECTION = 1024
@@ -221,7 +220,7 @@ def book_request(market, symbols):
                             "args": [{"channel": "books", "instId": s} for s in symbols]})]
 
 
-class Dialect(object):
+class Dialect(MessageDialect):
     """Per-server OKX state: mirror books (for checksums), the last ``seqId`` of each book, the
     quiet-time clock of the keepalive updates, armed bad checksums."""
 
@@ -260,13 +259,8 @@ class Dialect(object):
             self.price_text[sym] = {}
 
     # ------------------------------------------------------------------ connections
-    @staticmethod
-    def is_ws_path(target):
-        return target.split("?", 1)[0].rstrip("/") == WS_PATH
-
     def open_session(self, target, max_streams):
-        if not self.is_ws_path(target):
-            raise ValueError("unknown WebSocket path %r" % (target,))
+        self.check_ws_path(target)
         self._next_conn += 1
         return OkxSession(self, "%08x" % zlib.crc32(b"okx-conn-%d" % self._next_conn),
                           max_streams)
@@ -277,13 +271,6 @@ class Dialect(object):
                 EV_TRADE: [(stream_key("trades", inst_id), "trades")],
                 EV_QUOTE: [(stream_key("bbo-tbt", inst_id), "bbo")]}
 
-    @staticmethod
-    def symbol_of_stream(stream):
-        return stream.partition(":")[2]
-
-    @staticmethod
-    def combined_prefix(stream):
-        return ""
 
     # ------------------------------------------------------------------ event bookkeeping
     def checksum_now(self, sym):

@@ -1,5 +1,6 @@
 """What the simulator server needs of a connection whose streams are subscribed by JSON
-messages (every dialect but Binance's, whose streams are named in the URL).
+messages (every dialect but Binance's, whose streams are named in the URL), and of the
+dialects that serve them (:class:`MessageDialect`).
 
 The server (``server.py``, ``wsconn.py``) reads a session's ``streams`` (what it is sent),
 ``combined`` (Binance's stream envelope: never here), ``delivered()``, and asks
@@ -10,6 +11,8 @@ its dialect, in ``handle_request`` and ``refuse``.
 """
 
 import json
+
+from hftfeed.venues import registry     # pure data: imports no adapter and nothing of the core
 
 MALFORMED = "malformed"          # the text is not JSON
 NOT_AN_OBJECT = "not an object"  # JSON, but not an object
@@ -60,3 +63,28 @@ class JsonSession(object):
 
     def refuse(self, text, why):
         raise NotImplementedError
+
+
+class MessageDialect(object):
+    """The dialect side of the same venues: one WebSocket path, the registry's (the path of
+    the venue's production URL, so it is written once), and streams keyed
+    ``"<channel>:<instrument>"`` with no combined-stream envelope. ``VENUE`` is the registry
+    name (a market's own where one dialect serves several)."""
+
+    VENUE = ""
+
+    def is_ws_path(self, target):
+        return target.split("?", 1)[0].rstrip("/") == registry.ws_path(self.VENUE)
+
+    def check_ws_path(self, target):
+        """For ``open_session``: ValueError (the server answers 404) on any other path."""
+        if not self.is_ws_path(target):
+            raise ValueError("unknown WebSocket path %r" % (target,))
+
+    @staticmethod
+    def symbol_of_stream(stream):
+        return stream.partition(":")[2]
+
+    @staticmethod
+    def combined_prefix(stream):
+        return ""
