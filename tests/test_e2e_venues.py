@@ -294,17 +294,9 @@ def test_bitget_a_seq_reset_with_pseq_0_resyncs_that_instrument_and_books_stay_e
     rig = rigs("bitget")
     symbol = rig.symbols[0]
     rig.wait_live()
-    rig.collector.collect(0.7)
     seq_now = rig.sim.status()["venue_state"]["seq"][symbol]
-    lives = lives_of(1, 1)
-    rig.sim.fault(fault="bitget_seq_reset", symbol=symbol, to=max(1, seq_now // 2))
-    assert rig.collector.collect(8.0, until=lives), rig.daemon.log_text()[-3000:]
-    rig.collector.collect(0.7)
-    rig.finish()
-    packets = rig.collector.packets()
-    check_sequence(packets)
-    truth = load_journal(rig.sim.journal, initial_book_ids=True)
-    ids = {m.instrument: m.symbol for m in messages_of(packets, wire.TYPE_INSTRUMENT)}
+    packets, truth, ids = resync_after(rig, {"fault": "bitget_seq_reset", "symbol": symbol,
+                                             "to": max(1, seq_now // 2)})
     assert truth.faults_named("bitget_seq_reset")
     check_resyncs(rig, packets, truth, ids, symbol)
     hit = next(i for i, s in ids.items() if s == symbol)

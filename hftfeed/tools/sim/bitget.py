@@ -27,7 +27,7 @@ from hftfeed.tools.sim.decimals import shortest
 from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY
 from hftfeed.tools.sim.mirror import MirrorBook
 from hftfeed.tools.sim.session import MessageDialect, JsonSession
-from hftfeed.tools.sim.okx import CHECKSUM_LEVELS, book_checksum
+from hftfeed.tools.sim.okx import CHECKSUM_LEVELS, book_checksum, restart_ids
 
 log = logging.getLogger("hftfeed.sim.bitget")
 
@@ -209,16 +209,7 @@ class Dialect(MessageDialect):
         """A release or service restart (Bitget's order-book channel docs): the numbers start
         again at ``to`` (lower) and the next books message has ``pseq`` 0 ("most likely": the
         docs promise no more), so nothing chains across the reset."""
-        syms = [spec["symbol"]] if spec.get("symbol") else list(self.server.symbols)
-        engines = getattr(self.server.source, "by_symbol", None)
-        if engines is None:
-            raise ValueError("bitget_seq_reset needs the synthetic source")
-        for sym in syms:
-            if spec["to"] >= engines[sym].last_update_id:
-                raise ValueError("bitget_seq_reset: 'to' (%d) must be below the current seq %d"
-                                 % (spec["to"], engines[sym].last_update_id))
-        for sym in syms:
-            engines[sym].last_update_id = spec["to"] - 1
+        for sym in restart_ids(self.server, spec, "bitget_seq_reset"):
             self.last_seq[sym] = 0
         self.seq_resets += 1
 

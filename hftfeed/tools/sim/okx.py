@@ -213,6 +213,24 @@ class OkxSession(JsonSession):
         return out
 
 
+def restart_ids(server, spec, fault):
+    """Make the synthetic engines of ``spec``'s symbol (all when none) number their next
+    event ``spec["to"]``, below where they are (a venue whose ids restart lower: OKX after
+    maintenance, Bitget after a release). Returns the symbols; ValueError if ``to`` is not
+    lower or the source is not the synthetic one."""
+    syms = [spec["symbol"]] if spec.get("symbol") else list(server.symbols)
+    engines = getattr(server.source, "by_symbol", None)
+    if engines is None:
+        raise ValueError("%s needs the synthetic source" % fault)
+    for sym in syms:
+        if spec["to"] >= engines[sym].last_update_id:
+            raise ValueError("%s: 'to' (%d) must be below the current id %d"
+                             % (fault, spec["to"], engines[sym].last_update_id))
+    for sym in syms:
+        engines[sym].last_update_id = spec["to"] - 1
+    return syms
+
+
 def book_request(market, symbols):
     """``(path after the venue's WebSocket path, [texts to send])`` of a client reading every
     symbol's book stream (the simulator bench, ``hftfeed/tools/sim/bench.py``)."""
@@ -362,16 +380,7 @@ class Dialect(MessageDialect):
     def fault_okx_seq_reset(self, spec):
         """Maintenance: the next books message's ``seqId`` restarts at ``to`` (lower), while its
         ``prevSeqId`` still names the previous message."""
-        syms = [spec["symbol"]] if spec.get("symbol") else list(self.server.symbols)
-        engines = getattr(self.server.source, "by_symbol", None)
-        if engines is None:
-            raise ValueError("okx_seq_reset needs the synthetic source")
-        for sym in syms:
-            if spec["to"] >= engines[sym].last_update_id:
-                raise ValueError("okx_seq_reset: 'to' (%d) must be below the current seqId %d"
-                                 % (spec["to"], engines[sym].last_update_id))
-        for sym in syms:
-            engines[sym].last_update_id = spec["to"] - 1
+        restart_ids(self.server, spec, "okx_seq_reset")
         self.seq_resets += 1
 
     def fault_bad_checksum(self, spec):
