@@ -27,7 +27,7 @@ from hftfeed.tools.sim.decimals import shortest
 from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY
 from hftfeed.tools.sim.mirror import MirrorBook
 from hftfeed.tools.sim.session import MessageDialect, JsonSession
-from hftfeed.tools.sim.okx import CHECKSUM_LEVELS, book_checksum, restart_ids
+from hftfeed.tools.sim.okx import CHECKSUM_LEVELS, crc32_signed, level_text, restart_ids
 
 log = logging.getLogger("hftfeed.sim.bitget")
 
@@ -154,11 +154,14 @@ class Dialect(MessageDialect):
         self.mirrors = {}
         self.last_seq = {}
         self.seq_resets = 0
+        # each level's checksum text kept with it (OKX's construction, OKX's code): the
+        # checksum of every message is then one join, not 50 decimal formattings
+        text = level_text if self.real_checksum else None
         for sym, uid, bids, asks in server.source.initial_books():
-            self.mirrors[sym] = MirrorBook(bids, asks)
+            self.mirrors[sym] = MirrorBook(bids, asks, level_text=text)
             self.last_seq[sym] = uid
         for sym in server.symbols:
-            self.mirrors.setdefault(sym, MirrorBook())
+            self.mirrors.setdefault(sym, MirrorBook(level_text=text))
             self.last_seq.setdefault(sym, 1)
 
     def open_session(self, target, max_streams):
@@ -174,8 +177,7 @@ class Dialect(MessageDialect):
     def checksum_now(self, sym):
         if not self.real_checksum:
             return 0
-        bids, asks = self.mirrors[sym].top(CHECKSUM_LEVELS)
-        return book_checksum(bids, asks)
+        return crc32_signed(self.mirrors[sym].interleaved_text(CHECKSUM_LEVELS))
 
     def observe_depth(self, ev):
         """``(EV_DEPTH, sym, U, seq, bids, asks, pseq, checksum)``."""
