@@ -22,11 +22,10 @@ Facts implemented (Bitget v2 docs "WebSocket: Connect", "Depth Channel", "Trade 
 import json
 import logging
 
-from hftfeed.tools.sim import binance
 from hftfeed.tools.sim.decimals import shortest
 from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY
 from hftfeed.tools.sim.mirror import MirrorBook
-from hftfeed.tools.sim.session import MessageDialect, JsonSession
+from hftfeed.tools.sim.session import JsonSession, MessageDialect, RequestError
 from hftfeed.tools.sim.okx import CHECKSUM_LEVELS, crc32_signed, level_text, restart_ids
 
 log = logging.getLogger("hftfeed.sim.bitget")
@@ -40,11 +39,7 @@ CODE_BAD_REQUEST = 30002
 _JSON = (",", ":")
 
 
-class BitgetRequestError(ValueError):
-    def __init__(self, code, msg):
-        super().__init__(msg)
-        self.code = code
-        self.msg = msg
+BitgetRequestError = RequestError      # the shared class (session.py), by its old name
 
 
 def levels(flat):
@@ -133,16 +128,9 @@ class Dialect(MessageDialect):
     """Per-server Bitget state: mirror books (snapshots, checksums) and each book's last seq."""
 
     MAX_STREAMS_PER_CONNECTION = MAX_ARGS_PER_CONNECTION
-    DEPTH_PATH = None
-    CHEAP_PATHS = ()
-    MAX_DEPTH_LIMIT = 1000
     IDLE_RULE = "client"            # no ping for idle_timeout_s: closed
     IDLE_CLOSE = (1000, "no ping received")
-    RequestError = BitgetRequestError
-    WeightLimiter = binance.WeightLimiter
-    UNKNOWN_DEPTH_FIELDS = ',"sim":"extra field","Z":[1,{"k":null}]'
     error_body = staticmethod(error_body)
-    rate_limit_body = staticmethod(binance.rate_limit_body)
 
     def __init__(self, server):
         config = getattr(server, "config", None)

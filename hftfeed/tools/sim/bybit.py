@@ -36,11 +36,10 @@ import logging
 import zlib
 from collections import namedtuple
 
-from hftfeed.tools.sim import binance
 from hftfeed.tools.sim.decimals import decimals_for, fixed, level_list
 from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY, spec_for
 from hftfeed.tools.sim.mirror import MirrorBook
-from hftfeed.tools.sim.session import MessageDialect, MALFORMED, JsonSession
+from hftfeed.tools.sim.session import MALFORMED, JsonSession, MessageDialect, RequestError
 
 log = logging.getLogger("hftfeed.sim.bybit")
 
@@ -60,11 +59,7 @@ _UUID_VARIANT = 2 << 62                 # RFC 4122 variant bits "10" in the low 
 _JSON = (",", ":")
 
 
-class BybitRequestError(ValueError):
-    def __init__(self, code, msg):
-        super().__init__(msg)
-        self.code = code
-        self.msg = msg
+BybitRequestError = RequestError      # the shared class (session.py), by its old name
 
 
 def parse_topic(topic):
@@ -221,16 +216,10 @@ class Dialect(MessageDialect):
 
     VENUE = VENUE
     MAX_STREAMS_PER_CONNECTION = MAX_TOPICS_PER_CONNECTION
-    DEPTH_PATH = None               # no REST snapshot: the book arrives in-stream
-    CHEAP_PATHS = ()
     MAX_DEPTH_LIMIT = 50
     IDLE_RULE = "client"            # disconnect a client that has sent nothing for idle_timeout_s
     IDLE_CLOSE = (1000, "idle: no ping received")
-    RequestError = BybitRequestError
-    WeightLimiter = binance.WeightLimiter
-    UNKNOWN_DEPTH_FIELDS = ',"sim":"extra field","Z":[1,{"k":null}]'
     error_body = staticmethod(error_body)
-    rate_limit_body = staticmethod(binance.rate_limit_body)
 
     def __init__(self, server):
         self.server = server

@@ -28,11 +28,10 @@ every match, with the same fields); no ``market_trades`` snapshot on subscribe; 
 import json
 import time
 
-from hftfeed.tools.sim import binance
 from hftfeed.tools.sim.decimals import decimals_for, fixed
 from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY, spec_for
 from hftfeed.tools.sim.mirror import MirrorBook
-from hftfeed.tools.sim.session import MessageDialect, MALFORMED, JsonSession
+from hftfeed.tools.sim.session import MALFORMED, JsonSession, MessageDialect
 
 VENUE = "coinbase"
 HEARTBEATS = "heartbeats"
@@ -58,11 +57,6 @@ def error_message(text):
     return json.dumps({"type": "error", "message": text}, separators=_JSON)
 
 
-class RequestError(ValueError):
-    def __init__(self, code, msg):
-        super().__init__(msg)
-        self.code = code
-        self.msg = msg
 
 
 def error_body(code, msg):
@@ -145,14 +139,7 @@ class Dialect(MessageDialect):
 
     VENUE = VENUE
     MAX_STREAMS_PER_CONNECTION = MAX_STREAMS_PER_CONNECTION
-    DEPTH_PATH = None               # no REST snapshot: the book arrives in-stream
-    CHEAP_PATHS = ()
-    MAX_DEPTH_LIMIT = 1000
-    RequestError = RequestError
-    WeightLimiter = binance.WeightLimiter
-    UNKNOWN_DEPTH_FIELDS = ',"sim":"extra field","Z":[1,{"k":null}]'
     error_body = staticmethod(error_body)
-    rate_limit_body = staticmethod(binance.rate_limit_body)
 
     def __init__(self, server):
         self.server = server

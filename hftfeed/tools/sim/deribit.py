@@ -33,11 +33,10 @@ Update ids: the engine's ids (``steps`` mode, not contiguous between messages) a
 import json
 import logging
 
-from hftfeed.tools.sim import binance
 from hftfeed.tools.sim.decimals import shortest
 from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY
 from hftfeed.tools.sim.mirror import MirrorBook
-from hftfeed.tools.sim.session import MessageDialect, MALFORMED, JsonSession
+from hftfeed.tools.sim.session import MALFORMED, JsonSession, MessageDialect, RequestError
 
 log = logging.getLogger("hftfeed.sim.deribit")
 
@@ -50,11 +49,7 @@ ERR_PARAMS = -32602
 _JSON = (",", ":")
 
 
-class DeribitRequestError(ValueError):
-    def __init__(self, code, msg):
-        super().__init__(msg)
-        self.code = code
-        self.msg = msg
+DeribitRequestError = RequestError      # the shared class (session.py), by its old name
 
 
 def parse_channel(channel):
@@ -187,13 +182,6 @@ class Dialect(MessageDialect):
 
     VENUE = VENUE
     MAX_STREAMS_PER_CONNECTION = MAX_CHANNELS_PER_CONNECTION
-    DEPTH_PATH = None               # no REST snapshot: the book arrives in-stream
-    CHEAP_PATHS = ()
-    MAX_DEPTH_LIMIT = 1000
-    RequestError = DeribitRequestError
-    WeightLimiter = binance.WeightLimiter
-    UNKNOWN_DEPTH_FIELDS = ',"sim":"extra field","Z":[1,{"k":null}]'
-    rate_limit_body = staticmethod(binance.rate_limit_body)
 
     def __init__(self, server):
         self.server = server

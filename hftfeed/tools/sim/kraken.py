@@ -28,11 +28,10 @@ import json
 import time
 import zlib
 
-from hftfeed.tools.sim import binance
 from hftfeed.tools.sim.decimals import decimals_for, shortest
 from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY, spec_for
 from hftfeed.tools.sim.mirror import MirrorBook
-from hftfeed.tools.sim.session import MessageDialect, MALFORMED, JsonSession
+from hftfeed.tools.sim.session import MALFORMED, JsonSession, MessageDialect
 
 VENUE = "kraken"
 DEPTHS = (10, 25, 100, 500, 1000)
@@ -68,11 +67,6 @@ def checksum(bids, asks, price_precision, qty_precision):
     return zlib.crc32("".join(parts).encode("ascii"))
 
 
-class RequestError(ValueError):
-    def __init__(self, code, msg):
-        super().__init__(msg)
-        self.code = code
-        self.msg = msg
 
 
 def error_body(code, msg):
@@ -180,14 +174,7 @@ class Dialect(MessageDialect):
 
     VENUE = VENUE
     MAX_STREAMS_PER_CONNECTION = MAX_STREAMS_PER_CONNECTION
-    DEPTH_PATH = None
-    CHEAP_PATHS = ()
-    MAX_DEPTH_LIMIT = 1000
-    RequestError = RequestError
-    WeightLimiter = binance.WeightLimiter
-    UNKNOWN_DEPTH_FIELDS = ',"sim":"extra field","Z":[1,{"k":null}]'
     error_body = staticmethod(error_body)
-    rate_limit_body = staticmethod(binance.rate_limit_body)
 
     def __init__(self, server):
         self.server = server

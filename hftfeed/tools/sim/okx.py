@@ -35,11 +35,10 @@ import json
 import logging
 import zlib
 
-from hftfeed.tools.sim import binance
 from hftfeed.tools.sim.decimals import shortest
 from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY
 from hftfeed.tools.sim.mirror import MirrorBook
-from hftfeed.tools.sim.session import MessageDialect, JsonSession
+from hftfeed.tools.sim.session import JsonSession, MessageDialect, RequestError
 
 log = logging.getLogger("hftfeed.sim.okx")
 
@@ -54,11 +53,7 @@ NOTICE_UPGRADE = "64008"
 _JSON = (",", ":")
 
 
-class OkxRequestError(ValueError):
-    def __init__(self, code, msg):
-        super().__init__(msg)
-        self.code = code
-        self.msg = msg
+OkxRequestError = RequestError      # the shared class (session.py), by its old name
 
 
 def stream_key(channel, inst_id):
@@ -244,16 +239,10 @@ class Dialect(MessageDialect):
 
     VENUE = VENUE
     MAX_STREAMS_PER_CONNECTION = MAX_ARGS_PER_CONNECTION
-    DEPTH_PATH = None               # no REST snapshot: the book arrives in-stream
-    CHEAP_PATHS = ()
     MAX_DEPTH_LIMIT = BOOK_LEVELS
     IDLE_RULE = "push"              # closed when nothing was pushed for idle_timeout_s
     IDLE_CLOSE = (4004, "No data received in 30s")
-    RequestError = OkxRequestError
-    WeightLimiter = binance.WeightLimiter
-    UNKNOWN_DEPTH_FIELDS = ',"sim":"extra field","Z":[1,{"k":null}]'
     error_body = staticmethod(error_body)
-    rate_limit_body = staticmethod(binance.rate_limit_body)
 
     def __init__(self, server):
         self.server = server

@@ -12,10 +12,21 @@ its dialect, in ``handle_request`` and ``refuse``.
 
 import json
 
+from hftfeed.tools.sim import binance
 from hftfeed.venues import registry     # pure data: imports no adapter and nothing of the core
 
 MALFORMED = "malformed"          # the text is not JSON
 NOT_AN_OBJECT = "not an object"  # JSON, but not an object
+
+
+class RequestError(ValueError):
+    """A REST request the venue refuses: ``rest.py`` answers it with the dialect's
+    ``error_body(code, msg)``."""
+
+    def __init__(self, code, msg):
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
 
 
 class JsonSession(object):
@@ -72,6 +83,16 @@ class MessageDialect(object):
     name (a market's own where one dialect serves several)."""
 
     VENUE = ""
+    # What the server and rest.py ask of every dialect, the same for all of these venues: no
+    # REST depth snapshot (the book arrives in-stream), the generic weight limiter and 429
+    # body, and the extra fields the unknown_event fault adds to a depth message.
+    DEPTH_PATH = None
+    CHEAP_PATHS = ()
+    MAX_DEPTH_LIMIT = 1000
+    RequestError = RequestError
+    WeightLimiter = binance.WeightLimiter
+    UNKNOWN_DEPTH_FIELDS = binance.UNKNOWN_DEPTH_FIELDS
+    rate_limit_body = staticmethod(binance.rate_limit_body)
 
     def is_ws_path(self, target):
         return target.split("?", 1)[0].rstrip("/") == registry.ws_path(self.VENUE)
