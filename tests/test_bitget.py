@@ -83,6 +83,24 @@ def test_books_snapshot_and_update_chain_by_seq_and_pseq_with_checksums():
     assert s.on_update(hole) == sync.GAP
 
 
+def test_a_seq_reset_with_pseq_0_breaks_the_chain_and_nothing_is_applied_across_it():
+    """Bitget may reset its numbers after a release or restart and then "most likely" sends a
+    message with ``pseq`` 0 (docs/venues.md): it cannot continue a book that ended elsewhere,
+    so it is a gap (re-subscribe, fresh snapshot), never applied; the new snapshot, whatever
+    its now smaller ``seq``, starts the book again."""
+    v = Bitget(["BTCUSDT"], ("depth",))
+    s = sync.InstrumentSync(BitgetRule(), Book(50))
+    s.start_resync()
+    assert s.on_update(v.parse(snap_text(BIDS, ASKS, 90000, 0))[0]) == sync.SYNCED
+    (reset,) = v.parse(update_text([["26270", "1"]], [], 3, 0, 0))
+    assert reset.prev_id == 0
+    assert s.on_update(reset) == sync.GAP
+    assert s.book.best_bid() != (2627000000000, 100000000)
+    s.start_resync()
+    assert s.on_update(v.parse(snap_text(BIDS, ASKS, 4, 0))[0]) == sync.SYNCED
+    assert s.on_update(v.parse(update_text([], [], 5, 4, 0))[0]) == sync.APPLIED
+
+
 def test_a_zero_checksum_is_not_verified_and_padded_strings_disable_it_once(caplog):
     v = Bitget(["BTCUSDT"], ("depth",))
     (zero,) = v.parse(snap_text(BIDS, ASKS, 5, 0))

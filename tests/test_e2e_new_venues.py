@@ -14,6 +14,9 @@ Gap handling, each venue's own model:
 - Kraken: a corrupted checksum resyncs that instrument only.
 """
 
+import re
+import time
+
 import pytest
 
 from hftfeed.codecs import wire
@@ -51,7 +54,7 @@ def lives_of(instrument, count):
 
 
 class Rig(object):
-    def __init__(self, tmp_path, venue, extra=()):
+    def __init__(self, tmp_path, venue, extra=(), **overrides):
         registry.adapter(venue)         # a registered venue without its adapter fails here
         spec = registry.spec(venue)
         self.venue = venue
@@ -60,7 +63,7 @@ class Rig(object):
                               extra=["--venue", venue] + list(extra))
         self.collector = Collector()
         cfg = daemon_config(self.sim, self.collector.target, self.symbols, feed_venue=venue,
-                            feed_ws_url=self.sim.ws_url + registry.ws_path(venue))
+                            feed_ws_url=self.sim.ws_url + registry.ws_path(venue), **overrides)
         del cfg["feeds"][0]["snapshot_limit"]
         self.daemon = DaemonProcess(tmp_path, cfg)
 
@@ -85,8 +88,8 @@ class Rig(object):
 def rigs(tmp_path):
     made = []
 
-    def make(venue, extra=()):
-        rig = Rig(tmp_path, venue, extra)
+    def make(venue, extra=(), **overrides):
+        rig = Rig(tmp_path, venue, extra, **overrides)
         made.append(rig)
         return rig
     yield make
@@ -220,3 +223,54 @@ def test_kraken_a_checksum_mismatch_resyncs_that_instrument_only(rigs):
         log[-3000:]
     assert states_of(packets, by_symbol[rig.symbols[1]]) == [wire.STATE_RESYNC, wire.STATE_LIVE]
     assert check_books_by_content(packets, truth, ids) > 50
+
+
+def check_no_quote_lost_across_rollovers(rig, venue):
+    """Run through several make-before-break rollovers; every quote the simulator sent while
+    the feed was live must be published (by content: the ids start again with each connection
+    on these venues), and the quote ids of one connection must not hold back the next one's."""
+    rig.wait_live()
+    start_ns = time.time_ns()
+    rig.collector.collect(6.0)
+    end_ns = time.time_ns()
+    rig.finish()
+    packets = rig.collector.packets()
+    check_sequence(packets)
+    log = rig.daemon.log_text()
+    assert len(re.findall(r"rolled over to a new connection", log)) >= 2, log[-3000:]
+    truth = load_journal(rig.sim.journal, initial_book_ids=True)
+    ids = {m.instrument: m.symbol for m in messages_of(packets, wire.TYPE_INSTRUMENT)}
+    published = {}
+    repeats = 0     # a quote published again right after itself: both connections' copies
+    previous = {}
+    for q in messages_of(packets, wire.TYPE_QUOTE):
+        content = (q.bid_px, q.bid_qty, q.ask_px, q.ask_qty)
+        published.setdefault(ids[q.instrument], set()).add(content)
+        repeats += previous.get(q.instrument) == content
+        previous[q.instrument] = content
+    connections = log.count("rolled over to a new connection") + 1
+    # at most one per new connection and instrument: its subscription's current best bid/offer
+    assert repeats <= connections * len(ids), "%d quotes published twice in a row" % repeats
+    missing = []
+    sent = 0
+    for symbol in rig.symbols:
+        for u, quote in truth.quotes[symbol].items():
+            send_ns = truth.quote_send_ns[symbol][u]
+            if start_ns + 300000000 <= send_ns <= end_ns - 500000000:
+                sent += 1
+                if quote not in published.get(symbol, ()):
+                    missing.append((symbol, u, send_ns))
+    assert sent > 50, "the simulator sent too few quotes to tell"
+    assert not missing, "%d of %d quotes sent while live were never published: %s" % (
+        len(missing), sent, missing[:5])
+    assert "quotes in a row below id" not in log
+    assert check_books_by_content(packets, truth, ids) > 100
+
+
+@pytest.mark.parametrize("venue", ["coinbase", "kraken"])
+def test_no_quote_is_lost_or_held_back_at_a_connection_rollover(rigs, venue):
+    """Coinbase's quote ids are the connection's ``sequence_num`` (starting again on every
+    connection), Kraken's quotes have none: at a rollover the new connection's quotes must be
+    published at once, and the retiring connection's must not be published after them."""
+    rig = rigs(venue, feed_connection_lifetime_s=2.0, feed_overlap_s=1.0)
+    check_no_quote_lost_across_rollovers(rig, venue)

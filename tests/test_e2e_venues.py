@@ -286,6 +286,24 @@ def test_okx_with_checksum_zero_the_seq_chain_alone_carries_keepalives_resets_an
     assert "checksum mismatch" not in rig.daemon.log_text()
 
 
+def test_bitget_a_seq_reset_with_pseq_0_resyncs_that_instrument_and_books_stay_exact(rigs):
+    """Bitget may reset its book numbers after a release or restart, the next message "most
+    likely" carrying ``pseq`` 0 (docs/venues.md). The book must not freeze (the smaller ``seq``
+    are not "already applied") nor chain across the reset: that instrument resyncs from a new
+    snapshot, the other keeps going, and every book is exact."""
+    rig = rigs("bitget")
+    symbol = rig.symbols[0]
+    rig.wait_live()
+    seq_now = rig.sim.status()["venue_state"]["seq"][symbol]
+    packets, truth, ids = resync_after(rig, {"fault": "bitget_seq_reset", "symbol": symbol,
+                                             "to": max(1, seq_now // 2)})
+    assert truth.faults_named("bitget_seq_reset")
+    check_resyncs(rig, packets, truth, ids, symbol)
+    hit = next(i for i, s in ids.items() if s == symbol)
+    assert [m for m in messages_of(packets, wire.TYPE_BOOK)
+            if m.instrument == hit and m.update_id < seq_now], "books go on after the reset"
+
+
 def test_deribit_test_requests_are_answered_and_the_connection_stays(rigs):
     """After public/set_heartbeat the venue sends test_request and closes a connection that
     leaves one unanswered; the daemon answers each with public/test on the same connection."""

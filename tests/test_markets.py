@@ -71,7 +71,19 @@ def test_coinm_uses_one_unsplit_connection_and_the_dapi_snapshot():
                                                 "btcusd_perp@bookTicker"]
     assert venue.snapshot_request("BTCUSD_PERP", 1000) == (
         "/dapi/v1/depth?symbol=BTCUSD_PERP&limit=1000", 20)
-    assert venue.MAX_STREAMS_PER_CONNECTION == 200
+
+
+
+def test_coinm_takes_1024_streams_a_connection_as_its_docs_say():
+    """Binance's COIN-M "Websocket Market Streams" page: "A single connection can listen to a
+    maximum of 1024 streams" (read 2026-12-05; the adapter used to stop at 200 and opened five
+    times the connections it needed). 300 instruments x 3 channels fit one connection."""
+    symbols = ["C%dUSD_PERP" % i for i in range(300)]
+    cfg = load_config_dict({"feeds": [{"venue": "binance-coinm", "symbols": symbols}]})
+    assert cfg.feeds[0].max_streams_per_connection == 1024
+    venue = BinanceCoinm(symbols, ("depth", "trade", "bookTicker"))
+    streams = [s for sym in symbols for s in venue.streams_for(sym)]
+    assert len(streams) == 900 <= cfg.feeds[0].max_streams_per_connection
 
 
 @pytest.mark.parametrize("fast", [True, False])

@@ -205,7 +205,7 @@ def test_every_non_zero_checksum_in_the_capture_verifies():
     assert non_zero > 200                  # 290 books messages, every one with a checksum
     assert CountingRule.verified == non_zero and CountingRule.failed == 0
     assert results.count(sync.SYNCED) == 3 and sync.GAP not in results
-    assert not venue._checksum_untrusted   # OKX's strings were all in canonical form
+    assert not venue._checksums.untrusted   # OKX's strings were all in canonical form
     for s in syncs.values():
         assert s.state == sync.LIVE and not s.book.is_crossed()
 

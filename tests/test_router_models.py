@@ -12,9 +12,10 @@ import json
 from hftfeed.codecs import wire
 from hftfeed.core import sync as sync_mod
 from hftfeed.core.book import Book
-from hftfeed.core.updates import DepthUpdate
+from hftfeed.core.updates import DepthUpdate, Quote
 from hftfeed.pipeline.feed import FeedStats
 from hftfeed.pipeline.router import Instrument, Router
+from hftfeed.venues.coinbase import Coinbase
 from hftfeed.venues.kraken import Kraken, checksum_of
 
 from hostile import HostileExchange, Recorder, make_feed, run, wait_for
@@ -86,6 +87,7 @@ class FakeLink(object):
     def __init__(self, number):
         self.number = number
         self.retiring = False
+        self.opened_ns = number         # links open in the order of their numbers
 
 
 def kraken_update(book_after, n, is_snapshot=False, bids=(), asks=()):
@@ -205,3 +207,44 @@ def test_coinbase_a_multi_megabyte_level2_snapshot_is_parsed_not_dropped_as_over
     feed, rec = run(scenario())
     assert rec.books[-1][2] == (5000001000000, 150000000)
     assert feed.stats.bad_messages == 0
+
+
+def quote(symbol, update_id, bid):
+    return Quote(symbol, update_id, bid * P, P, (bid + 1) * P, P, 0)
+
+
+def quote_router(venue_cls, symbol, venue_id):
+    """A router of one instrument's quotes: (router, what it published, its stats)."""
+    venue = venue_cls([symbol], ("bookTicker",))
+    rec, stats = Recorder(), FeedStats()
+    inst = Instrument(symbol, 1, venue_id, venue.rule, 100, 1000)
+    return Router(venue, {symbol: inst}, rec, stats, None, lambda attempt: 0.1), rec, stats
+
+
+def test_coinbase_quotes_follow_the_new_connection_at_once_and_never_the_old_one_again():
+    """Coinbase's quote ids are the connection's ``sequence_num``: the new connection of a
+    make-before-break counts from 0 while the old one is in the thousands. Its quotes must be
+    published from the first one (not refused until their ids pass the old connection's), and
+    once they are, a quote still arriving on the retiring connection is stale and dropped."""
+    router, rec, stats = quote_router(Coinbase, "BTC-USD", 5)
+    old, new = FakeLink(1), FakeLink(2)
+    router._on_quote(old, quote("BTC-USD", 5000, 100), 0)
+    router._on_quote(old, quote("BTC-USD", 5003, 101), 0)
+    router._on_quote(new, quote("BTC-USD", 4, 102), 0)      # the new connection's 5th message
+    router._on_quote(old, quote("BTC-USD", 5007, 101), 0)   # the old one, now stale
+    router._on_quote(new, quote("BTC-USD", 9, 103), 0)
+    router._on_quote(new, quote("BTC-USD", 7, 99), 0)       # late on the new connection itself
+    assert rec.quotes == [(1, 5000), (1, 5003), (1, 4), (1, 9)]
+    assert stats.ignored_events == 1
+
+
+def test_quotes_without_an_id_are_taken_from_one_connection_at_a_time():
+    """Kraken's quotes carry no id (0 on the wire): during an overlap both connections deliver
+    every best bid/offer. Publishing both would double every quote and could put the old
+    connection's older quote after the new one's; only the newest connection is followed."""
+    router, rec, stats = quote_router(Kraken, "BTC/USD", 6)
+    old, new = FakeLink(1), FakeLink(2)
+    for link, bid in ((old, 100), (old, 101), (new, 101), (old, 102), (new, 102), (new, 103)):
+        router._on_quote(link, quote("BTC/USD", 0, bid), 0)
+    assert rec.quotes == [(1, 0)] * 5       # the old connection's 102 came after the switch
+    assert stats.ignored_events == 1

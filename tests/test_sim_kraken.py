@@ -149,3 +149,34 @@ def test_bad_checksum_corrupts_exactly_one_message():
         book.load_snapshot([x for lv in bids for x in lv], [x for lv in asks for x in lv], 0)
         wrong += d["checksum"] != crc(book, pair["price_precision"], pair["qty_precision"])
     assert wrong == 1
+
+
+def test_heartbeats_come_only_in_a_second_without_other_messages():
+    """Kraken sends ``{"channel":"heartbeat"}`` about once a second *in the absence of any
+    other channel updates*: a connection with a busy book gets none, a quiet one gets them."""
+    async def heartbeats(rate):
+        srv = await start_sim(venue="kraken", symbols=["BTC/USD"], rate=rate)
+        try:
+            ws = await rawclient.ws_connect(HOST, srv.port, "/v2")
+            ws.send_json(subscribe_book(10))
+            loop = asyncio.get_running_loop()
+            end_s = loop.time() + 3.5
+            beats = others = 0
+            while loop.time() < end_s:
+                try:
+                    text = await ws.recv_message(max(0.05, end_s - loop.time()))
+                except asyncio.TimeoutError:
+                    break
+                if json.loads(text).get("channel") == "heartbeat":
+                    beats += 1
+                else:
+                    others += 1
+            await ws.close()
+            return beats, others
+        finally:
+            await srv.close()
+
+    busy_beats, busy_others = run(heartbeats(300))
+    assert busy_others > 300 and busy_beats == 0
+    quiet_beats, _quiet_others = run(heartbeats(0.01))
+    assert quiet_beats >= 2

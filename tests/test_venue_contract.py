@@ -132,3 +132,29 @@ def test_a_snapshot_body_that_is_not_a_snapshot_raises_venue_error(name):
             venue.parse_snapshot(symbol, body)
     snap = venue.parse_snapshot(symbol, b'{"lastUpdateId":5,"bids":[["1.5","2"]],"asks":[]}')
     assert type(snap) is Snapshot and snap.last_id == 5
+
+
+MESSAGE_SUBSCRIBED = [n for n in NAMES if registry.adapter(n).STREAM_CHANNELS is not None]
+
+
+def test_the_message_subscribed_venues_name_their_channels_in_one_table():
+    assert {"okx", "bitget", "bitget-futures", "coinbase", "kraken"} <= set(MESSAGE_SUBSCRIBED)
+
+
+@pytest.mark.parametrize("name", MESSAGE_SUBSCRIBED)
+def test_streams_are_channel_instrument_keys_grouped_in_table_order(name):
+    """Venues subscribing by message on one URL (Venue.STREAM_CHANNELS): one stream per
+    configured channel, ``<venue channel>:<instrument>``, in the table's order whatever the
+    config's; grouped per channel for the requests; no URL part."""
+    cls = registry.adapter(name)
+    table = cls.STREAM_CHANNELS
+    symbols = list(registry.spec(name).demo_symbols[:2])
+    venue = cls(symbols, tuple(reversed(CHANNELS)))
+    inst = cls.venue_symbol(symbols[0])
+    assert venue.streams_for(symbols[0]) == [theirs + ":" + inst for _ours, theirs in table]
+    assert venue.streams_for(symbols[0], ("trade",)) == [dict(table)["trade"] + ":" + inst]
+    streams = [s for sym in reversed(symbols) for s in venue.streams_for(sym)]
+    grouped = venue.streams_by_channel(streams)
+    assert [channel for channel, _ in grouped] == [theirs for _ours, theirs in table]
+    assert all(insts == [cls.venue_symbol(s) for s in reversed(symbols)] for _, insts in grouped)
+    assert venue.connection_path(streams) == ""

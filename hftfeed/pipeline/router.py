@@ -61,7 +61,7 @@ class Instrument(object):
     __slots__ = ("symbol", "instrument_id", "venue_id", "sync", "book", "link", "state",
                  "recent_trades", "recent_trade_order", "last_quote_id", "snapshot_task",
                  "supervisors", "resub_allowed_at", "resub_interval_s", "resync_since",
-                 "quote_regress")
+                 "quote_regress", "quote_link")
 
     def __init__(self, symbol, instrument_id, venue_id, rule, capacity_levels, max_buffered,
                  max_buffered_bytes=None, buffer_pool=None):
@@ -82,6 +82,8 @@ class Instrument(object):
         self.resub_interval_s = RESUBSCRIBE_MIN_S
         self.resync_since = 0.0        # monotonic time the current resync began (0 = not waiting)
         self.quote_regress = 0         # quotes in a row with an id below the last accepted one
+        self.quote_link = None         # the link whose quotes are published, where quote ids
+        #                                cannot order two connections (see Router._quote_from)
 
     def trade_is_new(self, trade_id):
         """True once per trade id (bounded memory: the last RECENT_TRADES ids)."""
@@ -116,6 +118,8 @@ class Router(object):
         self.retry_delay_s = retry_delay_s
         self.resync_deadline_s = resync_deadline_s
         self.in_stream_snapshots = venue.rule.snapshot_in_stream
+        # quote ids are the venue's ids: per connection where its book ids are (_quote_from)
+        self.quote_ids_span_links = getattr(venue.rule, "ids_span_links", True)
         self._parse = venue.parse
         # a venue whose only snapshot is one big in-stream message (Coinbase level2) says so
         self.max_parse_chars = getattr(venue, "MAX_MESSAGE_CHARS", None) or MAX_PARSE_CHARS
@@ -158,7 +162,7 @@ class Router(object):
                     self._on_trade(event, recv_ns)
                 elif kind is Quote:
                     link.last_data_ns = recv_ns
-                    self._on_quote(event, recv_ns)
+                    self._on_quote(link, event, recv_ns)
                 elif kind is Control:
                     link.supervisor.on_control(link, event)
                 elif kind is ConnSequence:
@@ -262,12 +266,35 @@ class Router(object):
         self.publisher.trade(inst.venue_id, inst.instrument_id, trade.exch_ns, recv_ns,
                              trade.trade_id, trade.price, trade.qty, trade.side)
 
-    def _on_quote(self, quote, recv_ns):
+    def _quote_from(self, inst, link, quote):
+        """Whether ``link`` may publish ``quote`` of ``inst``, for quotes whose ids say nothing
+        across connections: no id at all (0), or ids counted per connection (a venue whose
+        rule has ``ids_span_links`` False, such as Coinbase's ``sequence_num``). Two connections
+        overlap during a make-before-break rollover; their quotes cannot be put in one order,
+        so one connection is followed at a time: the newest that has delivered a quote. Its
+        first quote switches over and starts the id check afresh (the new connection counts
+        from its own start); the older connection's quotes are dropped from then on, so a
+        stale best bid/offer never follows a fresh one."""
+        current = inst.quote_link
+        if link is current:
+            return True
+        if current is not None and link.opened_ns < current.opened_ns:
+            self.stats.ignored_events += 1      # the retiring connection's copy
+            return False
+        inst.quote_link = link
+        inst.last_quote_id = -1
+        inst.quote_regress = 0
+        return True
+
+    def _on_quote(self, link, quote, recv_ns):
         inst = self.instruments.get(quote.symbol)
         if inst is None:
             self.stats.unknown_symbols += 1
             return
         update_id = quote.update_id
+        if (update_id == 0 or not self.quote_ids_span_links) and \
+                not self._quote_from(inst, link, quote):
+            return
         last_id = inst.last_quote_id
         if update_id != 0:
             if update_id <= last_id:

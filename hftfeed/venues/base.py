@@ -10,6 +10,9 @@ from hftfeed.core.updates import SIDE_BUY, SIDE_SELL, Snapshot
 # Venue-shaped scanners (Binance depth) beat json.loads under PyPy's JIT (1.6x in bench.py parse)
 # but not CPython's C json module (0.75-1.0x there): each interpreter gets its faster path.
 FAST_SCANNER = platform.python_implementation() == "PyPy"
+MS_TO_NS = 1000000
+MAX_MS_DIGITS = 15          # a time in ms with more digits is absurd (beyond year 33658)
+MAX_ID_DIGITS = 19          # decimal ids must fit an i64 (the wire's u64 fields, signed-safe)
 
 
 class Venue(object):
@@ -53,6 +56,11 @@ class Venue(object):
     APP_PING_INTERVAL_S = None
     APP_PING_ALWAYS = False       # True: ping every interval; False: only after that much silence
     SUBSCRIBE_ACKS = False        # each subscribe message is answered (CTRL_SUBSCRIBED / CTRL_ERROR)
+    # Venues whose channels are subscribed by messages on one fixed URL (OKX, Bitget, Coinbase,
+    # Kraken) name them here, ((config channel, venue channel), ...) in the order requests go
+    # out; their streams are then "<venue channel>:<instrument>" keys (streams_for,
+    # streams_by_channel) and the URL carries none (connection_path).
+    STREAM_CHANNELS = None
     rule = None
 
     def __init__(self, symbols: list, channels: tuple, depth_speed: str = "100ms") -> None:
@@ -75,10 +83,27 @@ class Venue(object):
     def streams_for(self, symbol: str, channels: tuple = None) -> list:
         """The venue's stream / subscription names for one symbol and the given channels
         (default: all configured channels); these count against the per-connection limit."""
-        raise NotImplementedError
+        table = self.STREAM_CHANNELS
+        if table is None:
+            raise NotImplementedError
+        inst = self.venue_symbol(symbol)
+        wanted = self.channels if channels is None else channels
+        return [venue_channel + ":" + inst for ours, venue_channel in table if ours in wanted]
+
+    def streams_by_channel(self, streams: list) -> list:
+        """``"<venue channel>:<instrument>"`` streams grouped for subscribe requests:
+        ``[(venue channel, [instruments])]`` in STREAM_CHANNELS order."""
+        grouped = {}
+        for stream in streams:
+            channel, inst = split_stream(stream)
+            grouped.setdefault(channel, []).append(inst)
+        return [(channel, grouped[channel]) for _ours, channel in self.STREAM_CHANNELS
+                if channel in grouped]
 
     def connection_path(self, streams: list) -> str:
         """The URL path (and query) to open for a connection carrying ``streams``."""
+        if self.STREAM_CHANNELS is not None:
+            return ""       # one fixed URL: the channels are subscribed with messages
         raise NotImplementedError
 
     def subscribe_messages(self, streams: list) -> list:
@@ -105,6 +130,12 @@ class Venue(object):
 
 # -- helpers shared by the JSON adapters ------------------------------------------------------
 
+def split_stream(stream: str) -> tuple:
+    """``"<venue channel>:<instrument>"`` -> (venue channel, instrument) (Venue.STREAM_CHANNELS)."""
+    channel, _, inst = stream.partition(":")
+    return channel, inst
+
+
 def loads(text: str):
     """json.loads with the venue error type (malformed JSON is a VenueError, not a crash)."""
     try:
@@ -121,6 +152,31 @@ def req_int(obj: dict, key: str, what: str) -> int:
     if type(value) is not int or value < 0 or value > 0x7FFFFFFFFFFFFFFF:
         raise VenueError("%s: field %r must be a non-negative integer, got %r" % (what, key, value))
     return value
+
+
+def req_int_at_least(obj: dict, key: str, what: str, minimum: int) -> int:
+    """An integer field at or above ``minimum`` (sequence ids: -1 marks "none" where a venue
+    says so); bools and floats are not ids."""
+    value = obj.get(key)
+    if type(value) is not int or value < minimum or value > 0x7FFFFFFFFFFFFFFF:
+        raise VenueError("%s: %r must be an integer >= %d, got %r" % (what, key, minimum, value))
+    return value
+
+
+def ms_text_ns(text, what: str) -> int:
+    """A time given as a decimal string of ms since the epoch ("1652459225464") -> ns."""
+    if type(text) is not str or not text.isdigit() or not text.isascii() \
+            or len(text) > MAX_MS_DIGITS:
+        raise VenueError("%s: ts must be a decimal string of ms, got %.40r" % (what, text))
+    return int(text) * MS_TO_NS
+
+
+def decimal_id(obj: dict, key: str, what: str) -> int:
+    """An id sent as a decimal string ("242720720") -> int, within an i64."""
+    text = req_str(obj, key, what)
+    if not (text.isdigit() and text.isascii()) or len(text) > MAX_ID_DIGITS:
+        raise VenueError("%s: %s must be a decimal string, got %.40r" % (what, key, text))
+    return int(text)
 
 
 def req_str(obj: dict, key: str, what: str) -> str:
@@ -174,15 +230,21 @@ def tier_weight(limit: int, tiers: tuple) -> int:
     return tiers[-1][1]
 
 
-def data_items(msg: dict, what: str, non_empty: bool = False) -> list:
-    """``msg["data"]`` as a list of objects (Bybit and OKX push arrays of records)."""
-    data = msg.get("data")
-    if type(data) is not list or (non_empty and not data):
-        raise VenueError("%s: data must be a %slist" % (what, "non-empty " if non_empty else ""))
-    for item in data:
+def object_list(obj: dict, key: str, what: str, non_empty: bool = False) -> list:
+    """``obj[key]`` as a list of JSON objects (the arrays of records venues push), or a
+    VenueError naming the field."""
+    items = obj.get(key)
+    if type(items) is not list or (non_empty and not items):
+        raise VenueError("%s: %s must be a %slist" % (what, key, "non-empty " if non_empty else ""))
+    for item in items:
         if type(item) is not dict:
-            raise VenueError("%s: data items must be objects" % what)
-    return data
+            raise VenueError("%s: %s items must be objects" % (what, key))
+    return items
+
+
+def data_items(msg: dict, what: str, non_empty: bool = False) -> list:
+    """``msg["data"]`` as a list of objects (Bybit, OKX, Bitget, Kraken push arrays of records)."""
+    return object_list(msg, "data", what, non_empty)
 
 
 def taker_side(value, buy_word: str, sell_word: str, what: str) -> int:

@@ -23,9 +23,8 @@ from hftfeed.core.sync import SyncRule
 from hftfeed.core.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_SERVER_SHUTDOWN, CTRL_SUBSCRIBED,
                        SIDE_BUY, SIDE_SELL, Control, DepthUpdate, Quote, Snapshot, Trade)
 from hftfeed.venues import registry
-from hftfeed.venues.base import Venue, levels_flat, loads, req_int, req_price, req_str, tier_weight, to_qty, to_trade_qty
+from hftfeed.venues.base import MS_TO_NS, Venue, levels_flat, loads, req_int, req_price, req_str, tier_weight, to_qty, to_trade_qty
 
-MS_TO_NS = 1000000
 
 
 class BinanceSpotRule(SyncRule):

@@ -146,13 +146,13 @@ class BinanceCoinm(BinanceUsdm):
     "How to manage a local order book correctly", "Order Book"):
 
     - no URL split: one combined-stream connection at ``/stream?streams=`` carries depth,
-      bookTicker and aggTrade; at most 200 streams per connection;
+      bookTicker and aggTrade; at most 1024 streams per connection, as on USD-M (the COIN-M
+      "Websocket Market Streams" page, read 2026-12-05; the 200 of earlier readings is gone);
     - events carry ``ps`` (the pair, ``BTCUSD``) after ``s`` (the contract, ``BTCUSD_PERP``);
     - snapshots from ``GET /dapi/v1/depth`` with the same limits and weights as USD-M.
     """
 
     SPEC = registry.spec("binance-coinm")
-    MAX_STREAMS_PER_CONNECTION = 200
     SNAPSHOT_PATH = "/dapi/v1/depth"
 
     def routes(self):

@@ -1,8 +1,8 @@
 """Bitget v2 public WebSocket: ``books`` with ``seq``/``pseq`` and a CRC32 checksum, ``trade``,
 ``ticker`` (venue id 11 spot, 12 USDT-M futures).
 
-Facts (Bitget v2 API docs "WebSocket: Connect", "Depth Channel", "Trade Channel", "Tickers
-Channel"; not re-read on 2026-12-05, see docs/venues.md):
+Facts (Bitget v2 API docs "Websocket API" overview, "Depth Channel", "Trade Channel", "Tickers
+Channel"; sources and dates in docs/venues.md):
 - endpoint ``wss://ws.bitget.com/v2/ws/public``; subscribe with
   ``{"op":"subscribe","args":[{"instType":"SPOT","channel":"books","instId":"BTCUSDT"}, ..]}``;
   every arg is acknowledged on its own ``{"event":"subscribe","arg":{..}}``; failures come as
@@ -10,11 +10,14 @@ Channel"; not re-read on 2026-12-05, see docs/venues.md):
   ``USDT-FUTURES``): the same ``BTCUSDT`` names a spot pair and a perpetual, so each market is
   its own registry entry and wire id;
 - keepalive: the client sends the text ``ping`` every 30 s and gets the text ``pong``; a
-  connection without a ping for 2 minutes is closed;
+  connection without a ping for 2 minutes is closed; 10 messages a second, ``ping`` included;
 - ``books`` (full depth): ``action`` ``snapshot`` after subscribing, then ``update``; levels
   ``[price, size]``, size "0" deletes; ``seq`` numbers the messages of one instrument and
-  ``pseq`` names the previous one (the change-id chain:
-  :class:`hftfeed.core.sync.PrevIdChainRule`); ``checksum`` is the signed CRC32 of
+  ``pseq`` names the previous one; after a release or restart the numbers may start again
+  lower, the next message "most likely" with ``pseq`` 0. So ids are compared by identity,
+  never by size, exactly OKX's ``seqId``/``prevSeqId`` rule (:class:`BitgetRule`: a reset
+  breaks the chain and resyncs; a smaller ``seq`` is never "already applied", which froze
+  the book until 2026-12-05); ``checksum`` is the signed CRC32 of
   ``bid1px:bid1sz:ask1px:ask1sz:...`` over the best 25 levels a side, built from the strings
   sent (OKX's construction: :func:`hftfeed.venues.okx.book_checksum`); 0 is not verified;
 - ``trade``: ``side`` is the taker's, ``tradeId`` a decimal string, ``ts`` ms as a string;
@@ -24,29 +27,25 @@ Channel"; not re-read on 2026-12-05, see docs/venues.md):
 import json
 import logging
 
-from hftfeed.core.sync import PrevIdChainRule
 from hftfeed.core.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_PONG, CTRL_SUBSCRIBED, Control,
                                   DepthUpdate, Quote, Trade)
 from hftfeed.errors import VenueError
 from hftfeed.venues import registry
-from hftfeed.venues.base import (Venue, data_items, levels_flat, loads, req_price, req_str,
-                                 taker_side, to_price, to_qty, to_trade_qty)
-from hftfeed.venues.okx import book_checksum, decimal_text
+from hftfeed.venues.base import (Venue, data_items, decimal_id, levels_flat, loads, ms_text_ns,
+                                 req_int_at_least, req_price, req_str, split_stream, taker_side,
+                                 to_qty, to_trade_qty)
+from hftfeed.venues.okx import ChecksumGate, OkxRule
 
 log = logging.getLogger("hftfeed.exchanges.bitget")
 
-MS_TO_NS = 1000000
-MAX_MS_DIGITS = 15
 MAX_ARGS_PER_REQUEST = 40
-CHANNEL_BY_CONFIG = {"depth": "books", "trade": "trade", "bookTicker": "ticker"}
 _JSON_COMPACT = (",", ":")
 
 
-class BitgetRule(PrevIdChainRule):
-    """``pseq`` must be the last applied ``seq``; a non-zero checksum must match the book."""
-
-    def verify(self, book, upd):
-        return book_checksum(book) == upd.checksum
+class BitgetRule(OkxRule):
+    """OKX's rule, unchanged: ``pseq`` must be the ``seq`` the book ended on, ids are compared
+    by identity (Bitget's numbers may restart lower after a release, as OKX's after
+    maintenance), a non-zero checksum (OKX's construction) must match the book."""
 
 
 class Bitget(Venue):
@@ -58,24 +57,16 @@ class Bitget(Venue):
     APP_PING_INTERVAL_S = 25.0
     APP_PING_ALWAYS = True          # Bitget wants a ping every 30 s whatever the traffic
     SUBSCRIBE_ACKS = True
+    STREAM_CHANNELS = (("depth", "books"), ("trade", "trade"), ("bookTicker", "ticker"))
     rule = BitgetRule()
 
     def __init__(self, symbols, channels, depth_speed="100ms"):
         Venue.__init__(self, symbols, channels, depth_speed)
-        self._checksum_untrusted = set()
+        self._checksums = ChecksumGate("bitget", "seq/pseq", log)
 
     @classmethod
     def venue_symbol(cls, symbol):
         return symbol.upper()
-
-    def streams_for(self, symbol, channels=None):
-        inst = self.venue_symbol(symbol)
-        return ["%s:%s" % (CHANNEL_BY_CONFIG[c], inst)
-                for c in (self.channels if channels is None else channels)
-                if c in CHANNEL_BY_CONFIG]
-
-    def connection_path(self, streams):
-        return ""
 
     def subscribe_messages(self, streams):
         """One request per 40 args; only the last arg's ack counts (one per request)."""
@@ -92,7 +83,7 @@ class Bitget(Venue):
     def _request(self, op, streams):
         args = []
         for stream in streams:
-            channel, _, inst = stream.partition(":")
+            channel, inst = split_stream(stream)
             args.append({"instType": self.INST_TYPE, "channel": channel, "instId": inst})
         return json.dumps({"op": op, "args": args}, separators=_JSON_COMPACT)
 
@@ -131,36 +122,12 @@ class Bitget(Venue):
             raw_asks = item.get("asks")
             bids = levels_flat(raw_bids, what)
             asks = levels_flat(raw_asks, what)
-            seq = _seq(item, "seq", what, 1)
-            pseq = -1 if action == "snapshot" else _seq(item, "pseq", what, 0)
-            checksum = item.get("checksum")
-            if checksum is not None and (type(checksum) is not int
-                                         or not -0x80000000 <= checksum <= 0x7FFFFFFF):
-                raise VenueError("books %s: checksum must be a signed 32-bit int" % inst)
-            if not checksum or inst in self._checksum_untrusted or \
-                    not self._canonical(inst, raw_bids) or not self._canonical(inst, raw_asks):
-                checksum = None
-            out.append(DepthUpdate(inst, seq, seq, pseq, _time_ns(item.get("ts"), what),
+            seq = req_int_at_least(item, "seq", what, 1)
+            pseq = -1 if action == "snapshot" else req_int_at_least(item, "pseq", what, 0)
+            checksum = self._checksums.checksum(inst, item, raw_bids, raw_asks)
+            out.append(DepthUpdate(inst, seq, seq, pseq, ms_text_ns(item.get("ts"), what),
                                    bids, asks, action == "snapshot", checksum))
         return out
-
-    def _canonical(self, inst, levels):
-        """The checksum is built from the venue's strings; this adapter rebuilds them from
-        scaled ints, which works while they are in shortest form. The first level that is not
-        (``"0.10"``) is logged once and that instrument's checksum is no longer verified."""
-        for level in levels:
-            qty = level[1]
-            scaled_qty = to_qty(qty, "books")
-            if not scaled_qty:
-                continue
-            price = level[0]
-            if decimal_text(scaled_qty) != qty or decimal_text(to_price(price, "books")) != price:
-                self._checksum_untrusted.add(inst)
-                log.warning("bitget %s: level [%s, %s] is not in shortest decimal form; its "
-                            "checksum is no longer verified (the seq/pseq chain still is)",
-                            inst, price, qty)
-                return False
-        return True
 
 
 class BitgetFutures(Bitget):
@@ -178,32 +145,15 @@ def _event(msg, event):
     return Control(CTRL_IGNORED, str(event))
 
 
-def _seq(obj, key, what, minimum):
-    value = obj.get(key)
-    if type(value) is not int or value < minimum or value > 0x7FFFFFFFFFFFFFFF:
-        raise VenueError("%s: %r must be an integer >= %d, got %r" % (what, key, minimum, value))
-    return value
-
-
-def _time_ns(text, what):
-    if type(text) is not str or not text.isdigit() or not text.isascii() \
-            or len(text) > MAX_MS_DIGITS:
-        raise VenueError("%s: ts must be a decimal string of ms, got %r" % (what, text))
-    return int(text) * MS_TO_NS
-
-
 def _trades(msg, arg):
     what = "trade"
     inst = req_str(arg, "instId", what)
     out = []
     for item in data_items(msg, what):
-        trade_id = req_str(item, "tradeId", what)
-        if not (trade_id.isdigit() and trade_id.isascii()) or len(trade_id) > 19:
-            raise VenueError("trade: tradeId must be a decimal string, got %.40r" % trade_id)
-        out.append(Trade(inst, int(trade_id), req_price(item, "price", what),
+        out.append(Trade(inst, decimal_id(item, "tradeId", what), req_price(item, "price", what),
                          to_trade_qty(req_str(item, "size", what), what),
                          taker_side(item.get("side"), "buy", "sell", what),
-                         _time_ns(item.get("ts"), what)))
+                         ms_text_ns(item.get("ts"), what)))
     return out
 
 
@@ -216,5 +166,5 @@ def _tickers(msg):
                          to_qty(req_str(item, "bidSz", what), what),
                          req_price(item, "askPr", what, allow_zero=True),
                          to_qty(req_str(item, "askSz", what), what),
-                         _time_ns(item.get("ts"), what)))
+                         ms_text_ns(item.get("ts"), what)))
     return out

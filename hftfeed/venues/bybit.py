@@ -32,12 +32,11 @@ from hftfeed.core.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_PONG, CTRL_SUBS
                        Control, DepthUpdate, Quote, Trade)
 from hftfeed.errors import VenueError
 from hftfeed.venues import registry
-from hftfeed.venues.base import (Venue, data_items, levels_flat, loads, req_int, req_price, req_str, taker_side,
+from hftfeed.venues.base import (MS_TO_NS, Venue, data_items, levels_flat, loads, req_int, req_price, req_str, taker_side,
                    to_price, to_qty, to_trade_qty)
 
 log = logging.getLogger("hftfeed.exchanges.bybit")
 
-MS_TO_NS = 1000000
 MAX_MS = 2 ** 62 // MS_TO_NS             # event times beyond this are absurd (and overflow u64 ns)
 BOOK_DEPTH = 50                          # orderbook.50: 20 ms pushes, more than the 20 published
 QUOTE_DEPTH = 1                          # orderbook.1: the BBO stream

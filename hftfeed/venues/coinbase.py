@@ -32,15 +32,15 @@ import json
 
 from hftfeed.core.sync import ConnectionSequenceRule
 from hftfeed.core.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_SUBSCRIBED, ConnSequence,
-                                  Control, DepthUpdate, Quote, Trade, SIDE_BUY, SIDE_SELL)
+                                  Control, DepthUpdate, Quote, Trade)
 from hftfeed.errors import VenueError
 from hftfeed.venues import registry
-from hftfeed.venues.base import Venue, loads, req_int, req_str, to_price, to_qty, to_trade_qty
+from hftfeed.venues.base import (Venue, decimal_id, loads, object_list, req_int, req_str,
+                                 taker_side, to_price, to_qty, to_trade_qty)
 
 _JSON_COMPACT = (",", ":")
 HEARTBEATS = "heartbeats"
 # our channel names -> Coinbase subscription channels
-_CHANNELS = (("depth", "level2"), ("trade", "market_trades"), ("bookTicker", "ticker"))
 MAX_NS = 2 ** 63 - 1
 
 
@@ -84,6 +84,7 @@ class Coinbase(Venue):
     MAX_STREAMS_PER_CONNECTION = 300
     MAX_OUT_MSGS_PER_S = 5.0          # below the venue's per-IP request budget
     SUBSCRIBE_ACKS = True             # every request is answered by a "subscriptions" message
+    STREAM_CHANNELS = (("depth", "level2"), ("trade", "market_trades"), ("bookTicker", "ticker"))
     # level2's snapshot is the whole book in one message: several MB for BTC-USD (tens of
     # thousands of levels at ~100 bytes each), and there is no other way to get a book. Up to
     # the WebSocket transport's own 16 MiB cap it is parsed, not dropped as oversized.
@@ -95,25 +96,11 @@ class Coinbase(Venue):
         """Coinbase product ids are upper-case with a dash (``BTC-USD``)."""
         return symbol.upper()
 
-    def streams_for(self, symbol, channels=None):
-        sym = self.venue_symbol(symbol)
-        wanted = self.channels if channels is None else channels
-        return ["%s:%s" % (venue_channel, sym) for ours, venue_channel in _CHANNELS
-                if ours in wanted]
-
-    def connection_path(self, streams):
-        return ""       # one URL; channels are subscribed with messages
-
     def subscribe_messages(self, streams):
         """Heartbeats first (keeps quiet channels open), then one request per channel."""
-        by_channel = {}
-        for stream in streams:
-            channel, _, product = stream.partition(":")
-            by_channel.setdefault(channel, []).append(product)
         out = [_request("subscribe", HEARTBEATS, None)]
-        for _ours, channel in _CHANNELS:
-            if channel in by_channel:
-                out.append(_request("subscribe", channel, by_channel[channel]))
+        for channel, products in self.streams_by_channel(streams):
+            out.append(_request("subscribe", channel, products))
         return out
 
     def resubscribe_messages(self, symbol):
@@ -176,14 +163,9 @@ def parse_l2_event(event, seq, exch_ns):
     if kind != "snapshot" and kind != "update":
         raise VenueError("%s: type must be snapshot or update, got %r" % (what, kind))
     product = req_str(event, "product_id", what)
-    updates = event.get("updates")
-    if type(updates) is not list:
-        raise VenueError("%s: updates must be a list" % what)
     bids = []
     asks = []
-    for level in updates:
-        if type(level) is not dict:
-            raise VenueError("%s: updates must be objects" % what)
+    for level in object_list(event, "updates", what):
         side = level.get("side")
         if side == "bid":
             target = bids
@@ -203,28 +185,16 @@ def parse_trades(event, out):
     and left out: those trades happened before this connection, and a consumer of the feed
     takes every T message for a live print (the other venues send no trade history either)."""
     what = "market_trades"
-    trades = event.get("trades")
-    if type(trades) is not list:
-        raise VenueError("%s: trades must be a list" % what)
+    trades = object_list(event, "trades", what)
     kind = event.get("type")
     if kind == "snapshot":
         out = []                        # validated below, then dropped
     elif kind != "update":
         raise VenueError("%s: type must be snapshot or update, got %r" % (what, kind))
     for item in trades:
-        if type(item) is not dict:
-            raise VenueError("%s: trades must be objects" % what)
-        maker = item.get("side")
-        if maker == "BUY":
-            aggressor = SIDE_SELL
-        elif maker == "SELL":
-            aggressor = SIDE_BUY
-        else:
-            raise VenueError("%s: side must be BUY or SELL, got %r" % (what, maker))
-        trade_id = req_str(item, "trade_id", what)
-        if not (trade_id.isdigit() and trade_id.isascii() and len(trade_id) <= 19):
-            raise VenueError("%s: trade_id must be a decimal id, got %r" % (what, trade_id))
-        out.append(Trade(req_str(item, "product_id", what), int(trade_id),
+        # ``side`` is the maker's: the taker (aggressor) bought when the maker sold
+        aggressor = taker_side(item.get("side"), "SELL", "BUY", what)
+        out.append(Trade(req_str(item, "product_id", what), decimal_id(item, "trade_id", what),
                          to_price(req_str(item, "price", what), what),
                          to_trade_qty(req_str(item, "size", what), what), aggressor,
                          rfc3339_ns(item.get("time"), what)))
@@ -233,12 +203,7 @@ def parse_trades(event, out):
 def parse_tickers(event, seq, exch_ns, out):
     """``ticker`` event -> Quotes (best bid/offer), id = the message's ``sequence_num``."""
     what = "ticker"
-    tickers = event.get("tickers")
-    if type(tickers) is not list:
-        raise VenueError("%s: tickers must be a list" % what)
-    for item in tickers:
-        if type(item) is not dict:
-            raise VenueError("%s: tickers must be objects" % what)
+    for item in object_list(event, "tickers", what):
         out.append(Quote(req_str(item, "product_id", what), seq,
                          to_price(req_str(item, "best_bid", what), what, True),
                          to_qty(req_str(item, "best_bid_quantity", what), what),

@@ -36,9 +36,8 @@ from hftfeed.core.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_PONG, CTRL_REPL
                                   CTRL_SUBSCRIBED, Control, DepthUpdate, Quote, Trade)
 from hftfeed.errors import VenueError
 from hftfeed.venues import registry
-from hftfeed.venues.base import Venue, data_items, taker_side, to_price
+from hftfeed.venues.base import MS_TO_NS, Venue, data_items, taker_side, to_price
 
-MS_TO_NS = 1000000
 MAX_MS = 2 ** 62 // MS_TO_NS
 HEARTBEAT_INTERVAL_S = 10                # the smallest interval Deribit accepts
 MAX_CHANNELS_PER_REQUEST = 100           # our choice: keeps each request a few KB

@@ -31,10 +31,11 @@ import zlib
 
 from hftfeed.core.sync import ChecksumOnlyRule
 from hftfeed.core.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_PONG, CTRL_SUBSCRIBED,
-                                  SIDE_BUY, SIDE_SELL, Control, DepthUpdate, Quote, Trade)
+                                  Control, DepthUpdate, Quote, Trade)
 from hftfeed.errors import VenueError
 from hftfeed.venues import registry
-from hftfeed.venues.base import Venue, req_int, req_str, to_price, to_qty, to_trade_qty
+from hftfeed.venues.base import (Venue, data_items, req_int, req_str, taker_side, to_price, to_qty,
+                                 to_trade_qty)
 from hftfeed.venues.coinbase import rfc3339_ns
 
 BOOK_DEPTH = 25            # subscribed depth: more than the 20 levels published
@@ -149,6 +150,7 @@ class Kraken(Venue):
     APP_PING_TEXT = '{"method":"ping"}'
     APP_PING_INTERVAL_S = 30.0
     SUBSCRIBE_ACKS = False           # answered per symbol, not per request: not counted
+    STREAM_CHANNELS = (("depth", "book"), ("trade", "trade"), ("bookTicker", "ticker"))
     rule = KrakenRule()              # replaced per instance (it holds that feed's precisions)
 
     def __init__(self, symbols, channels, depth_speed="100ms"):
@@ -162,31 +164,15 @@ class Kraken(Venue):
         """Kraken v2 pairs are upper-case with a slash (``BTC/USD``)."""
         return symbol.upper()
 
-    def streams_for(self, symbol, channels=None):
-        sym = self.venue_symbol(symbol)
-        wanted = self.channels if channels is None else channels
-        names = []
-        for ours, theirs in (("depth", "book"), ("trade", "trade"), ("bookTicker", "ticker")):
-            if ours in wanted:
-                names.append("%s:%s" % (theirs, sym))
-        return names
-
-    def connection_path(self, streams):
-        return ""
-
     def subscribe_messages(self, streams):
         """The instrument channel first (the checksum needs each pair's precision), then one
         request per channel."""
-        by_channel = {}
-        for stream in streams:
-            channel, _, sym = stream.partition(":")
-            by_channel.setdefault(channel, []).append(sym)
+        grouped = self.streams_by_channel(streams)
         out = []
-        if "book" in by_channel:
+        if any(channel == "book" for channel, _syms in grouped):
             out.append(_request("subscribe", {"channel": "instrument", "snapshot": True}))
-        for channel in ("book", "trade", "ticker"):
-            if channel in by_channel:
-                out.append(_request("subscribe", _params(channel, by_channel[channel])))
+        for channel, syms in grouped:
+            out.append(_request("subscribe", _params(channel, syms)))
         return out
 
     def resubscribe_messages(self, symbol):
@@ -298,20 +284,9 @@ def _request(method, params):
 
 def _trades(msg):
     what = "trade"
-    data = msg.get("data")
-    if type(data) is not list:
-        raise VenueError("%s: data must be a list" % what)
     out = []
-    for item in data:
-        if type(item) is not dict:
-            raise VenueError("%s: data items must be objects" % what)
-        side = item.get("side")
-        if side == "buy":
-            aggressor = SIDE_BUY
-        elif side == "sell":
-            aggressor = SIDE_SELL
-        else:
-            raise VenueError("%s: side must be buy or sell, got %r" % (what, side))
+    for item in data_items(msg, what):
+        aggressor = taker_side(item.get("side"), "buy", "sell", what)     # the taker's side
         out.append(Trade(req_str(item, "symbol", what), req_int(item, "trade_id", what),
                          to_price(_number_text(item.get("price"), what), what),
                          to_trade_qty(_number_text(item.get("qty"), what), what), aggressor,
@@ -321,13 +296,8 @@ def _trades(msg):
 
 def _tickers(msg):
     what = "ticker"
-    data = msg.get("data")
-    if type(data) is not list:
-        raise VenueError("%s: data must be a list" % what)
     out = []
-    for item in data:
-        if type(item) is not dict:
-            raise VenueError("%s: data items must be objects" % what)
+    for item in data_items(msg, what):
         out.append(Quote(req_str(item, "symbol", what), 0,
                          to_price(_number_text(item.get("bid"), what), what, True),
                          to_qty(_number_text(item.get("bid_qty"), what), what),

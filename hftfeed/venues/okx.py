@@ -43,16 +43,14 @@ from hftfeed.core.sync import SyncRule
 from hftfeed.core.updates import (CTRL_ERROR, CTRL_IGNORED, CTRL_PONG, CTRL_SERVER_SHUTDOWN, CTRL_SUBSCRIBED,
                        Control, DepthUpdate, Quote, Trade)
 from hftfeed.venues import registry
-from hftfeed.venues.base import (Venue, data_items, levels_flat, loads, req_price, req_str, taker_side, to_price,
-                   to_qty, to_trade_qty)
+from hftfeed.venues.base import (Venue, data_items, decimal_id, levels_flat, loads, ms_text_ns,
+                                 req_int_at_least, req_price, req_str, split_stream, taker_side,
+                                 to_price, to_qty, to_trade_qty)
 
 log = logging.getLogger("hftfeed.exchanges.okx")
 
-MS_TO_NS = 1000000
-MAX_MS_DIGITS = 15                      # ms times with more digits are absurd
 CHECKSUM_LEVELS = 25                    # OKX: the best 25 bids and 25 asks
 MAX_ARGS_PER_REQUEST = 40               # a few KB per request: far from any size limit
-CHANNEL_BY_CONFIG = {"depth": "books", "trade": "trades", "bookTicker": "bbo-tbt"}
 SHUTDOWN_NOTICE_CODE = "64008"          # "the connection will soon be closed for an upgrade"
 _JSON_COMPACT = (",", ":")
 # Scaled int -> decimal text for checksums. The best 25 levels change little between updates,
@@ -135,19 +133,46 @@ def book_checksum(book):
     return crc32_signed(checksum_string(bids, asks))
 
 
-def _time_ns(text, what):
-    """OKX times are ms since the epoch as decimal strings ("1652459225464")."""
-    if type(text) is not str or not text.isdigit() or not text.isascii() \
-            or len(text) > MAX_MS_DIGITS:
-        raise VenueError("%s: ts must be a decimal string of ms, got %r" % (what, text))
-    return int(text) * MS_TO_NS
+class ChecksumGate(object):
+    """Which of a message's checksums can be verified, for the venues using OKX's construction
+    (OKX, Bitget): the CRC32 is over the venue's own decimal strings, and the book keeps scaled
+    ints, so a checksum can be rebuilt only while those strings are what decimal_text writes
+    (shortest form). The first level that is not (``"0.10"``) is logged once and that
+    instrument's checksum is not verified again; the venue's id chain still guards it."""
 
+    def __init__(self, venue_name, chain_name, logger):
+        self.venue_name = venue_name
+        self.log = logger                   # the venue's own logger
+        self.chain_name = chain_name        # for the log line: what still guards the book
+        self.untrusted = set()
 
-def _seq(obj, key, what, minimum):
-    value = obj.get(key)
-    if type(value) is not int or value < minimum or value > 0x7FFFFFFFFFFFFFFF:
-        raise VenueError("%s: %r must be an integer >= %d, got %r" % (what, key, minimum, value))
-    return value
+    def checksum(self, inst, item, raw_bids, raw_asks):
+        """The message's ``checksum`` to verify, or None: absent or 0 (OKX has sent 0 since
+        mid-2026), or not rebuildable for this instrument. VenueError if it is no int32."""
+        value = item.get("checksum")
+        if value is not None and (type(value) is not int
+                                  or not -0x80000000 <= value <= 0x7FFFFFFF):
+            raise VenueError("books %s: checksum must be a signed 32-bit int" % inst)
+        if not value or inst in self.untrusted or not self._canonical(inst, raw_bids) \
+                or not self._canonical(inst, raw_asks):
+            return None
+        return value
+
+    def _canonical(self, inst, levels):
+        for level in levels:
+            qty = level[1]
+            scaled_qty = to_qty(qty, "books")
+            if not scaled_qty:
+                continue            # deleted: never part of the book, never hashed
+            price = level[0]
+            if decimal_text(scaled_qty) != qty or decimal_text(to_price(price, "books")) != price:
+                self.untrusted.add(inst)
+                self.log.warning("%s %s: level [%s, %s] is not in shortest decimal form (not "
+                                 "canonical); its CRC32 checksum cannot be rebuilt from scaled "
+                                 "ints and is no longer verified (the %s chain still is)",
+                                 self.venue_name, inst, price, qty, self.chain_name)
+                return False
+        return True
 
 
 class Okx(Venue):
@@ -158,6 +183,7 @@ class Okx(Venue):
     APP_PING_INTERVAL_S = 25.0
     APP_PING_ALWAYS = False                 # only after 25 s of silence (OKX: N < 30 s)
     SUBSCRIBE_ACKS = True
+    STREAM_CHANNELS = (("depth", "books"), ("trade", "trades"), ("bookTicker", "bbo-tbt"))
     rule = OkxRule()
 
     def __init__(self, symbols, channels, depth_speed="100ms"):
@@ -165,22 +191,12 @@ class Okx(Venue):
         # (channel, instId) of the last arg of each subscribe request: OKX acknowledges every
         # arg, the supervisor counts one answer per request, so only these acks count.
         self._ack_keys = set()
-        # Instruments whose decimal strings are not in decimal_text's form: checksum skipped.
-        self._checksum_untrusted = set()
+        self._checksums = ChecksumGate("okx", "seqId", log)
 
     @classmethod
     def venue_symbol(cls, symbol):
         """OKX instrument ids are upper-case with dashes (``BTC-USDT``, ``BTC-USDT-SWAP``)."""
         return symbol.upper()
-
-    def streams_for(self, symbol, channels=None):
-        inst = self.venue_symbol(symbol)
-        return ["%s:%s" % (CHANNEL_BY_CONFIG[c], inst)
-                for c in (self.channels if channels is None else channels)
-                if c in CHANNEL_BY_CONFIG]
-
-    def connection_path(self, streams):
-        return ""       # the URL is fixed; channels are subscribed with messages
 
     def subscribe_messages(self, streams):
         out = []
@@ -246,41 +262,16 @@ class Okx(Venue):
             raw_asks = item.get("asks")
             bids = levels_flat(raw_bids, what)
             asks = levels_flat(raw_asks, what)
-            seq_id = _seq(item, "seqId", what, 0)
-            prev_id = _seq(item, "prevSeqId", what, -1)
-            checksum = item.get("checksum")
-            if checksum is not None and (type(checksum) is not int
-                                         or not -0x80000000 <= checksum <= 0x7FFFFFFF):
-                raise VenueError("books %s: checksum must be a signed 32-bit int" % inst)
-            if not checksum:                # absent, or 0 (deprecated since June 2026)
-                checksum = None
-            elif inst in self._checksum_untrusted or \
-                    not self._canonical(inst, raw_bids) or not self._canonical(inst, raw_asks):
-                checksum = None
-            out.append(DepthUpdate(inst, seq_id, seq_id, prev_id, _time_ns(item.get("ts"), what),
+            seq_id = req_int_at_least(item, "seqId", what, 0)
+            prev_id = req_int_at_least(item, "prevSeqId", what, -1)
+            checksum = self._checksums.checksum(inst, item, raw_bids, raw_asks)
+            out.append(DepthUpdate(inst, seq_id, seq_id, prev_id, ms_text_ns(item.get("ts"), what),
                                    bids, asks, action == "snapshot", checksum))
         return out
 
-    def _canonical(self, inst, levels):
-        """True when every non-deleting level's strings are what decimal_text rebuilds; the
-        first time one is not, say so once and stop verifying this instrument's checksum."""
-        for level in levels:
-            qty = level[1]
-            scaled_qty = to_qty(qty, "books")
-            if not scaled_qty:
-                continue            # deleted: never part of the book, never hashed
-            price = level[0]
-            if decimal_text(scaled_qty) != qty or decimal_text(to_price(price, "books")) != price:
-                self._checksum_untrusted.add(inst)
-                log.warning("okx %s: level [%s, %s] is not in canonical decimal form; its CRC32 "
-                            "checksum cannot be rebuilt from scaled ints and is no longer "
-                            "verified (the seqId chain still is)", inst, price, qty)
-                return False
-        return True
-
 
 def _arg(stream):
-    channel, _, inst = stream.partition(":")
+    channel, inst = split_stream(stream)
     return {"channel": channel, "instId": inst}
 
 
@@ -293,12 +284,9 @@ def _trades(msg):
     out = []
     for item in data_items(msg, what):
         aggressor = taker_side(item.get("side"), "buy", "sell", what)   # the taker's side
-        trade_id = req_str(item, "tradeId", what)
-        if not trade_id.isdigit() or not trade_id.isascii() or len(trade_id) > 19:
-            raise VenueError("trades: tradeId must be a decimal string, got %r" % trade_id)
-        out.append(Trade(req_str(item, "instId", what), int(trade_id),
+        out.append(Trade(req_str(item, "instId", what), decimal_id(item, "tradeId", what),
                          req_price(item, "px", what), to_trade_qty(req_str(item, "sz", what), what),
-                         aggressor, _time_ns(item.get("ts"), what)))
+                         aggressor, ms_text_ns(item.get("ts"), what)))
     return out
 
 
@@ -312,7 +300,7 @@ def _bbo(msg, arg):
         bid_px, bid_qty = _best(item.get("bids"), what)
         ask_px, ask_qty = _best(item.get("asks"), what)
         out.append(Quote(inst, 0, bid_px, bid_qty, ask_px, ask_qty,
-                         _time_ns(item.get("ts"), what)))
+                         ms_text_ns(item.get("ts"), what)))
     return out
 
 

@@ -2,7 +2,7 @@
 
 Starts the simulator as a separate process (``--sim-python`` picks its interpreter, ``--venue``
 its dialect), connects one or more counting clients in this process (subscribed to every
-symbol's book stream: by URL on Binance, by a subscribe message on Bybit and OKX), and reports
+symbol's book stream with the request the dialect names, ``book_request``), and reports
 depth messages received per second after a warm-up (PyPy's JIT needs a few seconds). The clients
 only walk frame headers (server frames are unmasked, RFC 6455 §5.2), so the client side is not
 what is being measured.
@@ -17,6 +17,7 @@ import sys
 import time
 
 from hftfeed.tools.sim import rawclient
+from hftfeed.venues import registry     # pure data: imports no adapter and nothing of the core
 from hftfeed.codecs.ws_proto import (CLIENT, Connection, build_client_request, make_client_key,
                               parse_http_head)
 
@@ -71,21 +72,18 @@ class FrameCounter(object):
 
 
 def venue_client(venue, symbols):
-    """``(target, [subscribe texts])`` of a client reading every symbol's book stream."""
-    if venue == "bybit":
-        return "/v5/public/linear", [json.dumps({"op": "subscribe",
-                                                 "args": ["orderbook.50." + s for s in symbols]})]
-    if venue == "okx":
-        return "/ws/v5/public", [json.dumps({"op": "subscribe", "args": [
-            {"channel": "books", "instId": s} for s in symbols]})]
-    prefix = "/public" if venue == "binance-usdm" else ""
-    return prefix + "/stream?streams=" + "/".join(s.lower() + "@depth@100ms" for s in symbols), []
+    """``(target, [subscribe texts])`` of a client reading every symbol's book stream: the
+    venue's path (registry) and its dialect's own book request."""
+    suffix, texts = registry.sim_dialect(venue).book_request(venue, symbols)
+    return (registry.ws_path(venue) + suffix) or "/", texts
 
 
 def bench_symbols(venue, n):
-    if venue == "okx":
-        return ["SYM%d-USDT-SWAP" % i for i in range(n)]
-    return ["SYM%dUSDT" % i for i in range(n)]
+    """``n`` synthetic symbols in the venue's own syntax: its first demo symbol with the base
+    currency renamed (``BTC-USDT-SWAP`` -> ``S0-USDT-SWAP``, ``BTC/USD`` -> ``S0/USD``)."""
+    model = registry.spec(venue).demo_symbols[0]
+    base = "BTC" if model.startswith("BTC") else model[:3]
+    return [model.replace(base, "S%d" % i, 1) for i in range(n)]
 
 
 async def count_client(host, port, target, counter, stop, texts=()):
@@ -162,10 +160,9 @@ async def bench(ns):
         proc.wait(10)
 
 
-def main(argv=None):
+def build_parser():
     p = argparse.ArgumentParser(prog="python3 -m hftfeed.tools.sim.bench")
-    p.add_argument("--venue", default="binance",
-                   choices=["binance", "binance-usdm", "bybit", "okx"])
+    p.add_argument("--venue", default="binance", choices=registry.NAMES)
     p.add_argument("--rate", type=float, default=100000)
     p.add_argument("--symbols", type=int, default=10)
     p.add_argument("--conns", type=int, default=1)
@@ -175,10 +172,19 @@ def main(argv=None):
                    help="default 20 s for a PyPy simulator (JIT warm-up), else 3 s")
     p.add_argument("--record", default=None)
     p.add_argument("--sim-python", default=sys.executable)
-    ns = p.parse_args(argv)
+    return p
+
+
+def run(argv=None):
+    """Parse ``argv``, measure, print the JSON line and return its dict."""
+    ns = build_parser().parse_args(argv)
     if ns.warmup_s is None:
         ns.warmup_s = 20.0 if "pypy" in os.path.basename(ns.sim_python) else 3.0
-    asyncio.run(bench(ns))
+    return asyncio.run(bench(ns))
+
+
+def main(argv=None):
+    run(argv)
     return 0
 
 

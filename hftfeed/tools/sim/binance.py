@@ -102,6 +102,12 @@ def parse_ws_target(target):
     raise ValueError("unknown WebSocket path %r" % (path,))
 
 
+def book_request(market, symbols):
+    """``(path after the venue's WebSocket path, [texts to send])`` of a client reading every
+    symbol's book stream (the simulator bench, ``hftfeed/tools/sim/bench.py``)."""
+    return "/stream?streams=" + "/".join(s.lower() + "@depth@100ms" for s in symbols), []
+
+
 def is_ws_path(target):
     """True if ``target`` is one of the WebSocket stream paths of this venue."""
     path = urlsplit(target).path

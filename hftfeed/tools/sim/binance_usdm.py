@@ -118,6 +118,13 @@ def parse_ws_target(target, url_split=True):
     raise ValueError("unknown WebSocket path %r" % (parts.path,))
 
 
+def book_request(market, symbols):
+    """``(path after the venue's WebSocket path, [texts to send])`` of a client reading every
+    symbol's book stream (the simulator bench, ``hftfeed/tools/sim/bench.py``)."""
+    route = ROUTE_PUBLIC if MARKETS[market].url_split else ""
+    return route + binance.book_request(market, symbols)[0], []
+
+
 def is_ws_path(target, url_split=True):
     try:
         parse_ws_target(target, url_split)

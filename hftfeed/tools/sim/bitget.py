@@ -22,16 +22,15 @@ Facts implemented (Bitget v2 docs "WebSocket: Connect", "Depth Channel", "Trade 
 import json
 import logging
 
-from hftfeed.tools.sim import binance
 from hftfeed.tools.sim.decimals import shortest
 from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY
 from hftfeed.tools.sim.mirror import MirrorBook
-from hftfeed.tools.sim.okx import CHECKSUM_LEVELS, book_checksum
+from hftfeed.tools.sim.session import JsonSession, MessageDialect, RequestError
+from hftfeed.tools.sim.okx import CHECKSUM_LEVELS, crc32_signed, level_text, restart_ids
 
 log = logging.getLogger("hftfeed.sim.bitget")
 
 VENUE = "bitget"
-WS_PATH = "/v2/ws/public"
 MARKETS = {"bitget": "SPOT", "bitget-futures": "USDT-FUTURES"}    # registry name -> instType
 CHANNELS = ("books", "trade", "ticker")
 MAX_ARGS_PER_CONNECTION = 1000
@@ -40,11 +39,7 @@ CODE_BAD_REQUEST = 30002
 _JSON = (",", ":")
 
 
-class BitgetRequestError(ValueError):
-    def __init__(self, code, msg):
-        super().__init__(msg)
-        self.code = code
-        self.msg = msg
+BitgetRequestError = RequestError      # the shared class (session.py), by its old name
 
 
 def levels(flat):
@@ -67,32 +62,27 @@ def error_body(code, msg):
                       separators=_JSON).encode("utf-8")
 
 
-class BitgetSession(object):
-    combined = False
+class BitgetSession(JsonSession):
+    PING_TEXT = "ping"      # answered "pong"
+    PONG_TEXT = "pong"
 
     def __init__(self, dialect, max_args=MAX_ARGS_PER_CONNECTION):
-        self.dialect = dialect
-        self.max_args = max_args
-        self.streams = []
-
-    def delivered(self):
-        return self.streams
+        JsonSession.__init__(self, dialect, max_args)
 
     def counts_toward_limit(self, text):
-        return text != "ping"
+        """Bitget's 10 messages a second include the string "ping" (its WebSocket overview:
+        the limit counts "ping" and JSON requests alike)."""
+        return True
 
-    def handle_text(self, text):
-        if text == "ping":
-            return ["pong"]
-        try:
-            req = json.loads(text)
-        except ValueError:
-            req = None
-        op = req.get("op") if isinstance(req, dict) else None
-        args = req.get("args") if isinstance(req, dict) else None
+    def refuse(self, text, why):
+        return [json.dumps({"event": "error", "code": CODE_BAD_REQUEST, "msg": "illegal request"},
+                           separators=_JSON)]
+
+    def handle_request(self, req, text):
+        op = req.get("op")
+        args = req.get("args")
         if op not in ("subscribe", "unsubscribe") or not isinstance(args, list) or not args:
-            return [json.dumps({"event": "error", "code": CODE_BAD_REQUEST,
-                                "msg": "illegal request"}, separators=_JSON)]
+            return self.refuse(text, None)
         out = []
         dialect = self.dialect
         for arg in args:
@@ -110,7 +100,7 @@ class BitgetSession(object):
             key = "%s:%s" % (channel, inst)
             if op == "subscribe":
                 if key not in self.streams:
-                    if len(self.streams) >= self.max_args:
+                    if not self.has_room(1):
                         out.append(json.dumps({"event": "error", "arg": echo,
                                                "code": CODE_BAD_REQUEST,
                                                "msg": "too many subscriptions"},
@@ -127,20 +117,20 @@ class BitgetSession(object):
         return out
 
 
-class Dialect(object):
+def book_request(market, symbols):
+    """``(path after the venue's WebSocket path, [texts to send])`` of a client reading every
+    symbol's book stream (the simulator bench, ``hftfeed/tools/sim/bench.py``)."""
+    return "", [json.dumps({"op": "subscribe", "args": [
+        {"instType": MARKETS[market], "channel": "books", "instId": s} for s in symbols]})]
+
+
+class Dialect(MessageDialect):
     """Per-server Bitget state: mirror books (snapshots, checksums) and each book's last seq."""
 
     MAX_STREAMS_PER_CONNECTION = MAX_ARGS_PER_CONNECTION
-    DEPTH_PATH = None
-    CHEAP_PATHS = ()
-    MAX_DEPTH_LIMIT = 1000
     IDLE_RULE = "client"            # no ping for idle_timeout_s: closed
     IDLE_CLOSE = (1000, "no ping received")
-    RequestError = BitgetRequestError
-    WeightLimiter = binance.WeightLimiter
-    UNKNOWN_DEPTH_FIELDS = ',"sim":"extra field","Z":[1,{"k":null}]'
     error_body = staticmethod(error_body)
-    rate_limit_body = staticmethod(binance.rate_limit_body)
 
     def __init__(self, server):
         config = getattr(server, "config", None)
@@ -151,20 +141,19 @@ class Dialect(object):
         self.known = frozenset(server.symbols)
         self.mirrors = {}
         self.last_seq = {}
+        self.seq_resets = 0
+        # each level's checksum text kept with it (OKX's construction, OKX's code): the
+        # checksum of every message is then one join, not 50 decimal formattings
+        text = level_text if self.real_checksum else None
         for sym, uid, bids, asks in server.source.initial_books():
-            self.mirrors[sym] = MirrorBook(bids, asks)
+            self.mirrors[sym] = MirrorBook(bids, asks, level_text=text)
             self.last_seq[sym] = uid
         for sym in server.symbols:
-            self.mirrors.setdefault(sym, MirrorBook())
+            self.mirrors.setdefault(sym, MirrorBook(level_text=text))
             self.last_seq.setdefault(sym, 1)
 
-    @staticmethod
-    def is_ws_path(target):
-        return target.split("?", 1)[0].rstrip("/") == WS_PATH
-
     def open_session(self, target, max_streams):
-        if not self.is_ws_path(target):
-            raise ValueError("unknown WebSocket path %r" % (target,))
+        self.check_ws_path(target)
         return BitgetSession(self, max_streams)
 
     @staticmethod
@@ -172,19 +161,11 @@ class Dialect(object):
         return {EV_DEPTH: [("books:" + inst, "books")], EV_TRADE: [("trade:" + inst, "trade")],
                 EV_QUOTE: [("ticker:" + inst, "ticker")]}
 
-    @staticmethod
-    def symbol_of_stream(stream):
-        return stream.partition(":")[2]
-
-    @staticmethod
-    def combined_prefix(stream):
-        return ""
 
     def checksum_now(self, sym):
         if not self.real_checksum:
             return 0
-        bids, asks = self.mirrors[sym].top(CHECKSUM_LEVELS)
-        return book_checksum(bids, asks)
+        return crc32_signed(self.mirrors[sym].interleaved_text(CHECKSUM_LEVELS))
 
     def observe_depth(self, ev):
         """``(EV_DEPTH, sym, U, seq, bids, asks, pseq, checksum)``."""
@@ -214,6 +195,14 @@ class Dialect(object):
                                                  shortest(ev[5]), shortest(ev[4]),
                                                  shortest(ev[6]), event_ms), event_ms)
 
+    def fault_bitget_seq_reset(self, spec):
+        """A release or service restart (Bitget's order-book channel docs): the numbers start
+        again at ``to`` (lower) and the next books message has ``pseq`` 0 ("most likely": the
+        docs promise no more), so nothing chains across the reset."""
+        for sym in restart_ids(self.server, spec, "bitget_seq_reset"):
+            self.last_seq[sym] = 0
+        self.seq_resets += 1
+
     def snapshot_message(self, inst):
         bids, asks = self.mirrors[inst].top(1 << 30)
         now_ms = self.server.now_ms()
@@ -239,5 +228,6 @@ class Dialect(object):
                     % (last, last + 1, event_ms), event_ms)
 
     def status(self):
-        return {"seq": dict(self.last_seq), "instType": self.inst_type,
+        return {"seq": dict(self.last_seq), "seq_resets": self.seq_resets,
+                "instType": self.inst_type,
                 "checksum": "real" if self.real_checksum else "zero"}

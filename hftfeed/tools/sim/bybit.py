@@ -36,35 +36,30 @@ import logging
 import zlib
 from collections import namedtuple
 
-from hftfeed.tools.sim import binance
 from hftfeed.tools.sim.decimals import decimals_for, fixed, level_list
 from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY, spec_for
 from hftfeed.tools.sim.mirror import MirrorBook
+from hftfeed.tools.sim.session import MALFORMED, JsonSession, MessageDialect, RequestError
 
 log = logging.getLogger("hftfeed.sim.bybit")
 
 VENUE = "bybit"
-WS_PATH = "/v5/public/linear"
 ID_MODE = "message"                     # "u" counts messages: one id per book push (market.py)
 BOOK_DEPTHS = (50, 200, 1000)           # orderbook depths besides level 1 (linear, inverse, spot)
 
 #: What differs between the Bybit markets this dialect serves (registry name -> facts).
-Market = namedtuple("Market", ("venue", "ws_path", "pong_op", "uuid_trade_ids"))
+Market = namedtuple("Market", ("venue", "pong_op", "uuid_trade_ids"))   # paths: the registry
 MARKETS = {
-    "bybit": Market("bybit", WS_PATH, "ping", True),
-    "bybit-inverse": Market("bybit-inverse", "/v5/public/inverse", "ping", True),
-    "bybit-spot": Market("bybit-spot", "/v5/public/spot", "pong", False),
+    "bybit": Market("bybit", "ping", True),
+    "bybit-inverse": Market("bybit-inverse", "ping", True),
+    "bybit-spot": Market("bybit-spot", "pong", False),
 }
 MAX_TOPICS_PER_CONNECTION = 1024        # generous: Bybit limits argument length, not count
 _UUID_VARIANT = 2 << 62                 # RFC 4122 variant bits "10" in the low 64 bits
 _JSON = (",", ":")
 
 
-class BybitRequestError(ValueError):
-    def __init__(self, code, msg):
-        super().__init__(msg)
-        self.code = code
-        self.msg = msg
+BybitRequestError = RequestError      # the shared class (session.py), by its old name
 
 
 def parse_topic(topic):
@@ -143,32 +138,19 @@ def error_body(code, msg):
                        "retExtInfo": {}}, separators=_JSON).encode("utf-8")
 
 
-class BybitSession(object):
+class BybitSession(JsonSession):
     """One connection's topics and its request handling (answers + snapshots to send)."""
 
-    combined = False
-
     def __init__(self, dialect, conn_id, max_topics=MAX_TOPICS_PER_CONNECTION, pong_op="ping"):
-        self.dialect = dialect
+        JsonSession.__init__(self, dialect, max_topics)
         self.pong_op = pong_op          # the market's "op" in a ping's answer (MARKETS)
         self.conn_id = conn_id
-        self.max_topics = max_topics
-        self.streams = []
 
-    def delivered(self):
-        return self.streams
+    def refuse(self, text, why):
+        reason = "request not json" if why == MALFORMED else "request must be an object"
+        return [reply("", self.conn_id, False, "error:" + reason)]
 
-    def counts_toward_limit(self, text):
-        return True
-
-    def handle_text(self, text):
-        """Answer one client text message: a list of texts to send, in order (never raises)."""
-        try:
-            req = json.loads(text)
-        except ValueError:
-            return [reply("", self.conn_id, False, "error:request not json")]
-        if not isinstance(req, dict):
-            return [reply("", self.conn_id, False, "error:request must be an object")]
+    def handle_request(self, req, text):
         op = req.get("op")
         req_id = req.get("req_id")
         if req_id is not None and not isinstance(req_id, str):
@@ -200,7 +182,7 @@ class BybitSession(object):
                 errors.append("error:symbol not found,topic:%s" % topic)
                 continue
             added.append(topic)
-        if len(self.streams) + len(added) > self.max_topics:
+        if not self.has_room(len(added)):
             return [reply("subscribe", self.conn_id, False, "error:too many topics", req_id)]
         self.streams.extend(added)
         out = [reply("subscribe", self.conn_id, not errors, ";".join(errors), req_id)]
@@ -221,23 +203,23 @@ class BybitSession(object):
         return [reply("unsubscribe", self.conn_id, True, "", req_id)]
 
 
-class Dialect(object):
+def book_request(market, symbols):
+    """``(path after the venue's WebSocket path, [texts to send])`` of a client reading every
+    symbol's book stream (the simulator bench, ``hftfeed/tools/sim/bench.py``)."""
+    return "", [json.dumps({"op": "subscribe", "args": ["orderbook.50." + s for s in symbols]})]
+
+
+class Dialect(MessageDialect):
     """Per-server Bybit state: each symbol's mirror book, ``u``/``seq``, level-1 ``u`` and tick
     direction. The server calls :meth:`observe_depth` / :meth:`observe_other` for every
     generated event, in order, and formats the events they return."""
 
     VENUE = VENUE
     MAX_STREAMS_PER_CONNECTION = MAX_TOPICS_PER_CONNECTION
-    DEPTH_PATH = None               # no REST snapshot: the book arrives in-stream
-    CHEAP_PATHS = ()
     MAX_DEPTH_LIMIT = 50
     IDLE_RULE = "client"            # disconnect a client that has sent nothing for idle_timeout_s
     IDLE_CLOSE = (1000, "idle: no ping received")
-    RequestError = BybitRequestError
-    WeightLimiter = binance.WeightLimiter
-    UNKNOWN_DEPTH_FIELDS = ',"sim":"extra field","Z":[1,{"k":null}]'
     error_body = staticmethod(error_body)
-    rate_limit_body = staticmethod(binance.rate_limit_body)
 
     def __init__(self, server):
         self.server = server
@@ -268,12 +250,8 @@ class Dialect(object):
             self.l1_u[sym] = 1      # level 1 has its own u; 0 is not a valid id
 
     # ------------------------------------------------------------------ connections
-    def is_ws_path(self, target):
-        return target.split("?", 1)[0].rstrip("/") == self.market.ws_path
-
     def open_session(self, target, max_streams):
-        if not self.is_ws_path(target):
-            raise ValueError("unknown WebSocket path %r" % (target,))
+        self.check_ws_path(target)
         self._next_conn += 1
         conn_id = "sim%05d-%08x" % (self._next_conn, zlib.crc32(b"%d" % self._next_conn))
         return BybitSession(self, conn_id, max_streams, self.market.pong_op)
@@ -288,9 +266,6 @@ class Dialect(object):
     def symbol_of_stream(stream):
         return stream.rsplit(".", 1)[-1]
 
-    @staticmethod
-    def combined_prefix(stream):
-        return ""       # Bybit has no combined-stream envelope
 
     # ------------------------------------------------------------------ event bookkeeping
     def observe_depth(self, ev):

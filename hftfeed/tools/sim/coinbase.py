@@ -28,13 +28,12 @@ every match, with the same fields); no ``market_trades`` snapshot on subscribe; 
 import json
 import time
 
-from hftfeed.tools.sim import binance
 from hftfeed.tools.sim.decimals import decimals_for, fixed
 from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY, spec_for
 from hftfeed.tools.sim.mirror import MirrorBook
+from hftfeed.tools.sim.session import MALFORMED, JsonSession, MessageDialect
 
 VENUE = "coinbase"
-WS_PATH = ""
 HEARTBEATS = "heartbeats"
 CHANNELS = ("level2", "market_trades", "ticker")
 MAX_STREAMS_PER_CONNECTION = 1024
@@ -58,11 +57,6 @@ def error_message(text):
     return json.dumps({"type": "error", "message": text}, separators=_JSON)
 
 
-class RequestError(ValueError):
-    def __init__(self, code, msg):
-        super().__init__(msg)
-        self.code = code
-        self.msg = msg
 
 
 def error_body(code, msg):
@@ -79,22 +73,12 @@ class SymbolFormat(object):
         self.qty = fixed(decimals_for(spec.lot_scaled))
 
 
-class CoinbaseSession(object):
+class CoinbaseSession(JsonSession):
     """One connection: its subscriptions and its own ``sequence_num``."""
 
-    combined = False
-
     def __init__(self, dialect, max_streams):
-        self.dialect = dialect
-        self.max_streams = max_streams
-        self.streams = []
+        JsonSession.__init__(self, dialect, max_streams)
         self.seq = 0            # the number the next stamped message gets
-
-    def delivered(self):
-        return self.streams
-
-    def counts_toward_limit(self, text):
-        return True
 
     def stamp(self, payload):
         """Give ``payload`` this connection's next ``sequence_num`` (if it carries one)."""
@@ -104,14 +88,12 @@ class CoinbaseSession(object):
         self.seq = seq + 1
         return payload.replace(SEQ_PLACEHOLDER, b'"sequence_num":%d,' % seq, 1)
 
-    def handle_text(self, text):
+    def refuse(self, text, why):
+        return [error_message("malformed request" if why == MALFORMED
+                              else "request must be an object")]
+
+    def handle_request(self, req, text):
         """Answer one client message: texts to send, in order (never raises)."""
-        try:
-            req = json.loads(text)
-        except ValueError:
-            return [error_message("malformed request")]
-        if not isinstance(req, dict):
-            return [error_message("request must be an object")]
         kind = req.get("type")
         channel = req.get("channel")
         if kind not in ("subscribe", "unsubscribe"):
@@ -134,7 +116,7 @@ class CoinbaseSession(object):
             self.streams = [s for s in self.streams if s not in names]
             return [self.dialect.subscriptions_message(self.streams)]
         added = [n for n in names if n not in self.streams]
-        if len(self.streams) + len(added) > self.max_streams:
+        if not self.has_room(len(added)):
             return [error_message("too many subscriptions")]
         self.streams.extend(added)
         out = [self.dialect.subscriptions_message(self.streams)]
@@ -145,19 +127,19 @@ class CoinbaseSession(object):
         return out
 
 
-class Dialect(object):
+def book_request(market, symbols):
+    """``(path after the venue's WebSocket path, [texts to send])`` of a client reading every
+    symbol's book stream (the simulator bench, ``hftfeed/tools/sim/bench.py``)."""
+    return "", [json.dumps({"type": "subscribe", "product_ids": list(symbols),
+                            "channel": "level2"})]
+
+
+class Dialect(MessageDialect):
     """Per-server Coinbase state: each product's mirror book, last quote and trade price."""
 
     VENUE = VENUE
     MAX_STREAMS_PER_CONNECTION = MAX_STREAMS_PER_CONNECTION
-    DEPTH_PATH = None               # no REST snapshot: the book arrives in-stream
-    CHEAP_PATHS = ()
-    MAX_DEPTH_LIMIT = 1000
-    RequestError = RequestError
-    WeightLimiter = binance.WeightLimiter
-    UNKNOWN_DEPTH_FIELDS = ',"sim":"extra field","Z":[1,{"k":null}]'
     error_body = staticmethod(error_body)
-    rate_limit_body = staticmethod(binance.rate_limit_body)
 
     def __init__(self, server):
         self.server = server
@@ -174,13 +156,8 @@ class Dialect(object):
             self.mirrors.setdefault(sym, MirrorBook())
 
     # ------------------------------------------------------------------ connections
-    @staticmethod
-    def is_ws_path(target):
-        return target.split("?", 1)[0].rstrip("/") == WS_PATH
-
     def open_session(self, target, max_streams):
-        if not self.is_ws_path(target):
-            raise ValueError("unknown WebSocket path %r" % (target,))
+        self.check_ws_path(target)
         return CoinbaseSession(self, max_streams)
 
     @staticmethod
@@ -189,13 +166,6 @@ class Dialect(object):
                 EV_TRADE: [("market_trades:" + symbol, "trades")],
                 EV_QUOTE: [("ticker:" + symbol, "ticker")]}
 
-    @staticmethod
-    def symbol_of_stream(stream):
-        return stream.split(":", 1)[-1]
-
-    @staticmethod
-    def combined_prefix(stream):
-        return ""
 
     def on_lost(self, targets):
         """A message lost in transit: each receiving connection skips its number."""

@@ -33,15 +33,14 @@ Update ids: the engine's ids (``steps`` mode, not contiguous between messages) a
 import json
 import logging
 
-from hftfeed.tools.sim import binance
 from hftfeed.tools.sim.decimals import shortest
 from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY
 from hftfeed.tools.sim.mirror import MirrorBook
+from hftfeed.tools.sim.session import MALFORMED, JsonSession, MessageDialect, RequestError
 
 log = logging.getLogger("hftfeed.sim.deribit")
 
 VENUE = "deribit"
-WS_PATH = "/ws/api/v2"
 MIN_HEARTBEAT_S = 10
 MAX_CHANNELS_PER_CONNECTION = 1024
 ERR_PARSE = -32700
@@ -50,11 +49,7 @@ ERR_PARAMS = -32602
 _JSON = (",", ":")
 
 
-class DeribitRequestError(ValueError):
-    def __init__(self, code, msg):
-        super().__init__(msg)
-        self.code = code
-        self.msg = msg
+DeribitRequestError = RequestError      # the shared class (session.py), by its old name
 
 
 def parse_channel(channel):
@@ -103,33 +98,20 @@ def book_json(kind, symbol, change_id, prev_id, bids, asks, bid_actions, ask_act
                                             levels_json(asks, ask_actions), extra))
 
 
-class DeribitSession(object):
+class DeribitSession(JsonSession):
     """One connection's channels, heartbeat state and request handling."""
 
-    combined = False
-
     def __init__(self, dialect, max_channels=MAX_CHANNELS_PER_CONNECTION):
-        self.dialect = dialect
-        self.max_channels = max_channels
-        self.streams = []
+        JsonSession.__init__(self, dialect, max_channels)
         self.heartbeat_s = None         # set by public/set_heartbeat
         self.next_test_s = None         # when the next test_request is due
         self.test_pending = False       # a test_request awaits its public/test
 
-    def delivered(self):
-        return self.streams
+    def refuse(self, text, why):
+        return [response(None, error=(ERR_PARSE, "parse_error" if why == MALFORMED
+                                      else "request must be an object"))]
 
-    def counts_toward_limit(self, text):
-        return True
-
-    def handle_text(self, text):
-        """Answer one client text message: a list of texts to send, in order (never raises)."""
-        try:
-            req = json.loads(text)
-        except ValueError:
-            return [response(None, error=(ERR_PARSE, "parse_error"))]
-        if not isinstance(req, dict):
-            return [response(None, error=(ERR_PARSE, "request must be an object"))]
+    def handle_request(self, req, text):
         request_id = req.get("id")
         method = req.get("method")
         params = req.get("params")
@@ -168,7 +150,7 @@ class DeribitSession(object):
             if inst in self.dialect.known and channel not in self.streams \
                     and channel not in added:
                 added.append(channel)
-        if len(self.streams) + len(added) > self.max_channels:
+        if not self.has_room(len(added)):
             return [response(request_id, error=(ERR_PARAMS, "too many channels"))]
         self.streams.extend(added)
         ok = [c for c in channels if c in self.streams]
@@ -187,19 +169,19 @@ class DeribitSession(object):
         return [response(request_id, gone)]
 
 
-class Dialect(object):
+def book_request(market, symbols):
+    """``(path after the venue's WebSocket path, [texts to send])`` of a client reading every
+    symbol's book stream (the simulator bench, ``hftfeed/tools/sim/bench.py``)."""
+    return "", [json.dumps({"jsonrpc": "2.0", "id": 1, "method": "public/subscribe", "params": {
+        "channels": ["book.%s.100ms" % s for s in symbols]}})]
+
+
+class Dialect(MessageDialect):
     """Per-server Deribit state: each instrument's mirror book (for snapshots and the
     new/change action of a level) and last ``change_id`` (for ``prev_change_id``)."""
 
     VENUE = VENUE
     MAX_STREAMS_PER_CONNECTION = MAX_CHANNELS_PER_CONNECTION
-    DEPTH_PATH = None               # no REST snapshot: the book arrives in-stream
-    CHEAP_PATHS = ()
-    MAX_DEPTH_LIMIT = 1000
-    RequestError = DeribitRequestError
-    WeightLimiter = binance.WeightLimiter
-    UNKNOWN_DEPTH_FIELDS = ',"sim":"extra field","Z":[1,{"k":null}]'
-    rate_limit_body = staticmethod(binance.rate_limit_body)
 
     def __init__(self, server):
         self.server = server
@@ -222,13 +204,8 @@ class Dialect(object):
                           separators=_JSON).encode("utf-8")
 
     # ------------------------------------------------------------------ connections
-    @staticmethod
-    def is_ws_path(target):
-        return target.split("?", 1)[0].rstrip("/") == WS_PATH
-
     def open_session(self, target, max_streams):
-        if not self.is_ws_path(target):
-            raise ValueError("unknown WebSocket path %r" % (target,))
+        self.check_ws_path(target)
         return DeribitSession(self, max_streams)
 
     @staticmethod
@@ -241,9 +218,6 @@ class Dialect(object):
     def symbol_of_stream(stream):
         return stream.split(".")[1]
 
-    @staticmethod
-    def combined_prefix(stream):
-        return ""
 
     # ------------------------------------------------------------------ event bookkeeping
     def observe_depth(self, ev):

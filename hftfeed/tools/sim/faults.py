@@ -12,7 +12,8 @@ takes effect). Spec forms::
 This module knows the names, their parameters and the per-symbol counters the server consults on
 its hot path (a single boolean check when nothing is armed); the server performs the effects
 that need sockets (closing, half-open, odd frames). ``VENUE_FAULTS`` belong to one dialect each
-(its ``fault_<name>`` method): ``bybit_restart``, ``okx_seq_reset``, ``bad_checksum``; the REST
+(its ``fault_<name>`` method): ``bybit_restart``, ``okx_seq_reset``, ``bitget_seq_reset``,
+``bad_checksum``; the REST
 faults need a venue with a REST snapshot (Binance spot and USD-M).
 """
 
@@ -48,10 +49,11 @@ FAULT_PARAMS = {
     # venue-specific (refused by the other dialects):
     "bybit_restart": {"symbol": (str, None)},           # Bybit: u restarts at 1 (a snapshot)
     "okx_seq_reset": {"symbol": (str, None), "to": (int, 1000)},  # OKX: seqId goes down
+    "bitget_seq_reset": {"symbol": (str, None), "to": (int, 1000)},  # Bitget: seq restarts, pseq 0
     "bad_checksum": {"symbol": (str, None), "count": (int, 1)},   # OKX, Kraken: a wrong CRC32
 }
 # Faults only some dialects can perform (the dialect implements ``fault_<name>``).
-VENUE_FAULTS = ("bybit_restart", "okx_seq_reset", "bad_checksum")
+VENUE_FAULTS = ("bybit_restart", "okx_seq_reset", "bitget_seq_reset", "bad_checksum")
 # server_shutdown's own "after_s" is its close delay; its scheduling delay is "at_s".
 _SCHEDULE_KEYS = ("at_s", "every_s")
 REST_STATUS_CODES = (418, 429, 500, 502, 503, 504)
@@ -113,8 +115,8 @@ def normalize(spec):
         raise FaultSpecError("rest_status code must be one of %s" % (REST_STATUS_CODES,))
     if name == "fragment" and out["parts"] < 2:
         raise FaultSpecError("fragment parts must be >= 2")
-    if name == "okx_seq_reset" and out["to"] < 1:
-        raise FaultSpecError("okx_seq_reset 'to' must be >= 1")
+    if name in ("okx_seq_reset", "bitget_seq_reset") and out["to"] < 1:
+        raise FaultSpecError("%s 'to' must be >= 1" % name)
     if out.get("symbol") is not None:
         out["symbol"] = out["symbol"].upper()
     return out

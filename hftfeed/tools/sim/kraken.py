@@ -6,7 +6,8 @@ Facts implemented (sources and dates: docs/venues.md "Kraken"):
   "symbol":[..],..},"req_id":N}``, answered once per symbol ``{"method":..,"result":{..},
   "success":true,"time_in":..,"time_out":..[,"req_id":N]}`` or ``{"error":..,"method":..,
   "success":false,"symbol":..,..}``; ``{"method":"ping"}`` is answered ``{"method":"pong"}``;
-  ``{"channel":"heartbeat"}`` once a second on a connection with subscriptions;
+  ``{"channel":"heartbeat"}`` about once a second on a connection with subscriptions that
+  was sent nothing else in that second;
 * ``instrument``: a snapshot of the pairs with their ``price_precision``/``qty_precision``;
 * ``book`` with ``depth`` 10, 25, 100, 500 or 1000: a snapshot of that depth after
   subscribing, then updates of what changed *within* that depth: changed and new levels, qty 0
@@ -27,13 +28,12 @@ import json
 import time
 import zlib
 
-from hftfeed.tools.sim import binance
 from hftfeed.tools.sim.decimals import decimals_for, shortest
 from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY, spec_for
 from hftfeed.tools.sim.mirror import MirrorBook
+from hftfeed.tools.sim.session import MALFORMED, JsonSession, MessageDialect
 
 VENUE = "kraken"
-WS_PATH = "/v2"
 DEPTHS = (10, 25, 100, 500, 1000)
 CHECKSUM_LEVELS = 10
 MAX_STREAMS_PER_CONNECTION = 1024
@@ -67,11 +67,6 @@ def checksum(bids, asks, price_precision, qty_precision):
     return zlib.crc32("".join(parts).encode("ascii"))
 
 
-class RequestError(ValueError):
-    def __init__(self, code, msg):
-        super().__init__(msg)
-        self.code = code
-        self.msg = msg
 
 
 def error_body(code, msg):
@@ -97,29 +92,14 @@ def answer(method, result, req_id, error=None, symbol=None):
     return json.dumps(out, separators=_JSON)
 
 
-class KrakenSession(object):
+class KrakenSession(JsonSession):
     """One connection's subscriptions and request handling."""
 
-    combined = False
+    def refuse(self, text, why):
+        return [answer("", None, None, "Malformed request" if why == MALFORMED
+                       else "Request must be an object")]
 
-    def __init__(self, dialect, max_streams):
-        self.dialect = dialect
-        self.max_streams = max_streams
-        self.streams = []
-
-    def delivered(self):
-        return self.streams
-
-    def counts_toward_limit(self, text):
-        return True
-
-    def handle_text(self, text):
-        try:
-            req = json.loads(text)
-        except ValueError:
-            return [answer("", None, None, "Malformed request")]
-        if not isinstance(req, dict):
-            return [answer("", None, None, "Request must be an object")]
+    def handle_request(self, req, text):
         method = req.get("method")
         req_id = req.get("req_id")
         if not isinstance(req_id, int) or isinstance(req_id, bool):
@@ -165,7 +145,7 @@ class KrakenSession(object):
                     out.append(answer(method, result, req_id))
             elif name in self.streams:
                 out.append(answer(method, None, req_id, "Already subscribed", sym))
-            elif len(self.streams) >= self.max_streams:
+            elif not self.has_room(1):
                 out.append(answer(method, None, req_id, "Too many subscriptions", sym))
             else:
                 self.streams.append(name)
@@ -182,19 +162,19 @@ class KrakenSession(object):
         return out
 
 
-class Dialect(object):
+def book_request(market, symbols):
+    """``(path after the venue's WebSocket path, [texts to send])`` of a client reading every
+    symbol's book stream (the simulator bench, ``hftfeed/tools/sim/bench.py``)."""
+    return "", [json.dumps({"method": "subscribe", "params": {
+        "channel": "book", "symbol": list(symbols), "depth": 25}, "req_id": 1})]
+
+
+class Dialect(MessageDialect):
     """Per-server Kraken state: mirror books, precisions, armed bad checksums."""
 
     VENUE = VENUE
     MAX_STREAMS_PER_CONNECTION = MAX_STREAMS_PER_CONNECTION
-    DEPTH_PATH = None
-    CHEAP_PATHS = ()
-    MAX_DEPTH_LIMIT = 1000
-    RequestError = RequestError
-    WeightLimiter = binance.WeightLimiter
-    UNKNOWN_DEPTH_FIELDS = ',"sim":"extra field","Z":[1,{"k":null}]'
     error_body = staticmethod(error_body)
-    rate_limit_body = staticmethod(binance.rate_limit_body)
 
     def __init__(self, server):
         self.server = server
@@ -212,15 +192,11 @@ class Dialect(object):
         self.last_trade_px = {}
         self.bad_checksums = {}         # symbol or None -> book messages still to corrupt
         self.next_heartbeat_s = 0.0
+        self.sent_at_heartbeat = {}     # conn id -> its messages_sent at the last heartbeat tick
 
     # ------------------------------------------------------------------ connections
-    @staticmethod
-    def is_ws_path(target):
-        return target.split("?", 1)[0].rstrip("/") == WS_PATH
-
     def open_session(self, target, max_streams):
-        if not self.is_ws_path(target):
-            raise ValueError("unknown WebSocket path %r" % (target,))
+        self.check_ws_path(target)
         return KrakenSession(self, max_streams)
 
     @staticmethod
@@ -229,13 +205,6 @@ class Dialect(object):
                 EV_TRADE: [("trade:" + symbol, "trade")],
                 EV_QUOTE: [("ticker:" + symbol, "ticker")]}
 
-    @staticmethod
-    def symbol_of_stream(stream):
-        return stream.split(":", 1)[-1]
-
-    @staticmethod
-    def combined_prefix(stream):
-        return ""
 
     # ------------------------------------------------------------------ event bookkeeping
     def observe_depth(self, ev):
@@ -359,13 +328,20 @@ class Dialect(object):
                                  self.server.now_ms())
 
     def on_timer(self, now_s):
-        """``heartbeat``: about once a second to every connection with subscriptions."""
+        """``heartbeat``: about once a second to a connection with subscriptions that was sent
+        nothing else during that second (Kraken's v2 "Heartbeat" page: "in the absence of any
+        other channel updates"); a busy connection gets none."""
         if now_s < self.next_heartbeat_s:
             return
         self.next_heartbeat_s = now_s + 1.0
+        before = self.sent_at_heartbeat
+        after = {}
         for c in list(self.server.conns.values()):
             if c.session.streams and not (c.closed or c.closing or c.half_open):
-                c.send_raw_text('{"channel":"heartbeat"}')
+                after[c.id] = c.messages_sent
+                if before.get(c.id) == c.messages_sent:
+                    c.send_raw_text('{"channel":"heartbeat"}')
+        self.sent_at_heartbeat = after
 
     # ------------------------------------------------------------------ faults
     def fault_bad_checksum(self, spec):

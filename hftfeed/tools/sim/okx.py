@@ -35,15 +35,14 @@ import json
 import logging
 import zlib
 
-from hftfeed.tools.sim import binance
 from hftfeed.tools.sim.decimals import shortest
 from hftfeed.tools.sim.market import EV_DEPTH, EV_QUOTE, EV_TRADE, SIDE_BUY
 from hftfeed.tools.sim.mirror import MirrorBook
+from hftfeed.tools.sim.session import JsonSession, MessageDialect, RequestError
 
 log = logging.getLogger("hftfeed.sim.okx")
 
 VENUE = "okx"
-WS_PATH = "/ws/v5/public"
 CHECKSUM_LEVELS = 25
 BOOK_LEVELS = 400
 MAX_ARGS_PER_CONNECTION = 1024
@@ -54,11 +53,7 @@ NOTICE_UPGRADE = "64008"
 _JSON = (",", ":")
 
 
-class OkxRequestError(ValueError):
-    def __init__(self, code, msg):
-        super().__init__(msg)
-        self.code = code
-        self.msg = msg
+OkxRequestError = RequestError      # the shared class (session.py), by its old name
 
 
 def stream_key(channel, inst_id):
@@ -163,38 +158,26 @@ def error_body(code, msg):
                       separators=_JSON).encode("utf-8")
 
 
-class OkxSession(object):
+class OkxSession(JsonSession):
     """One connection's subscriptions and request handling (answers + snapshots to send)."""
 
-    combined = False
+    PING_TEXT = "ping"      # OKX limits subscribe/unsubscribe requests (3 a second), not pings
+    PONG_TEXT = "pong"
 
     def __init__(self, dialect, conn_id, max_args=MAX_ARGS_PER_CONNECTION):
-        self.dialect = dialect
+        JsonSession.__init__(self, dialect, max_args)
         self.conn_id = conn_id
-        self.max_args = max_args
-        self.streams = []
         self.ever_subscribed = False
 
-    def delivered(self):
-        return self.streams
+    def refuse(self, text, why):
+        return [event("error", self.conn_id, code=CODE_INVALID_REQUEST,
+                      msg="Invalid request: %s" % text[:200])]
 
-    def counts_toward_limit(self, text):
-        """OKX limits subscribe/unsubscribe requests (3 a second); ``ping`` is not one."""
-        return text != "ping"
-
-    def handle_text(self, text):
-        if text == "ping":
-            return ["pong"]
-        try:
-            req = json.loads(text)
-        except ValueError:
-            return [event("error", self.conn_id, code=CODE_INVALID_REQUEST,
-                          msg="Invalid request: %s" % text[:200])]
-        op = req.get("op") if isinstance(req, dict) else None
-        args = req.get("args") if isinstance(req, dict) else None
+    def handle_request(self, req, text):
+        op = req.get("op")
+        args = req.get("args")
         if op not in ("subscribe", "unsubscribe") or not isinstance(args, list) or not args:
-            return [event("error", self.conn_id, code=CODE_INVALID_REQUEST,
-                          msg="Invalid request: %s" % text[:200])]
+            return self.refuse(text, None)
         out = []
         for arg in args:
             channel = arg.get("channel") if isinstance(arg, dict) else None
@@ -209,7 +192,7 @@ class OkxSession(object):
             echo = {"channel": channel, "instId": inst}
             if op == "subscribe":
                 if key not in self.streams:
-                    if len(self.streams) >= self.max_args:
+                    if not self.has_room(1):
                         out.append(event("error", self.conn_id, code=CODE_INVALID_REQUEST,
                                          msg="Invalid request: too many subscriptions"))
                         continue
@@ -225,22 +208,41 @@ class OkxSession(object):
         return out
 
 
-class Dialect(object):
+def restart_ids(server, spec, fault):
+    """Make the synthetic engines of ``spec``'s symbol (all when none) number their next
+    event ``spec["to"]``, below where they are (a venue whose ids restart lower: OKX after
+    maintenance, Bitget after a release). Returns the symbols; ValueError if ``to`` is not
+    lower or the source is not the synthetic one."""
+    syms = [spec["symbol"]] if spec.get("symbol") else list(server.symbols)
+    engines = getattr(server.source, "by_symbol", None)
+    if engines is None:
+        raise ValueError("%s needs the synthetic source" % fault)
+    for sym in syms:
+        if spec["to"] >= engines[sym].last_update_id:
+            raise ValueError("%s: 'to' (%d) must be below the current id %d"
+                             % (fault, spec["to"], engines[sym].last_update_id))
+    for sym in syms:
+        engines[sym].last_update_id = spec["to"] - 1
+    return syms
+
+
+def book_request(market, symbols):
+    """``(path after the venue's WebSocket path, [texts to send])`` of a client reading every
+    symbol's book stream (the simulator bench, ``hftfeed/tools/sim/bench.py``)."""
+    return "", [json.dumps({"op": "subscribe",
+                            "args": [{"channel": "books", "instId": s} for s in symbols]})]
+
+
+class Dialect(MessageDialect):
     """Per-server OKX state: mirror books (for checksums), the last ``seqId`` of each book, the
     quiet-time clock of the keepalive updates, armed bad checksums."""
 
     VENUE = VENUE
     MAX_STREAMS_PER_CONNECTION = MAX_ARGS_PER_CONNECTION
-    DEPTH_PATH = None               # no REST snapshot: the book arrives in-stream
-    CHEAP_PATHS = ()
     MAX_DEPTH_LIMIT = BOOK_LEVELS
     IDLE_RULE = "push"              # closed when nothing was pushed for idle_timeout_s
     IDLE_CLOSE = (4004, "No data received in 30s")
-    RequestError = OkxRequestError
-    WeightLimiter = binance.WeightLimiter
-    UNKNOWN_DEPTH_FIELDS = ',"sim":"extra field","Z":[1,{"k":null}]'
     error_body = staticmethod(error_body)
-    rate_limit_body = staticmethod(binance.rate_limit_body)
 
     def __init__(self, server):
         self.server = server
@@ -264,13 +266,8 @@ class Dialect(object):
             self.price_text[sym] = {}
 
     # ------------------------------------------------------------------ connections
-    @staticmethod
-    def is_ws_path(target):
-        return target.split("?", 1)[0].rstrip("/") == WS_PATH
-
     def open_session(self, target, max_streams):
-        if not self.is_ws_path(target):
-            raise ValueError("unknown WebSocket path %r" % (target,))
+        self.check_ws_path(target)
         self._next_conn += 1
         return OkxSession(self, "%08x" % zlib.crc32(b"okx-conn-%d" % self._next_conn),
                           max_streams)
@@ -281,13 +278,6 @@ class Dialect(object):
                 EV_TRADE: [(stream_key("trades", inst_id), "trades")],
                 EV_QUOTE: [(stream_key("bbo-tbt", inst_id), "bbo")]}
 
-    @staticmethod
-    def symbol_of_stream(stream):
-        return stream.partition(":")[2]
-
-    @staticmethod
-    def combined_prefix(stream):
-        return ""
 
     # ------------------------------------------------------------------ event bookkeeping
     def checksum_now(self, sym):
@@ -379,16 +369,7 @@ class Dialect(object):
     def fault_okx_seq_reset(self, spec):
         """Maintenance: the next books message's ``seqId`` restarts at ``to`` (lower), while its
         ``prevSeqId`` still names the previous message."""
-        syms = [spec["symbol"]] if spec.get("symbol") else list(self.server.symbols)
-        engines = getattr(self.server.source, "by_symbol", None)
-        if engines is None:
-            raise ValueError("okx_seq_reset needs the synthetic source")
-        for sym in syms:
-            if spec["to"] >= engines[sym].last_update_id:
-                raise ValueError("okx_seq_reset: 'to' (%d) must be below the current seqId %d"
-                                 % (spec["to"], engines[sym].last_update_id))
-        for sym in syms:
-            engines[sym].last_update_id = spec["to"] - 1
+        restart_ids(self.server, spec, "okx_seq_reset")
         self.seq_resets += 1
 
     def fault_bad_checksum(self, spec):
