@@ -23,7 +23,11 @@ def _run(daemon, seconds):
         await asyncio.sleep(seconds)
         if not task.done():
             daemon.request_stop(15)
-        return await asyncio.wait_for(task, 10.0)
+        try:
+            return await asyncio.wait_for(task, 10.0)
+        except _Boom:
+            await daemon.shutdown()   # run() left without stopping its feeds: do it here
+            raise
     return asyncio.run(main())
 
 
