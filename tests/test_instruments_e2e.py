@@ -47,17 +47,29 @@ def collect_details(collector, count, seconds):
     return details, symbols, live
 
 
-@pytest.mark.parametrize("venue", VENUES)
-def test_the_daemon_publishes_the_simulators_tick_lot_min_and_contract_size(tmp_path, venue):
+def run_until_details(tmp_path, venue, seconds, count=None, sim_extra=(), **overrides):
+    """Simulator + daemon for ``venue``; collect until ``count`` instruments have a D and are
+    live (or ``seconds``), then stop both. Returns what the tests read."""
     collector = Collector()
-    sim, daemon, symbols = start(tmp_path, venue, collector.target)
+    sim, daemon, symbols = start(tmp_path, venue, collector.target, sim_extra=sim_extra,
+                                 **overrides)
     try:
-        details, names, live = collect_details(collector, len(symbols), 20.0)
+        details, names, live = collect_details(collector, count or len(symbols), seconds)
+        status = sim.status()
     finally:
         code, _ = daemon.stop()
         sim.stop()
-    log = daemon.log_text()
-    assert code == 0, log[-3000:]
+        collector.close()
+    return {"details": details, "names": names, "live": live, "symbols": symbols, "code": code,
+            "log": daemon.log_text(), "status": status, "datagrams": collector.datagrams}
+
+
+@pytest.mark.parametrize("venue", VENUES)
+def test_the_daemon_publishes_the_simulators_tick_lot_min_and_contract_size(tmp_path, venue):
+    run = run_until_details(tmp_path, venue, 20.0)
+    details, names, live, symbols, log = (run["details"], run["names"], run["live"],
+                                          run["symbols"], run["log"])
+    assert run["code"] == 0, log[-3000:]
     assert len(details) == len(symbols), log[-3000:]
     for instrument, msg in details.items():
         symbol = names[instrument]
@@ -66,13 +78,12 @@ def test_the_daemon_publishes_the_simulators_tick_lot_min_and_contract_size(tmp_
         assert msg.venue == registry.spec(venue).wire_id and msg.recv_ns > 0
     assert len(live) == len(symbols)            # the books are live beside it
     # Every D follows its instrument's I in the same datagram (a consumer has the symbol first).
-    for _, data in collector.datagrams:
+    for _, data in run["datagrams"]:
         messages = wire.decode_packet(data).messages
         for i, msg in enumerate(messages):
             if msg.type == wire.TYPE_DETAILS:
                 assert i > 0 and messages[i - 1].type == wire.TYPE_INSTRUMENT
                 assert messages[i - 1].instrument == msg.instrument
-    collector.close()
 
 
 def test_the_client_library_exposes_tick_and_lot_per_instrument(tmp_path):
@@ -107,22 +118,14 @@ def wire_decimal(value):
 @pytest.mark.parametrize("fault", ["instruments_status:code=500,count=5",
                                    "instruments_malformed:count=5"])
 def test_a_failing_instrument_list_is_one_warning_and_the_books_go_live(tmp_path, fault):
-    collector = Collector()
-    sim, daemon, symbols = start(tmp_path, "binance", collector.target,
-                                 sim_extra=["--fault", fault])
-    try:
-        details, names, live = collect_details(collector, len(symbols), 8.0)
-    finally:
-        code, _ = daemon.stop()
-        sim.stop()
-    log = daemon.log_text()
-    assert code == 0, log[-3000:]
-    assert len(live) == len(symbols), log[-3000:]
-    assert details == {}
+    run = run_until_details(tmp_path, "binance", 8.0, sim_extra=["--fault", fault])
+    log = run["log"]
+    assert run["code"] == 0, log[-3000:]
+    assert len(run["live"]) == len(run["symbols"]), log[-3000:]
+    assert run["details"] == {}
     warnings = [line for line in log.splitlines() if "instrument metadata not loaded" in line]
     assert len(warnings) == 1, log[-3000:]
     assert "list errors" in log         # the stats line shows the counter
-    collector.close()
 
 
 def test_a_symbol_missing_from_the_list_is_a_typo_warning(tmp_path):
@@ -147,18 +150,10 @@ def test_a_symbol_missing_from_the_list_is_a_typo_warning(tmp_path):
 
 
 def test_instrument_metadata_false_loads_nothing(tmp_path):
-    collector = Collector()
-    sim, daemon, symbols = start(tmp_path, "binance", collector.target,
-                                 feed_instrument_metadata=False)
-    try:
-        details, names, live = collect_details(collector, len(symbols), 5.0)
-        status = sim.status()
-    finally:
-        code, _ = daemon.stop()
-        sim.stop()
-    assert code == 0 and len(live) == len(symbols)
-    assert details == {}
-    assert "instrument metadata off" in daemon.log_text()
+    run = run_until_details(tmp_path, "binance", 5.0, feed_instrument_metadata=False)
+    assert run["code"] == 0 and len(run["live"]) == len(run["symbols"])
+    assert run["details"] == {}
+    assert "instrument metadata off" in run["log"]
     # no list was requested: every REST request was a snapshot, but for this /_sim/status
+    status = run["status"]
     assert status["rest_requests"] == status["snapshots_served"] + 1
-    collector.close()
