@@ -216,9 +216,10 @@ class Feed(object):
     async def stop(self):
         for sup in self.supervisors:
             sup.stopping = True
-        for inst in self.instruments.values():
-            if inst.snapshot_task is not None:
-                inst.snapshot_task.cancel()
+        snapshots = [inst.snapshot_task for inst in self.instruments.values()
+                     if inst.snapshot_task is not None and not inst.snapshot_task.done()]
+        for task in snapshots:
+            task.cancel()
         for sup in self.supervisors:
             await sup.close_links()
         for task in self.tasks:
@@ -228,6 +229,16 @@ class Feed(object):
                 await task
             except asyncio.CancelledError:
                 log.debug("supervisor task cancelled")
+        # Let the cancelled snapshot loops finish here, so none is left pending when the loop
+        # closes (the daemon's shutdown bounds this whole stop with its own deadline).
+        for task in snapshots:
+            try:
+                await task
+            except asyncio.CancelledError:
+                log.debug("snapshot task cancelled")
+            except Exception as exc:          # it failed before the cancel reached it
+                log.warning("%s: a snapshot task had failed at stop: %s", self.venue.NAME,
+                            type(exc).__name__)
         if self.http is not None:
             await self.http.close()
 
