@@ -125,8 +125,9 @@ class Daemon(object):
             loop.add_signal_handler(signum, self.request_stop, signum)
         if self.config_path is not None:
             loop.add_signal_handler(signal.SIGHUP, self.reload)
-        if apply_jit_params(self.cfg.jit.params()):     # before any market data is handled
-            log.info("jit: %s", self.cfg.jit.params())
+        jit_params = apply_jit_params(self.cfg.jit.params())   # before any market data
+        if jit_params:
+            log.info("jit: %s", jit_params)
         self.build()
         if self.cfg.publisher.retransmit_listen:
             host, port = self.cfg.publisher.retransmit_listen
@@ -247,8 +248,10 @@ class Daemon(object):
                 if new.watchdog else 0
         if any(n.startswith("gc.") for n in names):
             self.apply_gc(new.gc)
-        if any(n.startswith("jit.") for n in names) and apply_jit_params(new.jit.params()):
-            log.info("jit: %s", new.jit.params())     # for code compiled from now on
+        if any(n.startswith("jit.") for n in names):
+            jit_params = apply_jit_params(new.jit.params())   # for code compiled from now on
+            if jit_params:
+                log.info("jit: %s", jit_params)
         pub = self.publisher
         pub.heartbeat_interval_ns = int(new.publisher.heartbeat_interval_s * 1e9)
         pub.instrument_interval_ns = int(new.publisher.instrument_interval_s * 1e9)
